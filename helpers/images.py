@@ -1,0 +1,137 @@
+"""Reading any image safely, fitting it to a model's size, and labelling random-weight output.
+
+:func:`load_image` accepts whatever PIL reads (RGBA, grey, palette, CMYK, 16-bit, EXIF-rotated,
+tiny, huge, odd sizes) and returns an 8-bit RGB image plus short notes on what it changed.
+Files that are missing, empty, truncated or not images raise :class:`BadInputError`, which the
+command line turns into exit code 2 and one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+# Images up to this many pixels are read (PIL's own limit is ~179 MP and raises beyond 2x).
+MAX_PIXELS = 250_000_000
+# A side shorter than this cannot hold a picture worth animating.
+MIN_SIDE = 8
+
+
+class BadInputError(Exception):
+    """An input the course cannot use. ``str(err)`` is one line: 'PATH: problem'."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
+    """Read ``path`` as an 8-bit RGB image. Returns (image, notes of what was converted)."""
+    path = Path(path)
+    if not path.exists():
+        raise BadInputError(path, "no such file")
+    if path.is_dir():
+        raise BadInputError(path, "is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "the file is empty (0 bytes)")
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.load()
+                image, notes = to_rgb(opened)
+    except Image.DecompressionBombError:
+        raise BadInputError(path, f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels") from None
+    except UnidentifiedImageError:
+        raise BadInputError(path, "not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        message = str(err).lower()
+        if "truncated" in message or "broken data" in message or "premature end" in message:
+            raise BadInputError(path, "the image file is truncated or damaged") from None
+        raise BadInputError(path, f"could not read the image ({err})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+    if min(image.size) < MIN_SIDE:
+        raise BadInputError(path, f"the image is {image.width}x{image.height}; each side needs at least {MIN_SIDE} pixels")
+    return image, notes
+
+
+def to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:
+    """Convert any PIL image to 8-bit RGB, saying what was done."""
+    notes: list[str] = []
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+        notes.append(f"animated file with {image.n_frames} frames: used the first")
+    transposed = ImageOps.exif_transpose(image)
+    if transposed is not None and transposed is not image and _orientation(image) not in (None, 1):
+        notes.append("rotated upright using its EXIF orientation")
+        image = transposed
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy(), notes
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(array.min()), float(array.max()))
+        if mode == "I" and array.max() <= 65535 and array.min() >= 0:
+            lo, hi = 0.0, 65535.0
+        scaled = np.clip((array - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        notes.append(f"{mode} ({'16-bit' if hi == 65535.0 else 'high dynamic range'}) grey scaled to 8-bit RGB")
+        return Image.fromarray(scaled, "L").convert("RGB"), notes
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append("transparency composited onto white")
+        return Image.alpha_composite(background, rgba).convert("RGB"), notes
+    names = {"L": "greyscale", "1": "black-and-white", "P": "palette", "CMYK": "CMYK",
+             "YCbCr": "YCbCr", "LAB": "Lab", "HSV": "HSV"}
+    notes.append(f"{names.get(mode, mode)} converted to RGB")
+    return image.convert("RGB"), notes
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        return image.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a damaged EXIF block simply means "no rotation"
+        return None
+
+
+def fit_to(image: Image.Image, width: int, height: int) -> tuple[Image.Image, list[str]]:
+    """Resize to cover ``width`` x ``height`` and centre-crop the rest (no distortion)."""
+    if image.size == (width, height):
+        return image, []
+    fitted = ImageOps.fit(image, (width, height), method=Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    src_ratio, dst_ratio = image.width / image.height, width / height
+    crop = "" if abs(src_ratio - dst_ratio) < 1e-3 else ", centre-cropped to the model's aspect ratio"
+    return fitted, [f"resized from {image.width}x{image.height} to {width}x{height}{crop}"]
+
+
+def stamp(image: Image.Image, text: str) -> Image.Image:
+    """Return a copy with ``text`` on a dark band along the bottom edge."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    size = max(8, out.height // 14)
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    band = bottom - top + 4
+    draw.rectangle([0, out.height - band, out.width, out.height], fill=(0, 0, 0))
+    draw.text((2, out.height - band + 1 - top), text, fill=(255, 210, 0), font=font)
+    return out
+
+
+RANDOM_WEIGHTS_STAMP = "RANDOM WEIGHTS (tiny profile) - not a real result"
+
+
+def stamp_random_weights(image: Image.Image) -> Image.Image:
+    """Label an image made by a random-weight tiny pipeline, on the image itself."""
+    return stamp(image, RANDOM_WEIGHTS_STAMP)

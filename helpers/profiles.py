@@ -1,0 +1,183 @@
+"""Profiles: one switch that decides device, dtype, sizes, step counts and memory options.
+
+``tiny``  any CPU, offline: tiny random-weight pipelines, seconds per step (CI, ``make demo``).
+``colab`` one ~16 GB GPU with ~12 GB of system RAM (free Colab T4): real weights, memory savers.
+``full``  one >= 40 GB GPU (A100/H100): real weights, no offload, full resolution.
+
+Chosen by ``--profile`` on the command line, else the ``COURSE_PROFILE`` environment variable,
+else detected: no CUDA -> tiny; CUDA with less than 24 GB -> colab; otherwise full.
+Every stage reads its knobs from :data:`STAGE_SETTINGS` through :meth:`Profile.settings`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from typing import Any
+
+PROFILES = ("tiny", "colab", "full")
+
+RANDOM_WEIGHTS_NOTE = (
+    "tiny profile: every model here has RANDOM WEIGHTS, built offline in code. "
+    "Pictures and videos from it show that the pipeline runs, not what the real model makes."
+)
+
+# Every size, step count and memory option of every stage, per profile, in one place.
+# A notebook's `parameters` cell reads its stage's block; the command line does the same.
+STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    # PixelCNN++ model and training (notebooks 01-02, `python -m helpers train`).
+    "pixelcnnpp": {
+        "tiny": dict(dataset="digits", image_size=16, in_channels=1, nr_resnet=1, nr_filters=32,
+                     nr_logistic_mix=5, dropout=0.0, batch_size=64, steps=300, lr=2e-3,
+                     lr_decay=0.999, ema=0.99, eval_every=50, compile=False),
+        "colab": dict(dataset="cifar10", image_size=32, in_channels=3, nr_resnet=3, nr_filters=96,
+                      nr_logistic_mix=10, dropout=0.5, batch_size=32, steps=20_000, lr=2e-4,
+                      lr_decay=0.999995, ema=0.9995, eval_every=1000, compile=False),
+        "full": dict(dataset="cifar10", image_size=32, in_channels=3, nr_resnet=5, nr_filters=160,
+                     nr_logistic_mix=10, dropout=0.5, batch_size=64, steps=200_000, lr=2e-4,
+                     lr_decay=0.999995, ema=0.9995, eval_every=2000, compile=True),
+    },
+    # Sampling (notebook 03, `python -m helpers sample`).
+    "sample": {
+        "tiny": dict(n_images=64, batch_size=32, temperature=1.0, method="fast"),
+        "colab": dict(n_images=256, batch_size=64, temperature=1.0, method="fast"),
+        "full": dict(n_images=1000, batch_size=256, temperature=1.0, method="fast"),
+    },
+    # Curation and keyframes (notebook 04).
+    "curate": {
+        "tiny": dict(keep=16, n_keyframes=2, width=256, height=144, upscaler="lanczos"),
+        "colab": dict(keep=64, n_keyframes=3, width=1024, height=576, upscaler="lanczos"),
+        "full": dict(keep=128, n_keyframes=5, width=1024, height=576, upscaler="lanczos"),
+    },
+    # Flux.1 keyframe refinement (notebook 05, `python -m helpers refine`).
+    "flux": {
+        "tiny": dict(model="flux-schnell", width=128, height=64, num_inference_steps=2,
+                     strength=0.6, guidance_scale=0.0, memory="none"),
+        "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4,
+                      strength=0.6, guidance_scale=0.0, memory="sequential_offload"),
+        "full": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4,
+                     strength=0.6, guidance_scale=0.0, memory="none"),
+    },
+    # Stable Video Diffusion (notebooks 00 and 06, `python -m helpers animate`).
+    "svd": {
+        "tiny": dict(model="svd-xt-1-1", width=128, height=64, num_frames=8, num_inference_steps=2,
+                     fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
+                     min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=4,
+                     memory="none"),
+        "colab": dict(model="svd-xt-1-1", width=768, height=432, num_frames=25, num_inference_steps=25,
+                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.05,
+                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=2,
+                      memory="model_offload+forward_chunking"),
+        "full": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
+                     fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
+                     min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=8,
+                     memory="none"),
+    },
+    # Prompted / multi-keyframe video with LTX-Video (notebook 07).
+    "ltx": {
+        "tiny": dict(model="ltx-video", width=64, height=64, num_frames=9, num_inference_steps=2,
+                     frame_rate=24, guidance_scale=3.0, memory="none"),
+        "colab": dict(model="ltx-video", width=704, height=480, num_frames=97, num_inference_steps=30,
+                      frame_rate=24, guidance_scale=3.0, memory="model_offload+vae_tiling"),
+        "full": dict(model="ltx-video", width=1216, height=704, num_frames=121, num_inference_steps=40,
+                     frame_rate=24, guidance_scale=3.0, memory="none"),
+    },
+    # Post-production (notebook 08).
+    "post": {
+        "tiny": dict(interpolate=2, fps=16, crossfade_s=0.5, formats=("mp4", "gif")),
+        "colab": dict(interpolate=2, fps=24, crossfade_s=0.5, formats=("mp4", "gif", "prores", "webm")),
+        "full": dict(interpolate=2, fps=24, crossfade_s=0.5, formats=("mp4", "gif", "prores", "webm")),
+    },
+    # Slides / explainer videos from independent frames (notebook 09).
+    "slides": {
+        "tiny": dict(model="flux-schnell", width=128, height=64, num_inference_steps=2, fps=12),
+        "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4, fps=24),
+        "full": dict(model="flux-schnell", width=1280, height=720, num_inference_steps=4, fps=24),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The world a notebook runs in. ``reason`` says how it was chosen."""
+
+    name: str
+    device: str
+    dtype_name: str
+    reason: str
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.name == "tiny"
+
+    @property
+    def dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype_name)
+
+    def settings(self, stage: str) -> dict[str, Any]:
+        """A fresh copy of ``stage``'s knobs for this profile (safe to modify)."""
+        if stage not in STAGE_SETTINGS:
+            raise KeyError(f"unknown stage {stage!r}; known stages: {', '.join(STAGE_SETTINGS)}")
+        return copy.deepcopy(STAGE_SETTINGS[stage][self.name])
+
+    def banner(self) -> str:
+        text = f"Profile: {self.name} (device {self.device}, {self.dtype_name}) - {self.reason}"
+        if self.is_tiny:
+            text += "\n" + RANDOM_WEIGHTS_NOTE
+        return text
+
+
+def _gpu_memory_gb() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / 1024**3
+
+
+def detect_profile_name() -> tuple[str, str]:
+    """(profile, reason) from the hardware alone."""
+    gb = _gpu_memory_gb()
+    if gb is None:
+        return "tiny", "no CUDA GPU found"
+    if gb < 24:
+        return "colab", f"CUDA GPU with {gb:.0f} GB (< 24 GB)"
+    return "full", f"CUDA GPU with {gb:.0f} GB (>= 24 GB)"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Resolve the profile: ``name`` (e.g. from --profile) > $COURSE_PROFILE > detection."""
+    if name:
+        reason = "chosen with --profile"
+    elif os.environ.get("COURSE_PROFILE"):
+        name, reason = os.environ["COURSE_PROFILE"], "set by COURSE_PROFILE"
+    else:
+        name, reason = detect_profile_name()
+    name = name.strip().lower()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    if name == "tiny":
+        return Profile(name, "cpu", "float32", reason)
+    if _gpu_memory_gb() is None:
+        raise ValueError(
+            f"profile {name!r} needs a CUDA GPU and none was found; use COURSE_PROFILE=tiny "
+            "(random weights, any CPU) or run on Colab with a GPU runtime"
+        )
+    # T4 (compute capability 7.5) has no bf16: fp16 there; bf16 on Ampere and newer.
+    import torch
+
+    major, _ = torch.cuda.get_device_capability(0)
+    dtype = "bfloat16" if major >= 8 else "float16"
+    return Profile(name, "cuda", dtype, reason)
+
+
+def main_banner(profile: Profile | None = None) -> Profile:
+    """Print the profile banner (first thing every notebook does) and return the profile."""
+    profile = profile or get_profile()
+    print(profile.banner())
+    return profile

@@ -1,0 +1,128 @@
+"""The one registry of real model ids, and their tiny offline twins.
+
+Every model the course uses has an entry here: its Hugging Face id, the diffusers pipeline
+class, licence, and a *tiny twin*: the same pipeline class with a few thousand random weights,
+built in code (tokenizers too), saved with ``save_pretrained`` and loaded back with
+``from_pretrained``. In the ``tiny`` profile :func:`load_pipeline` loads the twin, so the
+lessons run the real loading code on any CPU, offline. In ``colab`` / ``full`` it loads the
+real weights from the Hub (or your local Hugging Face cache).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from helpers.outputs import atomic_dir, cache_dir
+from helpers.profiles import Profile, get_profile
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    key: str
+    repo_id: str
+    pipeline_class: str          # a class name in `diffusers`
+    twin: str | None             # "module:function" that builds the tiny twin pipeline
+    licence: str
+    gated: bool                  # needs a Hugging Face login and accepted licence
+    download_gb: float           # approximate size of what from_pretrained downloads
+    what: str
+
+
+MODELS: dict[str, ModelEntry] = {m.key: m for m in [
+    ModelEntry("svd-xt-1-1", "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
+               "StableVideoDiffusionPipeline", "helpers.twins.svd:build", "Stability AI Community License",
+               True, 9.6, "Stable Video Diffusion XT 1.1: one image -> 25 frames at 1024x576 (fine-tuned at 6 fps)."),
+    ModelEntry("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt",
+               "StableVideoDiffusionPipeline", "helpers.twins.svd:build", "Stability AI Community License",
+               False, 9.6, "Stable Video Diffusion XT 1.0: one image -> 25 frames at 1024x576."),
+    ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell",
+               "FluxPipeline", "helpers.twins.flux:build_text2img", "Apache-2.0",
+               False, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled)."),
+    ModelEntry("flux-schnell-img2img", "black-forest-labs/FLUX.1-schnell",
+               "FluxImg2ImgPipeline", "helpers.twins.flux:build_img2img", "Apache-2.0",
+               False, 33.7, "FLUX.1 [schnell] as image-to-image: refine a rough picture with a prompt."),
+    ModelEntry("flux-dev", "black-forest-labs/FLUX.1-dev",
+               "FluxPipeline", "helpers.twins.flux:build_text2img", "FLUX.1 [dev] Non-Commercial License",
+               True, 33.7, "FLUX.1 [dev]: higher quality text-to-image, 28-50 steps, non-commercial."),
+    ModelEntry("flux-kontext-dev", "black-forest-labs/FLUX.1-Kontext-dev",
+               "FluxKontextPipeline", "helpers.twins.flux:build_kontext", "FLUX.1 [dev] Non-Commercial License",
+               True, 33.7, "FLUX.1 Kontext [dev]: edit an image by instruction, keeping its identity and style."),
+    ModelEntry("flux-fill-dev", "black-forest-labs/FLUX.1-Fill-dev",
+               "FluxFillPipeline", "helpers.twins.flux:build_fill", "FLUX.1 [dev] Non-Commercial License",
+               True, 33.7, "FLUX.1 Fill [dev]: inpainting and outpainting (e.g. widen to 16:9)."),
+    ModelEntry("ltx-video", "Lightricks/LTX-Video-0.9.5",
+               "LTXConditionPipeline", "helpers.twins.ltx:build", "LTX-Video Open Weights License",
+               False, 21.0, "LTX-Video: text-conditioned video with image/keyframe conditions at chosen frames."),
+    ModelEntry("wan-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+               "WanImageToVideoPipeline", None, "Apache-2.0",
+               False, 77.0, "Wan 2.1 first-last-frame-to-video, 14B: the large alternative (>= 40 GB GPU)."),
+]}
+
+
+def entry(key: str) -> ModelEntry:
+    """The registry entry for ``key``, with a clear message for an unknown key."""
+    try:
+        return MODELS[key]
+    except KeyError:
+        raise KeyError(f"unknown model {key!r}; the registry has: {', '.join(MODELS)}") from None
+
+
+def _resolve(dotted: str):
+    module, _, name = dotted.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def twin_path(key: str) -> Path:
+    """Where the tiny twin of ``key`` is saved (built on first use)."""
+    import diffusers
+
+    return cache_dir() / "tiny-twins" / f"diffusers-{diffusers.__version__}" / key
+
+
+def ensure_twin(key: str, rebuild: bool = False) -> Path:
+    """Build the tiny twin of ``key`` with random weights and save it, unless it is there."""
+    item = entry(key)
+    if item.twin is None:
+        raise ValueError(f"{key} has no tiny twin: it is only named in the course, not run")
+    path = twin_path(key)
+    if rebuild or not (path / "model_index.json").exists():
+        pipeline = _resolve(item.twin)()
+        with atomic_dir(path) as tmp:
+            pipeline.save_pretrained(tmp, safe_serialization=True)
+    return path
+
+
+def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
+    """Load the pipeline for ``key``: the tiny twin in ``tiny``, real weights otherwise.
+
+    The same ``from_pretrained`` call serves both: only the path differs.
+    Extra keyword arguments go to ``from_pretrained`` (e.g. ``variant="fp16"``).
+    """
+    import diffusers
+
+    profile = profile or get_profile()
+    item = entry(key)
+    cls = getattr(diffusers, item.pipeline_class)
+    if profile.is_tiny:
+        source = ensure_twin(key)
+        kwargs = {k: v for k, v in kwargs.items() if k != "variant"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls.from_pretrained(source, local_files_only=True, **kwargs)
+    kwargs.setdefault("torch_dtype", profile.dtype)
+    try:
+        return cls.from_pretrained(item.repo_id, **kwargs)
+    except OSError as err:
+        hint = (" It is gated: accept its licence on huggingface.co and log in with "
+                "huggingface_hub.login() (on Colab, add HF_TOKEN in Secrets).") if item.gated else ""
+        raise RuntimeError(f"could not load {item.repo_id} ({err.__class__.__name__}).{hint}") from err
+
+
+def describe(key: str) -> str:
+    item = entry(key)
+    gated = "gated, " if item.gated else ""
+    return f"{item.key}: {item.repo_id} ({gated}{item.licence}, ~{item.download_gb:g} GB) - {item.what}"
