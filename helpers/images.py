@@ -49,6 +49,8 @@ def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
     except Image.DecompressionBombError:
         raise BadInputError(path, f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels") from None
     except UnidentifiedImageError:
+        if _looks_like_image(path):
+            raise BadInputError(path, "the image file is truncated or damaged") from None
         raise BadInputError(path, "not an image PIL can read") from None
     except (OSError, SyntaxError, ValueError) as err:
         message = str(err).lower()
@@ -60,6 +62,16 @@ def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
     if min(image.size) < MIN_SIDE:
         raise BadInputError(path, f"the image is {image.width}x{image.height}; each side needs at least {MIN_SIDE} pixels")
     return image, notes
+
+
+# The first bytes of common image formats: a file that starts like one but does not open is damaged.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
+def _looks_like_image(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    return head.startswith(_SIGNATURES)
 
 
 def to_rgb(image: Image.Image) -> tuple[Image.Image, list[str]]:

@@ -50,6 +50,10 @@ def write_mp4(frames: Iterable, path: str | os.PathLike, fps: float = 8, crf: in
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     height, width = frames[0].shape[:2]
+    for index, frame in enumerate(frames):  # check everything before ffmpeg starts
+        if frame.shape[:2] != (height, width):
+            raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, "
+                             f"the first was {width}x{height}")
     even_h, even_w = height + height % 2, width + width % 2
     with atomic_path(path) as tmp:
         writer = imageio_ffmpeg.write_frames(
@@ -59,14 +63,13 @@ def write_mp4(frames: Iterable, path: str | os.PathLike, fps: float = 8, crf: in
             ffmpeg_log_level="error",
         )
         writer.send(None)
-        for index, frame in enumerate(frames):
-            if frame.shape[:2] != (height, width):
-                raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, "
-                                 f"the first was {width}x{height}")
-            if (even_h, even_w) != (height, width):
-                frame = np.pad(frame, ((0, even_h - height), (0, even_w - width), (0, 0)), mode="edge")
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
+        try:
+            for frame in frames:
+                if (even_h, even_w) != (height, width):
+                    frame = np.pad(frame, ((0, even_h - height), (0, even_w - width), (0, 0)), mode="edge")
+                writer.send(np.ascontiguousarray(frame))
+        finally:
+            writer.close()  # ffmpeg has finished with the file before it is renamed or removed
     return path
 
 

@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from helpers.outputs import atomic_dir, atomic_path, outputs_dir, save_image, stage_dir, write_json
+
+
+def test_outputs_dir_follows_environment(outputs):
+    assert outputs_dir() == outputs
+    assert stage_dir("keyframes") == outputs / "keyframes" and (outputs / "keyframes").is_dir()
+    with pytest.raises(ValueError, match="unknown outputs folder"):
+        stage_dir("elsewhere")
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "clip.mp4"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            assert tmp.suffix == ".mp4" and tmp.parent == tmp_path
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_atomic_path_replaces_on_success(tmp_path):
+    target = tmp_path / "a" / "b.json"
+    write_json(target, {"x": 1})
+    assert target.read_text().strip().startswith("{") and '"x": 1' in target.read_text()
+    assert list(target.parent.iterdir()) == [target]
+
+
+def test_atomic_dir(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "w.bin").write_bytes(b"1")
+    assert (target / "w.bin").read_bytes() == b"1"
+    with pytest.raises(KeyError):
+        with atomic_dir(target) as tmp:
+            (tmp / "w.bin").write_bytes(b"2")
+            raise KeyError
+    assert (target / "w.bin").read_bytes() == b"1"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_save_image_round_trip(tmp_path):
+    image = Image.new("RGB", (10, 6), (1, 2, 3))
+    path = save_image(image, tmp_path / "x.png")
+    assert Image.open(path).getpixel((0, 0)) == (1, 2, 3)
