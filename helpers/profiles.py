@@ -23,6 +23,13 @@ RANDOM_WEIGHTS_NOTE = (
     "Pictures and videos from it show that the pipeline runs, not what the real model makes."
 )
 
+GPU_TEST_NOTE = (
+    "GPU test mode (COURSE_WEIGHTS=random): full-size architectures with RANDOM WEIGHTS, no downloads. "
+    "It measures time and memory of the real code paths; its pictures and videos are noise."
+)
+# In GPU test mode sizes stay real, but these counts are capped (steps, not sizes, are reduced).
+GPU_TEST_CAPS = {"num_inference_steps": 2, "steps": 50, "n_images": 16, "eval_every": 25}
+
 # Every size, step count and memory option of every stage, per profile, in one place.
 # A notebook's `parameters` cell reads its stage's block; the command line does the same.
 STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -90,10 +97,17 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "full": dict(interpolate=2, fps=24, crossfade_s=0.5, formats=("mp4", "gif", "prores", "webm")),
     },
     # Slides / explainer videos from independent frames (notebook 09).
+    # width/height: the picture Flux draws; video_width/height: the video (pictures are fitted to it).
     "slides": {
-        "tiny": dict(model="flux-schnell", width=128, height=64, num_inference_steps=2, fps=12),
-        "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4, fps=24),
-        "full": dict(model="flux-schnell", width=1280, height=720, num_inference_steps=4, fps=24),
+        "tiny": dict(model="flux-schnell", width=128, height=64, num_inference_steps=2, guidance_scale=0.0,
+                     max_sequence_length=32, memory="none", video_width=256, video_height=144,
+                     fps=12, crossfade_s=0.5),
+        "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4, guidance_scale=0.0,
+                      max_sequence_length=256, memory="sequential_offload", video_width=1024,
+                      video_height=576, fps=24, crossfade_s=0.5),
+        "full": dict(model="flux-schnell", width=1280, height=720, num_inference_steps=4, guidance_scale=0.0,
+                     max_sequence_length=256, memory="none", video_width=1280, video_height=720,
+                     fps=24, crossfade_s=0.5),
     },
 }
 
@@ -112,6 +126,12 @@ class Profile:
         return self.name == "tiny"
 
     @property
+    def random_weights(self) -> bool:
+        """True when models have random weights: always in tiny, and with COURSE_WEIGHTS=random
+        (the GPU test mode: full-size architectures, random weights, no downloads)."""
+        return self.is_tiny or os.environ.get("COURSE_WEIGHTS", "").lower() == "random"
+
+    @property
     def dtype(self):
         import torch
 
@@ -121,12 +141,20 @@ class Profile:
         """A fresh copy of ``stage``'s knobs for this profile (safe to modify)."""
         if stage not in STAGE_SETTINGS:
             raise KeyError(f"unknown stage {stage!r}; known stages: {', '.join(STAGE_SETTINGS)}")
-        return copy.deepcopy(STAGE_SETTINGS[stage][self.name])
+        settings = copy.deepcopy(STAGE_SETTINGS[stage][self.name])
+        if self.random_weights and not self.is_tiny:
+            # GPU test mode: real sizes, but few steps and images, so the series stays cheap.
+            for key, cap in GPU_TEST_CAPS.items():
+                if key in settings:
+                    settings[key] = min(settings[key], cap)
+        return settings
 
     def banner(self) -> str:
         text = f"Profile: {self.name} (device {self.device}, {self.dtype_name}) - {self.reason}"
         if self.is_tiny:
             text += "\n" + RANDOM_WEIGHTS_NOTE
+        elif self.random_weights:
+            text += "\n" + GPU_TEST_NOTE
         return text
 
 
