@@ -67,28 +67,41 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      strength=0.6, guidance_scale=0.0, memory="none"),
     },
     # Stable Video Diffusion (notebooks 00 and 06, `python -m helpers animate`).
+    # SVD-XT 1.1 was fine-tuned at 1024x576, 25 frames, fps 6 and motion bucket 127 (model card):
+    # colab keeps that size and saves memory with offload + chunking instead (diffusers docs: < 8 GB).
+    # overlap / color_match: how chained segments join (animate_long), see notebook 06.
     "svd": {
         "tiny": dict(model="svd-xt-1-1", width=128, height=64, num_frames=8, num_inference_steps=2,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=4,
-                     memory="none"),
-        "colab": dict(model="svd-xt-1-1", width=768, height=432, num_frames=25, num_inference_steps=25,
-                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.05,
+                     memory="none", overlap=2, color_match=1.0),
+        "colab": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
+                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                       min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=2,
-                      memory="model_offload+forward_chunking"),
+                      memory="model_offload+forward_chunking", overlap=3, color_match=1.0),
         "full": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=8,
-                     memory="none"),
+                     memory="none", overlap=3, color_match=1.0),
     },
-    # Prompted / multi-keyframe video with LTX-Video (notebook 07).
+    # Prompted / multi-keyframe video with LTX-Video (notebook 07, `python -m helpers animate --backend ltx`).
+    # Sizes: sides multiples of 32, frames 8k+1 (helpers.animate.ltx_check_size).
     "ltx": {
         "tiny": dict(model="ltx-video", width=64, height=64, num_frames=9, num_inference_steps=2,
-                     frame_rate=24, guidance_scale=3.0, memory="none"),
+                     frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
+                     prompt="slow dolly-in, soft lighting",
+                     negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
+                     max_sequence_length=32, memory="none"),
         "colab": dict(model="ltx-video", width=704, height=480, num_frames=97, num_inference_steps=30,
-                      frame_rate=24, guidance_scale=3.0, memory="model_offload+vae_tiling"),
+                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
+                      prompt="slow dolly-in, soft lighting",
+                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
+                      max_sequence_length=128, memory="model_offload+vae_tiling"),
         "full": dict(model="ltx-video", width=1216, height=704, num_frames=121, num_inference_steps=40,
-                     frame_rate=24, guidance_scale=3.0, memory="none"),
+                     frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
+                     prompt="slow dolly-in, soft lighting",
+                     negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
+                     max_sequence_length=256, memory="none"),
     },
     # Post-production (notebook 08).
     "post": {
