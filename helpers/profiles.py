@@ -34,16 +34,22 @@ GPU_TEST_CAPS = {"num_inference_steps": 2, "steps": 50, "n_images": 16, "eval_ev
 # A notebook's `parameters` cell reads its stage's block; the command line does the same.
 STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # PixelCNN++ model and training (notebooks 01-02, `python -m helpers train`).
+    # lr_decay multiplies the learning rate every step; ema is the Polyak decay of the averaged
+    # weights used for tests and samples; clip_grad caps the gradient norm; eval_every counts
+    # steps between test bits/dim (a checkpoint is written at each); samples_every counts evals.
     "pixelcnnpp": {
         "tiny": dict(dataset="digits", image_size=16, in_channels=1, nr_resnet=1, nr_filters=32,
                      nr_logistic_mix=5, dropout=0.0, batch_size=64, steps=300, lr=2e-3,
-                     lr_decay=0.999, ema=0.99, eval_every=50, compile=False),
+                     lr_decay=0.999, ema=0.99, clip_grad=1.0, eval_every=50, samples_every=3,
+                     sample_n=16, keep_checkpoints=2, seed=0, compile=False),
         "colab": dict(dataset="cifar10", image_size=32, in_channels=3, nr_resnet=3, nr_filters=96,
                       nr_logistic_mix=10, dropout=0.5, batch_size=32, steps=20_000, lr=2e-4,
-                      lr_decay=0.999995, ema=0.9995, eval_every=1000, compile=False),
+                      lr_decay=0.999995, ema=0.9995, clip_grad=1.0, eval_every=1000, samples_every=5,
+                      sample_n=16, keep_checkpoints=2, seed=0, compile=False),
         "full": dict(dataset="cifar10", image_size=32, in_channels=3, nr_resnet=5, nr_filters=160,
                      nr_logistic_mix=10, dropout=0.5, batch_size=64, steps=200_000, lr=2e-4,
-                     lr_decay=0.999995, ema=0.9995, eval_every=2000, compile=True),
+                     lr_decay=0.999995, ema=0.9995, clip_grad=1.0, eval_every=2000, samples_every=5,
+                     sample_n=16, keep_checkpoints=2, seed=0, compile=True),
     },
     # Sampling (notebook 03, `python -m helpers sample`).
     "sample": {
