@@ -578,7 +578,7 @@ def make_slides(storyboard: Storyboard, out: str | Path, profile: Profile | None
     timeline(storyboard, settings["fps"], settings["crossfade_s"])  # a bad storyboard fails before any model loads
     if stills is None:
         stills = generate_stills(storyboard, profile, settings=settings)
-    frames = compose(storyboard, stills, settings["fps"], settings["crossfade_s"], stamp=profile.is_tiny, size=size)
+    frames = compose(storyboard, stills, settings["fps"], settings["crossfade_s"], stamp=profile.random_weights, size=size)
     write_mp4(frames, out, fps=settings["fps"])
     notes = [f"{slide.label(i)}: caption shortened to fit ({settings['video_height']} px high video)"
              for i, slide in enumerate(storyboard.slides)
@@ -631,12 +631,12 @@ def run(args: argparse.Namespace) -> int:
     stills = generate_stills(storyboard, profile, settings=settings)
     if args.stills:
         for index, still in enumerate(stills):
-            picture = stamp_random_weights(still) if profile.is_tiny else still
+            picture = stamp_random_weights(still) if profile.random_weights else still
             save_image(picture, Path(args.stills) / f"slide_{index + 1:02d}.png")
     report = make_slides(storyboard, out, profile, stills=stills, **overrides)
     for note in report["notes"]:
         print(f"note: {note}")
-    tiny = " (random weights: shows the pipeline runs, not a real result)" if profile.is_tiny else ""
+    tiny = " (random weights: shows the pipeline runs, not a real result)" if profile.random_weights else ""
     print(f"wrote {out}: {len(storyboard.slides)} slides, {report['frames']} frames "
           f"({report['seconds']:.2f} s at {report['fps']:g} fps), {report['size'][0]}x{report['size'][1]}, "
           f"in {time.perf_counter() - start:.1f} s{tiny}")
