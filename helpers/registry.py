@@ -30,33 +30,42 @@ class ModelEntry:
     gated: bool                  # needs a Hugging Face login and accepted licence
     download_gb: float           # approximate size of what from_pretrained downloads
     what: str
+    full_size: str | None = None  # "module:function" building the full-size architecture, random weights
 
 
 MODELS: dict[str, ModelEntry] = {m.key: m for m in [
     ModelEntry("svd-xt-1-1", "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
                "StableVideoDiffusionPipeline", "helpers.twins.svd:build", "Stability AI Community License",
-               True, 9.6, "Stable Video Diffusion XT 1.1: one image -> 25 frames at 1024x576 (fine-tuned at 6 fps)."),
+               True, 9.6, "Stable Video Diffusion XT 1.1: one image -> 25 frames at 1024x576 (fine-tuned at 6 fps).",
+               "helpers.twins.full_size:svd"),
     ModelEntry("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt",
                "StableVideoDiffusionPipeline", "helpers.twins.svd:build", "Stability AI Community License",
-               False, 9.6, "Stable Video Diffusion XT 1.0: one image -> 25 frames at 1024x576."),
+               False, 9.6, "Stable Video Diffusion XT 1.0: one image -> 25 frames at 1024x576.",
+               "helpers.twins.full_size:svd"),
     ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell",
                "FluxPipeline", "helpers.twins.flux:build_text2img", "Apache-2.0",
-               False, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled)."),
+               False, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled).",
+               "helpers.twins.full_size:flux"),
     ModelEntry("flux-schnell-img2img", "black-forest-labs/FLUX.1-schnell",
                "FluxImg2ImgPipeline", "helpers.twins.flux:build_img2img", "Apache-2.0",
-               False, 33.7, "FLUX.1 [schnell] as image-to-image: refine a rough picture with a prompt."),
+               False, 33.7, "FLUX.1 [schnell] as image-to-image: refine a rough picture with a prompt.",
+               "helpers.twins.full_size:flux"),
     ModelEntry("flux-dev", "black-forest-labs/FLUX.1-dev",
                "FluxPipeline", "helpers.twins.flux:build_text2img", "FLUX.1 [dev] Non-Commercial License",
-               True, 33.7, "FLUX.1 [dev]: higher quality text-to-image, 28-50 steps, non-commercial."),
+               True, 33.7, "FLUX.1 [dev]: higher quality text-to-image, 28-50 steps, non-commercial.",
+               "helpers.twins.full_size:flux"),
     ModelEntry("flux-kontext-dev", "black-forest-labs/FLUX.1-Kontext-dev",
                "FluxKontextPipeline", "helpers.twins.flux:build_kontext", "FLUX.1 [dev] Non-Commercial License",
-               True, 33.7, "FLUX.1 Kontext [dev]: edit an image by instruction, keeping its identity and style."),
+               True, 33.7, "FLUX.1 Kontext [dev]: edit an image by instruction, keeping its identity and style.",
+               "helpers.twins.full_size:flux"),
     ModelEntry("flux-fill-dev", "black-forest-labs/FLUX.1-Fill-dev",
                "FluxFillPipeline", "helpers.twins.flux:build_fill", "FLUX.1 [dev] Non-Commercial License",
-               True, 33.7, "FLUX.1 Fill [dev]: inpainting and outpainting (e.g. widen to 16:9)."),
+               True, 33.7, "FLUX.1 Fill [dev]: inpainting and outpainting (e.g. widen to 16:9).",
+               "helpers.twins.full_size:flux"),
     ModelEntry("ltx-video", "Lightricks/LTX-Video-0.9.5",
                "LTXConditionPipeline", "helpers.twins.ltx:build", "LTX-Video Open Weights License",
-               False, 21.0, "LTX-Video: text-conditioned video with image/keyframe conditions at chosen frames."),
+               False, 21.0, "LTX-Video: text-conditioned video with image/keyframe conditions at chosen frames.",
+               "helpers.twins.full_size:ltx"),
     ModelEntry("wan-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
                "WanImageToVideoPipeline", None, "Apache-2.0",
                False, 77.0, "Wan 2.1 first-last-frame-to-video, 14B: the large alternative (>= 40 GB GPU)."),
@@ -107,6 +116,8 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
     profile = profile or get_profile()
     item = entry(key)
     cls = getattr(diffusers, item.pipeline_class)
+    if profile.random_weights and not profile.is_tiny:
+        return build_full_size(key, profile)
     if profile.is_tiny:
         source = ensure_twin(key)
         kwargs = {k: v for k, v in kwargs.items() if k != "variant"}
@@ -120,6 +131,19 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
         hint = (" It is gated: accept its licence on huggingface.co and log in with "
                 "huggingface_hub.login() (on Colab, add HF_TOKEN in Secrets).") if item.gated else ""
         raise RuntimeError(f"could not load {item.repo_id} ({err.__class__.__name__}).{hint}") from err
+
+
+def build_full_size(key: str, profile: Profile):
+    """GPU test mode (COURSE_WEIGHTS=random): the full-size architecture with random weights."""
+    item = entry(key)
+    if item.full_size is None:
+        raise ValueError(f"{key} has no full-size random-weight builder")
+    build = _resolve(item.full_size)
+    kwargs = {"device": profile.device, "dtype": profile.dtype}
+    if item.full_size.endswith(":flux"):
+        kwargs["pipeline_class"] = item.pipeline_class
+        kwargs["guidance_embeds"] = "schnell" not in item.key  # dev, Kontext and Fill are guidance-distilled
+    return build(**kwargs)
 
 
 def describe(key: str) -> str:

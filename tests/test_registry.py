@@ -39,3 +39,24 @@ def test_svd_twin_saved_and_loaded_offline(tmp_path, monkeypatch):
 def test_model_without_twin_says_so():
     with pytest.raises(ValueError, match="no tiny twin"):
         registry.ensure_twin("wan-flf2v")
+
+
+def test_gpu_test_mode_builds_published_sizes_without_downloads(monkeypatch):
+    """COURSE_WEIGHTS=random: full-size architectures (built on the meta device here: no memory)."""
+    import torch
+
+    from helpers.profiles import Profile
+    from helpers.twins import full_size
+
+    monkeypatch.setenv("COURSE_WEIGHTS", "random")
+    profile = Profile("full", "meta", "float16", "test")
+    assert profile.random_weights and "RANDOM WEIGHTS" in profile.banner()
+    assert profile.settings("svd")["num_inference_steps"] == 2  # steps capped ...
+    assert profile.settings("svd")["width"] == 1024             # ... sizes kept
+    pipe = registry.load_pipeline("svd-xt-1-1", profile)
+    billions = full_size.parameter_count(pipe.unet) / 1e9
+    assert 1.50 < billions < 1.55, billions  # SVD's UNet: 1.5B parameters
+    assert next(pipe.unet.parameters()).dtype == torch.float16
+    ltx = registry.load_pipeline("ltx-video", profile)
+    assert 1.85 < full_size.parameter_count(ltx.transformer) / 1e9 < 2.0  # the "2B" LTX-Video
+    assert 4.6 < full_size.parameter_count(ltx.text_encoder) / 1e9 < 4.8  # T5-XXL encoder
