@@ -25,7 +25,7 @@ help:
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $(STAMP)
@@ -42,6 +42,16 @@ test-unit: setup
 
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+
+# GPU: every notebook with the full-size architectures and random weights (no downloads), in the
+# memory settings of the colab profile (GPU_PROFILE=full for the other); table of time and memory.
+# With real weights in your Hugging Face cache, run it again with GPU_WEIGHTS=real.
+GPU_PROFILE ?= colab
+GPU_WEIGHTS ?= random
+test-gpu:
+	@test -x $(BIN)/python || { echo "run 'make setup TORCH_SPEC=torch' first (a CUDA build of torch)"; exit 2; }
+	COURSE_PROFILE=$(GPU_PROFILE) COURSE_WEIGHTS=$(GPU_WEIGHTS) HF_HUB_OFFLINE=$(if $(filter real,$(GPU_WEIGHTS)),0,1) \
+	  $(BIN)/python benchmarks/notebooks_on_gpu.py --table outputs/gpu_notebooks_$(GPU_PROFILE)_$(GPU_WEIGHTS).md
 
 lab: setup
 	$(BIN)/jupyter lab notebooks
