@@ -38,6 +38,7 @@ def test_template(path):
     code = [c for c in cells if c["cell_type"] == "code"]
     assert "google.colab" in "".join(code[0]["source"]), "first code cell is the Colab setup"
     assert "parameters" in code[1].get("metadata", {}).get("tags", []), "second code cell is tagged parameters"
+    assert "main_banner" in "".join(code[1]["source"]), "the parameters cell prints the profile"
     text = "".join("".join(c["source"]) for c in cells)
     assert "Exercise" in text and "assert" in text
     assert "trust_remote_code" not in text
