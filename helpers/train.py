@@ -1,0 +1,552 @@
+"""Training PixelCNN++ (notebook 02, ``python -m helpers train``).
+
+One loop serves the notebook and the command line:
+
+- **Adam** with the original PixelCNN++ momenta (beta1 0.95, beta2 0.9995) and an
+  **exponential learning-rate decay applied every step**: lr_t = lr * lr_decay**t.
+- **EMA** (Polyak) weights, ``torch.optim.swa_utils.AveragedModel``; they are what we evaluate,
+  sample from and hand to later notebooks.
+- **Gradient clipping** (global norm), **bf16 autocast on a bf16-capable GPU only** (never on CPU,
+  never fp16: the logistic-mixture likelihood is delicate), optional ``torch.compile``.
+- **accelerate** runs the same loop on one CPU, one GPU or many (``accelerate launch -m helpers train``).
+- **Checkpoints** that continue the same run: weights and EMA weights in safetensors, plus the
+  optimizer state, every process's RNG states (torch CPU/CUDA, numpy, python), the step, the
+  data order (epoch, batch) and the config; written atomically into ``outputs/checkpoints/pixelcnnpp``.
+  Nothing is unpickled: the small state file is read with ``torch.load(weights_only=True)``.
+
+``train(profile, steps=...)`` counts steps from the start of the run: ``steps=600`` after a
+run that stopped at 300 trains 300 more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from helpers.data import ImageData, image_grid, load_data, to_pixels
+from helpers.outputs import atomic_dir, atomic_path, stage_dir
+from helpers.profiles import Profile, get_profile
+
+MODEL_KEYS = ("nr_resnet", "nr_filters", "nr_logistic_mix", "dropout")
+# Settings that must match for a checkpoint to be resumed (the rest may change between sessions).
+RUN_KEYS = MODEL_KEYS + ("dataset", "image_size", "in_channels", "seed")
+ADAM_BETAS = (0.95, 0.9995)  # as in the original PixelCNN++ (openai/pixel-cnn, train.py)
+CHECKPOINT_GLOB = "step_*"
+STATE_FILE = "training_state.pt"
+
+
+def default_checkpoint_dir() -> Path:
+    """``outputs/checkpoints/pixelcnnpp`` (or under ``$COURSE_OUTPUTS``)."""
+    return stage_dir("checkpoints") / "pixelcnnpp"
+
+
+def list_checkpoints(out_dir: str | Path | None = None) -> list[Path]:
+    """Complete checkpoints in ``out_dir``, oldest first (half-written ones are never listed)."""
+    folder = Path(out_dir) if out_dir else default_checkpoint_dir()
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.glob(CHECKPOINT_GLOB) if (p / "meta.json").exists() and p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def latest_checkpoint(out_dir: str | Path | None = None) -> Path | None:
+    found = list_checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+@dataclass
+class Progress:
+    """What the loop tells a callback at every evaluation."""
+
+    step: int
+    steps: int
+    train_bpd: float
+    test_bpd: float
+    lr: float
+    images_per_s: float
+    history: list[dict[str, float]]
+    image_shape: tuple[int, int, int]
+    samples: torch.Tensor | None = None  # uint8 (n, C, H, W) from the EMA model, every few evaluations
+    notes: list[str] = field(default_factory=list)
+
+
+def train_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
+    """The profile's ``pixelcnnpp`` block with ``overrides`` applied (unknown keys are an error)."""
+    settings = profile.settings("pixelcnnpp")
+    unknown = sorted(k for k, v in overrides.items() if k not in settings and v is not None)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown}; known: {', '.join(settings)}")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("steps", "batch_size", "eval_every", "image_size", "nr_filters", "nr_logistic_mix"):
+        if int(settings[key]) < 1:
+            raise ValueError(f"{key} must be at least 1, got {settings[key]}")
+    if not 0 < settings["lr"] < 1:
+        raise ValueError(f"lr must be between 0 and 1, got {settings['lr']}")
+    if not 0 <= settings["dropout"] < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {settings['dropout']}")
+    return settings
+
+
+def build_model(config: dict[str, Any]):
+    """A fresh PixelCNN++ for ``config`` (a training config or checkpoint config)."""
+    from helpers.pixelcnnpp import PixelCNNpp
+
+    return PixelCNNpp(in_channels=config["in_channels"], **{k: config[k] for k in MODEL_KEYS})
+
+
+def learning_rate(config: dict[str, Any], step: int) -> float:
+    """Exponential decay applied every step, as in the original: lr * lr_decay ** step."""
+    return config["lr"] * config["lr_decay"] ** step
+
+
+def _rng_state() -> dict[str, Any]:
+    """This process's random states, as tensors / lists / ints only (no pickle needed to read)."""
+    numpy_state = np.random.get_state(legacy=False)
+    version, python_state, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy_key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+        "numpy_pos": int(numpy_state["state"]["pos"]),
+        "numpy_gauss": [int(numpy_state["has_gauss"]), float(numpy_state["gauss"])],
+        "python": [version, list(python_state), gauss],
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state({"bit_generator": "MT19937",
+                         "state": {"key": state["numpy_key"].numpy().astype(np.uint32), "pos": state["numpy_pos"]},
+                         "has_gauss": state["numpy_gauss"][0], "gauss": state["numpy_gauss"][1]})
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+
+
+def save_checkpoint(folder: Path, model, ema, optimizer, meta: dict[str, Any], rng_states: list[dict]) -> Path:
+    """Write one checkpoint folder atomically: it appears complete or not at all."""
+    from safetensors.torch import save_model
+
+    with atomic_dir(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_model(ema.module, str(tmp / "ema.safetensors"), metadata={"format": "pt"})
+        torch.save({"optimizer": optimizer.state_dict(), "ema_n_averaged": ema.n_averaged.cpu(),
+                    "rng": rng_states}, tmp / STATE_FILE)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return folder
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        return json.loads((path / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a PixelCNN++ checkpoint folder ({err})") from None
+
+
+def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu",
+                    ema: bool = True) -> tuple[Any, dict[str, Any]]:
+    """A trained PixelCNN++ in eval mode (EMA weights unless ``ema=False``) and its info.
+
+    ``path``: a checkpoint folder, a folder of checkpoints (its latest is used), or ``None``
+    for the latest in ``outputs/checkpoints/pixelcnnpp``. Weights are read from safetensors.
+    The info dict holds ``config``, ``image_shape`` (C, H, W), ``step``, ``test_bpd``,
+    ``history`` and ``path``.
+    """
+    from safetensors.torch import load_model
+
+    path = Path(path) if path else default_checkpoint_dir()
+    if not (path / "meta.json").exists():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"{path}: no PixelCNN++ checkpoint here (train one: python -m helpers train)")
+        path = latest
+    meta = read_meta(path)
+    model = build_model(meta["config"])
+    load_model(model, str(path / ("ema.safetensors" if ema else "model.safetensors")), device=str(device))
+    model.to(device).eval()
+    info = {"config": meta["config"], "image_shape": tuple(meta["image_shape"]), "step": meta["step"],
+            "test_bpd": meta.get("test_bpd"), "history": meta.get("history", []), "path": path,
+            "dataset": meta["config"].get("dataset")}
+    return model, info
+
+
+def ensure_model(profile: Profile | str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The latest trained PixelCNN++ (EMA weights, eval mode), training a tiny one if none exists.
+
+    For learners who open notebook 03 or 04 first: with no checkpoint in
+    ``outputs/checkpoints/pixelcnnpp`` it trains the tiny-profile model for the tiny step budget
+    (about a minute on a CPU) and says so in one line.
+    """
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    if latest_checkpoint() is None:
+        tiny = get_profile("tiny").settings("pixelcnnpp")
+        print(f"note: no PixelCNN++ checkpoint in {default_checkpoint_dir()} yet (notebook 02 trains one); "
+              f"training the small tiny-profile model on {tiny['dataset']} for {tiny['steps']} steps "
+              "(about a minute on a CPU) as a stand-in")
+        train(get_profile("tiny"), progress=False)
+    return load_checkpoint(None, device=profile.device)
+
+
+def fingerprint(module: torch.nn.Module) -> str:
+    """A short hash of every weight and buffer: equal on all processes when they train one model."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _mixed_precision(profile: Profile) -> str:
+    """bf16 autocast only on a GPU that has bf16 (Ampere or newer); full precision elsewhere."""
+    return "bf16" if profile.device == "cuda" and profile.dtype_name == "bfloat16" else "no"
+
+
+def _prepare_data(data: ImageData | str | None, settings: dict[str, Any]) -> ImageData:
+    if isinstance(data, ImageData):
+        return data
+    source = data or settings["dataset"]
+    channels = settings["in_channels"] if str(source) == settings["dataset"] else None
+    return load_data(source, settings["image_size"], channels=channels, seed=settings["seed"])
+
+
+def _check_same_run(meta: dict[str, Any], config: dict[str, Any], folder: Path) -> None:
+    old = meta["config"]
+    changed = [f"{k} {old.get(k)!r} -> {config.get(k)!r}" for k in RUN_KEYS if old.get(k) != config.get(k)]
+    if changed:
+        raise ValueError(f"{folder} holds a different run ({'; '.join(changed)}): pass --no-resume "
+                         "(resume=False) to start over there, or --out-dir for a separate folder")
+
+
+@torch.no_grad()
+def evaluate(model, loader, accelerator, image_shape: tuple[int, int, int]) -> float:
+    """Mean test bits/dim of ``model`` over ``loader`` (all processes' shares gathered)."""
+    from helpers.pixelcnnpp import discretized_mix_logistic_nll
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x in loader:
+        x = x.to(next(model.parameters()).dtype)
+        with accelerator.autocast():
+            params = model(x)
+        nll = accelerator.gather_for_metrics(discretized_mix_logistic_nll(x, params.float()))
+        total += nll.double().sum().item()
+        count += nll.numel()
+    model.train(was_training)
+    return total / (count * math.log(2) * math.prod(image_shape))
+
+
+def train(profile: Profile | str | None = None, steps: int | None = None, data: ImageData | str | None = None,
+          out_dir: str | Path | None = None, resume: bool = True,
+          callback: Callable[[Progress], None] | None = None, progress: bool = True, **overrides: Any) -> Path:
+    """Train PixelCNN++ up to ``steps`` total steps and return the last checkpoint's folder.
+
+    ``profile``: a Profile or its name (default: the current one); its ``pixelcnnpp`` block gives
+    every setting, ``overrides`` (e.g. ``batch_size=32, nr_filters=64``) replace some.
+    ``data``: a dataset name, a folder of images, or an :class:`ImageData` (default: the profile's).
+    ``resume``: continue the run in ``out_dir`` if it has checkpoints (same model, same data).
+    ``callback(progress)`` is called at every evaluation (see :class:`Progress`; e.g. :class:`LivePlot`).
+    """
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.utils import gather_object, set_seed
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from tqdm.auto import tqdm
+
+    from helpers.pixelcnnpp import discretized_mix_logistic_nll
+
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    settings = train_settings(profile, steps=steps, **overrides)
+    settings.setdefault("seed", 0)
+    out_dir = Path(out_dir) if out_dir else default_checkpoint_dir()
+    accelerator = Accelerator(
+        cpu=profile.device == "cpu", mixed_precision=_mixed_precision(profile),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=settings["seed"]))
+    main = accelerator.is_main_process
+
+    dataset = _prepare_data(data, settings)
+    config = {**settings, "dataset": dataset.name, "in_channels": dataset.image_shape[0],
+              "image_size": dataset.image_shape[1]}
+    image_shape = dataset.image_shape
+    if main and progress:
+        print(profile.banner())
+        print(f"PixelCNN++ is trained here from scratch on {dataset!r}: its samples show what this model "
+              "learned, not random weights.")
+        for note in dataset.notes:
+            print(f"note: {note}")
+
+    start = latest_checkpoint(out_dir) if resume else None
+    meta: dict[str, Any] = read_meta(start) if start else {}
+    if start:
+        _check_same_run(meta, config, start)
+
+    # The same initial weights on every process; then a different dropout stream per process.
+    torch.manual_seed(config["seed"])
+    model = build_model(config)
+    if start:
+        from safetensors.torch import load_model
+
+        load_model(model, str(start / "model.safetensors"))
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema"]), use_buffers=True)
+    if start:
+        load_model(ema.module, str(start / "ema.safetensors"))
+    set_seed(config["seed"], device_specific=True)
+
+    # Own generators for the loaders, so iterating them never draws from the global RNG (dropout's).
+    def loader(images, shuffle: bool, drop_last: bool):
+        return torch.utils.data.DataLoader(images, batch_size=config["batch_size"], shuffle=shuffle,
+                                           drop_last=drop_last, generator=torch.Generator().manual_seed(config["seed"]))
+
+    if len(dataset.train) < config["batch_size"] * accelerator.num_processes:
+        raise ValueError(f"batch size {config['batch_size']} x {accelerator.num_processes} process(es) is larger "
+                         f"than the {len(dataset.train)} training images; use a smaller --batch-size")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=ADAM_BETAS)
+    model, optimizer, train_loader, test_loader = accelerator.prepare(
+        model, optimizer, loader(dataset.train_dataset(), True, True), loader(dataset.test_dataset(), False, False))
+    ema.to(accelerator.device)
+    forward = torch.compile(model) if config["compile"] else model
+
+    step, history = 0, []
+    if start:
+        state = torch.load(start / STATE_FILE, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        ema.n_averaged.copy_(state["ema_n_averaged"])
+        step, history = meta["step"], meta.get("history", [])
+        if len(state["rng"]) == accelerator.num_processes:
+            _set_rng_state(state["rng"][accelerator.process_index])
+        elif main:
+            print(f"note: the run was saved by {len(state['rng'])} process(es), now {accelerator.num_processes}: "
+                  "dropout draws fresh random numbers from here on")
+        if main:
+            print(f"resuming {start} at step {step} (test bits/dim {meta.get('test_bpd')})")
+
+    batches_per_epoch = len(train_loader)
+
+    def batches(first_step: int):
+        """Endless batches in a fixed order: epoch e is shuffled with seed + e, wherever we resume."""
+        epoch, skip = divmod(first_step, batches_per_epoch)
+        while True:
+            train_loader.set_epoch(epoch)
+            part = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+            yield from part
+            epoch, skip = epoch + 1, 0
+
+    def checkpoint(test_bpd: float) -> Path:
+        rng_states = gather_object([_rng_state()])
+        replicas = gather_object([fingerprint(accelerator.unwrap_model(model))])
+        folder = out_dir / f"step_{step:07d}"
+        if main:
+            if not resume and step_is_first_save[0]:
+                for old in list_checkpoints(out_dir):  # --no-resume: this run replaces the old one
+                    shutil.rmtree(old, ignore_errors=True)
+            step_is_first_save[0] = False
+            data_state = {"epoch": step // batches_per_epoch, "batch": step % batches_per_epoch,
+                          "batch_size": config["batch_size"], "num_processes": accelerator.num_processes,
+                          "data_seed": config["seed"]}
+            meta_out = {"step": step, "test_bpd": test_bpd, "config": config, "image_shape": list(image_shape),
+                        "data_state": data_state, "history": history, "torch": torch.__version__,
+                        "replicas": {"processes": accelerator.num_processes, "fingerprints": replicas,
+                                     "identical": len(set(replicas)) == 1},
+                        "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
+            if len(set(replicas)) > 1:
+                print(f"warning: the {len(replicas)} processes hold different weights at step {step}")
+            save_checkpoint(folder, accelerator.unwrap_model(model), ema, optimizer, meta_out, rng_states)
+            for old in list_checkpoints(out_dir)[:-config.get("keep_checkpoints", 2)]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        return folder
+
+    step_is_first_save = [True]
+    total = config["steps"]
+    last = out_dir / f"step_{step:07d}" if start else None
+    if step >= total:
+        if main:
+            print(f"nothing to do: the run in {out_dir} is already at step {step} (asked for {total})")
+        return start  # type: ignore[return-value]
+    dims_ln2 = math.prod(image_shape) * math.log(2)
+    bar = tqdm(total=total, initial=step, desc="training PixelCNN++", unit="step",
+               disable=not (main and progress))
+    model.train()
+    running, seen, t0, evals = 0.0, 0, time.perf_counter(), len(history)
+    for x in batches(step):
+        lr = learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x = x.to(next(model.parameters()).dtype)
+        params = forward(x)
+        loss = discretized_mix_logistic_nll(x, params.float()).mean() / dims_ln2  # bits per dimension
+        accelerator.backward(loss)
+        if config.get("clip_grad"):
+            accelerator.clip_grad_norm_(model.parameters(), config["clip_grad"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update_parameters(accelerator.unwrap_model(model))
+        step += 1
+        running += loss.detach().double()
+        seen += 1
+        bar.update(1)
+        if step % config["eval_every"] == 0 or step == total:
+            train_bpd = accelerator.reduce(running / seen, "mean").item()
+            images_per_s = seen * config["batch_size"] * accelerator.num_processes / (time.perf_counter() - t0)
+            with torch.random.fork_rng(devices=[]):  # evaluation and samples never disturb training's RNG
+                test_bpd = evaluate(ema.module, test_loader, accelerator, image_shape)
+                evals += 1
+                samples = None
+                every = config.get("samples_every", 0)
+                if callback is not None and main and every and (evals % every == 0 or step == total):
+                    samples = sample_grid_images(ema.module, image_shape, config.get("sample_n", 16), config["seed"])
+            history.append({"step": step, "train_bpd": train_bpd, "test_bpd": test_bpd, "lr": lr,
+                            "images_per_s": images_per_s})
+            bar.set_postfix(train_bpd=f"{train_bpd:.3f}", test_bpd=f"{test_bpd:.3f}")
+            if callback is not None and main:
+                callback(Progress(step, total, train_bpd, test_bpd, lr, images_per_s, list(history),
+                                  image_shape, samples))
+            if step % config.get("checkpoint_every", config["eval_every"]) == 0 or step == total:
+                last = checkpoint(test_bpd)
+            running, seen, t0 = 0.0, 0, time.perf_counter()
+        if step >= total:
+            break
+    bar.close()
+    if main and progress:
+        print(f"step {step}: test bits/dim {history[-1]['test_bpd']:.3f} (uniform over 256 levels: 8.000); "
+              f"checkpoint {last}")
+    return last  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def sample_grid_images(model, image_shape: tuple[int, int, int], n: int = 16, seed: int = 0) -> torch.Tensor:
+    """``n`` samples from ``model`` as uint8, with their own generator (the training RNG is untouched)."""
+    from helpers.pixelcnnpp import sample
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    images = sample(model, n, image_shape, generator=generator, method="fast")
+    model.train(was_training)
+    return to_pixels(images).cpu()
+
+
+class LivePlot:
+    """A notebook callback: bits/dim curves (train and test) and the latest samples, redrawn in place."""
+
+    def __init__(self, title: str = "PixelCNN++ training"):
+        self.title = title
+        self.handle = None
+        self.samples: torch.Tensor | None = None
+        self.last: Progress | None = None
+
+    def figure(self, progress: Progress):
+        import matplotlib.pyplot as plt
+
+        if progress.samples is not None:
+            self.samples = progress.samples
+        steps = [h["step"] for h in progress.history]
+        fig, axes = plt.subplots(1, 2 if self.samples is not None else 1, figsize=(10 if self.samples is not None else 6, 3.6),
+                                 squeeze=False)
+        ax = axes[0, 0]
+        ax.plot(steps, [h["train_bpd"] for h in progress.history], "o-", label="train (model with dropout)")
+        ax.plot(steps, [h["test_bpd"] for h in progress.history], "s-", label="test (EMA weights)")
+        ax.axhline(8.0, color="grey", ls=":", label="uniform guess (8 bits)")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("bits per dimension (lower is better)")
+        ax.set_title(f"{self.title}: step {progress.step}/{progress.steps}")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        if self.samples is not None:
+            axes[0, 1].imshow(image_grid(self.samples, scale=1), cmap="gray", vmin=0, vmax=255,
+                              interpolation="nearest")
+            axes[0, 1].set_title("samples from the EMA weights")
+            axes[0, 1].axis("off")
+        fig.tight_layout()
+        return fig
+
+    def __call__(self, progress: Progress) -> None:
+        import matplotlib.pyplot as plt
+
+        self.last = progress
+        fig = self.figure(progress)
+        try:
+            from IPython.display import display
+
+            if self.handle is None:
+                self.handle = display(fig, display_id=True)
+            else:
+                self.handle.update(fig)
+        except ImportError:
+            pass
+        plt.close(fig)
+
+
+def save_sample_grid(samples: torch.Tensor, path: str | Path) -> Path:
+    """Write uint8 samples as an enlarged PNG grid, atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        image_grid(samples, scale=4).save(tmp, format="PNG")
+    return path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, help="total training steps of the run (resuming counts from its start)")
+    parser.add_argument("--data", help="digits | photos | mnist | cifar10 | celeba | a folder of images "
+                                       "(default: the profile's dataset)")
+    parser.add_argument("--image-size", type=int, help="side of the square training images in pixels")
+    parser.add_argument("--batch-size", type=int, help="images per step per process")
+    parser.add_argument("--lr", type=float, help="initial learning rate (decays by lr_decay every step)")
+    parser.add_argument("--seed", type=int, help="seed for weights, data order and dropout")
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                        help="continue the run in --out-dir if it has checkpoints (default); --no-resume starts "
+                             "over and replaces them at the first save")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="torch.compile the model (faster on a GPU after a slow first step)")
+    parser.add_argument("--out-dir", help="checkpoint folder (default: outputs/checkpoints/pixelcnnpp)")
+    parser.add_argument("--samples", type=int, default=16, help="sample grid written beside the checkpoint (0: none)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other setting of the profile's pixelcnnpp block, e.g. --set nr_filters=64 "
+                             "(repeatable)")
+
+
+def parse_sets(pairs: list[str]) -> dict[str, Any]:
+    """``["nr_filters=64", "dropout=0.1"]`` -> ``{"nr_filters": 64, "dropout": 0.1}``."""
+    import ast
+
+    values = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set nr_filters=64")
+        try:
+            values[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            values[key.strip()] = text.strip()
+    return values
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = get_profile(args.profile)
+    overrides = {**parse_sets(args.set), "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                 "compile": args.compile, "image_size": args.image_size}
+    last = train(profile, steps=args.steps, data=args.data, out_dir=args.out_dir, resume=args.resume,
+                 **overrides)
+    from accelerate import PartialState
+
+    if args.samples and PartialState().is_main_process:
+        model, info = load_checkpoint(last, device=profile.device)
+        with torch.random.fork_rng(devices=[]):
+            samples = sample_grid_images(model, info["image_shape"], args.samples, info["config"]["seed"])
+        path = save_sample_grid(samples, last.parent / f"samples_step_{info['step']:07d}.png")
+        print(f"wrote {path}: {args.samples} samples from the EMA weights at step {info['step']}")
+    return 0
