@@ -60,3 +60,7 @@ def test_gpu_test_mode_builds_published_sizes_without_downloads(monkeypatch):
     ltx = registry.load_pipeline("ltx-video", profile)
     assert 1.85 < full_size.parameter_count(ltx.transformer) / 1e9 < 2.0  # the "2B" LTX-Video
     assert 4.6 < full_size.parameter_count(ltx.text_encoder) / 1e9 < 4.8  # T5-XXL encoder
+    flux = registry.load_pipeline("flux-fill-dev", profile)
+    assert type(flux).__name__ == "FluxFillPipeline"
+    assert 11.8 < full_size.parameter_count(flux.transformer) / 1e9 < 12.0  # FLUX.1's 12B transformer
+    assert flux.transformer.config.in_channels == 384 and flux.transformer.config.guidance_embeds
