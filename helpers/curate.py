@@ -385,7 +385,7 @@ def rank_and_select(names: Sequence[str], images: Sequence[Image.Image], scores:
 
 
 def curate(samples: str | Path | None = None, out: str | Path | None = None, keep: int | None = None,
-           profile: Profile | None = None, threshold: int = DUPLICATE_DISTANCE,
+           profile: Profile | None = None, threshold: int | None = None,
            likelihood: Likelihood | None | bool = True, selected: Sequence[str] | None = None) -> Curation:
     """Score every sample, drop near-duplicates, keep the best ``keep`` in ``out`` (default outputs/curated).
 
@@ -396,6 +396,7 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
     profile = profile or get_profile()
     settings = profile.settings("curate")
     keep = settings["keep"] if keep is None else keep
+    threshold = settings.get("duplicate_bits", DUPLICATE_DISTANCE) if threshold is None else threshold
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
     folder = Path(samples) if samples else stage_dir("samples")
@@ -541,13 +542,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                           "made from the trained model if empty)")
     parser.add_argument("--out", default=None, help="folder for the curated set (default: outputs/curated)")
     parser.add_argument("--keep", type=int, default=None, help="how many to keep (default: the profile's)")
-    parser.add_argument("--duplicate-bits", type=int, default=DUPLICATE_DISTANCE,
-                        help=f"dHash distance (of 128 bits) that counts as a near-duplicate (default {DUPLICATE_DISTANCE})")
+    parser.add_argument("--duplicate-bits", type=int, default=None,
+                        help="dHash distance (of 128 bits) that counts as a near-duplicate (default: the profile's)")
     parser.add_argument("--no-likelihood", action="store_true", help="score without the PixelCNN++'s bits/dim")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.duplicate_bits < 0 or args.duplicate_bits > HASH_BITS:
+    if args.duplicate_bits is not None and not 0 <= args.duplicate_bits <= HASH_BITS:
         raise ValueError(f"--duplicate-bits must be between 0 and {HASH_BITS}, got {args.duplicate_bits}")
     profile = get_profile(args.profile)
     print(profile.banner())

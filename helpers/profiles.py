@@ -57,20 +57,42 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "colab": dict(n_images=256, batch_size=64, temperature=1.0, method="fast"),
         "full": dict(n_images=1000, batch_size=256, temperature=1.0, method="fast"),
     },
-    # Curation and keyframes (notebook 04).
+    # Curation (notebook 04, `python -m helpers curate`): keep = best samples kept;
+    # duplicate_bits = dHash distance (of 128 bits) under which two samples count as near-duplicates.
     "curate": {
-        "tiny": dict(keep=16, n_keyframes=2, width=256, height=144, upscaler="lanczos"),
-        "colab": dict(keep=64, n_keyframes=3, width=1024, height=576, upscaler="lanczos"),
-        "full": dict(keep=128, n_keyframes=5, width=1024, height=576, upscaler="lanczos"),
+        "tiny": dict(keep=16, duplicate_bits=12),
+        "colab": dict(keep=64, duplicate_bits=12),
+        "full": dict(keep=128, duplicate_bits=12),
     },
-    # Flux.1 keyframe refinement (notebook 05, `python -m helpers refine`).
+    # Keyframes (notebook 04, `python -m helpers keyframes`): width/height = the video size the
+    # keyframes are upscaled (upscaler) and padded (pad: blur|reflect|edge) to; colour_strength =
+    # how far each keyframe's Lab mean/std move to the first one's (0 off, 1 fully);
+    # max_palette_distance = largest palette distance (CIE76 dE) a keyframe may have from the first.
+    "keyframes": {
+        "tiny": dict(n_keyframes=2, width=256, height=144, upscaler="lanczos", pad="blur",
+                     colour_strength=0.7, palette_size=5, max_palette_distance=40.0),
+        "colab": dict(n_keyframes=3, width=1024, height=576, upscaler="lanczos", pad="blur",
+                      colour_strength=0.7, palette_size=5, max_palette_distance=40.0),
+        "full": dict(n_keyframes=5, width=1024, height=576, upscaler="lanczos", pad="blur",
+                     colour_strength=0.7, palette_size=5, max_palette_distance=40.0),
+    },
+    # Flux.1 keyframe refinement (notebook 05, `python -m helpers refine`): img2img at width x height
+    # (sides multiples of 16), then back to the keyframe size. strength = share of the denoising
+    # redone (0 keeps the keyframe, 1 ignores it); schnell is guidance-distilled: guidance_scale 0.
+    # memory: colab cannot hold the 12B transformer in 16-bit (24 GB) in GPU or in its ~12 GB of
+    # RAM, so the transformer and T5 are quantised to 4-bit NF4 (bitsandbytes) and each model is
+    # moved to the GPU only while it runs (diffusers docs / HF blog: FLUX.1 in NF4 ~12.6 GB peak;
+    # cited, not measured). full: bf16, everything on the GPU.
     "flux": {
-        "tiny": dict(model="flux-schnell", width=128, height=64, num_inference_steps=2,
-                     strength=0.6, guidance_scale=0.0, memory="none"),
-        "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4,
-                      strength=0.6, guidance_scale=0.0, memory="sequential_offload"),
-        "full": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4,
-                     strength=0.6, guidance_scale=0.0, memory="none"),
+        "tiny": dict(model="flux-schnell-img2img", width=256, height=144, num_inference_steps=2,
+                     strength=0.6, guidance_scale=0.0, max_sequence_length=32, memory="none",
+                     prompt="a cinematic keyframe, soft light, detailed"),
+        "colab": dict(model="flux-schnell-img2img", width=1024, height=576, num_inference_steps=4,
+                      strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="nf4+model_offload",
+                      prompt="a cinematic keyframe, soft light, detailed"),
+        "full": dict(model="flux-schnell-img2img", width=1024, height=576, num_inference_steps=4,
+                     strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="none",
+                     prompt="a cinematic keyframe, soft light, detailed"),
     },
     # Stable Video Diffusion (notebooks 00 and 06, `python -m helpers animate`).
     # SVD-XT 1.1 was fine-tuned at 1024x576, 25 frames, fps 6 and motion bucket 127 (model card):
