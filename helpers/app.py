@@ -1,0 +1,385 @@
+"""The video studio (notebook 10): a Gradio web app and an ipywidgets studio over the animate stage.
+
+``python -m helpers app`` serves the app on http://127.0.0.1:7860 (``--port``, ``--share`` for a
+public link). In a notebook: ``build_app().launch()`` (on Colab ``launch(share=True)``), or
+``WidgetStudio()`` for the same knobs without leaving Jupyter.
+
+Both are thin layers over :class:`Studio`, which keeps the loaded pipelines between requests and
+turns one image into one MP4 under ``outputs/final/``. Bad uploads (empty, truncated, not an
+image) come back as a message, never as a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from PIL import Image
+
+from helpers import animate
+from helpers.demo_images import MAKERS, demo_image_path
+from helpers.images import BadInputError, load_image
+from helpers.outputs import stage_dir
+from helpers.profiles import Profile, get_profile
+from helpers.standins import keyframe_paths
+from helpers.video import write_mp4
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry: the app talks to nobody
+
+BACKEND_NAMES = {"svd": "Stable Video Diffusion (image only)", "ltx": "LTX-Video (image + prompt)"}
+TINY_NOTE = ("**tiny profile: every model here has RANDOM WEIGHTS.** The video shows that the app "
+             "works end to end, not what the real model makes; every frame is stamped to say so.")
+ProgressFn = Callable[[float, str], None]
+
+
+def available_backends() -> list[str]:
+    """The backends this installation can run: svd always, ltx once helpers.animate has it."""
+    return [b for b in ("svd", "ltx") if b == "svd" or hasattr(animate, "animate_ltx")]
+
+
+def source_choices() -> list[tuple[str, str]]:
+    """(label, path) for the picker: the keyframes in outputs/keyframes/, then the demo images."""
+    choices = [(f"keyframe {p.name}", str(p)) for p in keyframe_paths()]
+    choices += [(f"demo image: {name}", str(demo_image_path(name))) for name in MAKERS]
+    return choices
+
+
+class Studio:
+    """One image -> one MP4, with pipelines kept loaded between requests (one request at a time)."""
+
+    def __init__(self, profile: Profile | None = None):
+        self.profile = profile or get_profile()
+        self.defaults = self.profile.settings("app")
+        self._pipes: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def banner(self) -> str:
+        note = f"\n\n{TINY_NOTE}" if self.profile.random_weights else ""
+        return f"Profile **{self.profile.name}** ({self.profile.device}): {self.profile.reason}.{note}"
+
+    def default(self, backend: str, knob: str) -> Any:
+        """The app's default for ``knob`` (num_frames, steps) of ``backend``."""
+        return self.defaults[f"{backend}_{knob}"]
+
+    def _settings(self, backend: str, num_frames: int, steps: int, motion: int | None,
+                  prompt: str | None) -> tuple[dict[str, Any], list[str]]:
+        """The overrides handed to helpers.animate, and notes about anything adjusted."""
+        notes: list[str] = []
+        if num_frames < 2:
+            raise ValueError(f"frames must be at least 2, got {num_frames}")
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if backend == "svd":
+            overrides = dict(num_frames=int(num_frames), num_inference_steps=int(steps))
+            if motion is not None:
+                if not 1 <= motion <= 255:
+                    raise ValueError(f"motion must be between 1 and 255, got {motion}")
+                overrides["motion_bucket_id"] = int(motion)
+            for side in ("width", "height"):
+                if self.defaults[f"svd_{side}"]:
+                    overrides[side] = self.defaults[f"svd_{side}"]
+            return overrides, notes
+        if backend == "ltx":
+            valid = animate.ltx_frames_at_least(int(num_frames))
+            if valid != num_frames:
+                notes.append(f"LTX-Video makes 8k+1 frames: {num_frames} became {valid}")
+            overrides = dict(num_frames=valid, num_inference_steps=int(steps))
+            if prompt is not None and prompt.strip():
+                overrides["prompt"] = prompt.strip()
+            if motion is not None and motion != self.defaults["motion_bucket_id"]:
+                notes.append("the motion knob is for SVD; with LTX-Video describe the motion in the prompt")
+            return overrides, notes
+        raise ValueError(f"unknown backend {backend!r}; this installation has: {', '.join(available_backends())}")
+
+    def pipeline(self, backend: str, settings: dict[str, Any]):
+        """The loaded pipeline of ``backend`` (loaded on first use, then kept)."""
+        if backend not in self._pipes:
+            loader = animate.load_svd if backend == "svd" else animate.load_ltx
+            self._pipes[backend] = loader(self.profile, settings)
+        return self._pipes[backend]
+
+    def make_video(self, image: Image.Image, backend: str = "svd", num_frames: int | None = None,
+                   motion: int | None = None, steps: int | None = None, seed: int = 0,
+                   prompt: str | None = None, progress: ProgressFn | None = None,
+                   out: str | Path | None = None) -> tuple[Path, str]:
+        """Animate ``image``; returns (the MP4 path, a one-paragraph report for the UI)."""
+        progress = progress or (lambda fraction, text: None)
+        if backend not in available_backends():
+            raise ValueError(f"backend {backend!r} is not available here; choose {', '.join(available_backends())}")
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        num_frames = int(num_frames or self.default(backend, "num_frames"))
+        steps = int(steps or self.default(backend, "steps"))
+        overrides, notes = self._settings(backend, num_frames, steps, motion, prompt)
+        with self._lock:
+            start = time.perf_counter()
+            progress(0.05, f"loading {BACKEND_NAMES[backend]}")
+            if backend == "svd":
+                settings = animate.svd_settings(self.profile, **overrides)
+                pipe = self.pipeline(backend, settings)
+                progress(0.2, f"generating {settings['num_frames']} frames ({steps} steps)")
+                frames, settings = animate.animate_image(image, self.profile, seed=int(seed), pipe=pipe, **overrides)
+                fps = settings["export_fps"]
+            else:
+                settings = animate.ltx_settings(self.profile, **overrides)
+                pipe = self.pipeline(backend, settings)
+                progress(0.2, f"generating {settings['num_frames']} frames ({steps} steps)")
+                frames, settings = animate.animate_ltx([image], profile=self.profile, seed=int(seed), pipe=pipe,
+                                                       **overrides)
+                fps = settings["frame_rate"]
+            progress(0.9, "writing the MP4")
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+            path = Path(out) if out else stage_dir("final") / f"studio_{backend}_seed{seed}_{stamp}.mp4"
+            write_mp4(frames, path, fps=fps)
+            seconds = time.perf_counter() - start
+        knobs = f"seed {seed}, {settings['num_inference_steps']} steps"
+        if backend == "svd":
+            knobs += f", motion {settings['motion_bucket_id']}"
+        else:
+            knobs += f", prompt \"{settings['prompt']}\""
+        report = (f"Made {len(frames)} frames at {settings['width']}x{settings['height']} "
+                  f"({len(frames) / fps:.1f} s at {fps:g} fps) with {BACKEND_NAMES[backend]}: {knobs}; "
+                  f"took {seconds:.1f} s on {self.profile.device}.")
+        if notes:
+            report += " Note: " + "; ".join(notes) + "."
+        if self.profile.random_weights:
+            report += " RANDOM WEIGHTS (tiny profile): this shows the app works, not a real result."
+        progress(1.0, "done")
+        return path, report
+
+
+def read_upload(path: str | os.PathLike | None, choice: str | None) -> tuple[Image.Image, str]:
+    """The picture to animate: the upload if there is one, else the picked keyframe.
+
+    Raises :class:`BadInputError` naming the upload by its own file name (not the server's temp path).
+    """
+    if path:
+        try:
+            image, _ = load_image(path)
+        except BadInputError as err:
+            raise BadInputError(Path(path).name, err.problem) from None
+        return image, Path(path).name
+    if choice:
+        image, _ = load_image(choice)
+        return image, Path(choice).name
+    raise BadInputError("(nothing)", "upload an image or pick a keyframe first")
+
+
+# --------------------------------------------------------------------------------------------
+# The Gradio app
+
+
+def build_app(studio: Studio | None = None):
+    """The studio as a ``gr.Blocks`` app. ``.launch()`` serves it; on Colab ``.launch(share=True)``."""
+    import gradio as gr
+
+    studio = studio or Studio()
+    backends = available_backends()
+    choices = source_choices()
+
+    def preview(upload):
+        if not upload:
+            return None, ""
+        try:
+            image, name = read_upload(upload, None)
+        except BadInputError as err:
+            gr.Warning(f"Could not use the upload: {err}")
+            return None, f"Could not use the upload: {err}"
+        return image, f"{name}: {image.width}x{image.height}, ready."
+
+    def on_backend(backend):
+        ltx = backend == "ltx"
+        return (gr.update(visible=ltx), gr.update(visible=not ltx),
+                gr.update(value=studio.default(backend, "num_frames")),
+                gr.update(value=studio.default(backend, "steps")))
+
+    def make_video(upload, choice, backend, num_frames, motion, steps, seed, prompt,
+                   progress=gr.Progress(track_tqdm=True)):
+        try:
+            image, _ = read_upload(upload, choice)
+        except BadInputError as err:
+            gr.Warning(f"Could not use the upload: {err}")
+            return None, f"Could not use the upload: {err}"
+        try:
+            path, report = studio.make_video(image, backend, int(num_frames), int(motion), int(steps), int(seed),
+                                             prompt, progress=lambda f, text: progress(f, desc=text))
+        except ValueError as err:
+            gr.Warning(str(err))
+            return None, f"Could not make the video: {err}"
+        except RuntimeError as err:
+            if "out of memory" in str(err).lower():
+                message = ("The GPU ran out of memory. Try fewer frames, fewer steps, or the colab profile "
+                           "(model offload).")
+                gr.Warning(message)
+                return None, message
+            raise
+        return str(path), report
+
+    with gr.Blocks(title="Pixels to Motion - video studio", analytics_enabled=False) as app:
+        gr.Markdown("# Pixels to Motion: video studio\nUpload a picture (or pick a keyframe), choose a "
+                    "model and a few knobs, and get a short video to watch and download.")
+        gr.Markdown(studio.banner())
+        with gr.Row():
+            with gr.Column():
+                upload = gr.File(label="Upload an image (PNG, JPEG, WebP, ...)", type="filepath")
+                choice = gr.Dropdown(choices=choices, value=choices[0][1] if choices else None,
+                                     label="...or pick a keyframe (used when nothing is uploaded)")
+                shown = gr.Image(label="The picture", interactive=False, height=200)
+                backend = gr.Radio(choices=[(BACKEND_NAMES[b], b) for b in backends], value=backends[0],
+                                   label="Model")
+                prompt = gr.Textbox(label="Prompt (LTX-Video): describe the motion, e.g. 'slow dolly-in, soft lighting'",
+                                    visible=False)
+                num_frames = gr.Slider(2, studio.defaults["max_frames"], step=1,
+                                       value=studio.default(backends[0], "num_frames"),
+                                       label="Frames (SVD-XT was trained on 25; LTX needs 8k+1 and rounds up)")
+                motion = gr.Slider(1, 255, step=1, value=studio.defaults["motion_bucket_id"],
+                                   label="Motion (SVD motion_bucket_id: higher = more movement)")
+                steps = gr.Slider(1, 50, step=1, value=studio.default(backends[0], "steps"),
+                                  label="Denoising steps (more = slower, usually cleaner)")
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed (same seed, same video)")
+                go = gr.Button("Make the video", variant="primary")
+            with gr.Column():
+                video = gr.Video(label="Your video", format="mp4", autoplay=True, loop=True,
+                                 buttons=["download"])
+                status = gr.Textbox(label="Status", interactive=False, lines=3)
+        upload.change(preview, inputs=upload, outputs=[shown, status], api_name=False)
+        choice.change(lambda c: c, inputs=choice, outputs=shown, api_name=False)
+        backend.change(on_backend, inputs=backend, outputs=[prompt, motion, num_frames, steps], api_name=False)
+        go.click(make_video, inputs=[upload, choice, backend, num_frames, motion, steps, seed, prompt],
+                 outputs=[video, status], api_name="make_video")
+        app.load(lambda c: c, inputs=choice, outputs=shown, api_name=False)
+    return app
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _check_port(host: str, port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port must be between 1 and 65535, got {port}")
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise ValueError(f"port {port} on {host} is in use; choose another with --port") from None
+
+
+def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True):
+    """Serve ``app`` (loopback by default). ``share=True`` asks Gradio for a public link (Colab)."""
+    from helpers.outputs import outputs_dir
+
+    return app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                      allowed_paths=[str(outputs_dir())], ssr_mode=False, quiet=not block, show_error=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The ipywidgets studio, for those who stay in Jupyter
+
+
+class WidgetStudio:
+    """The same knobs as the app, as ipywidgets: ``display(ws.box)``, then click (or ``ws.run()``)."""
+
+    def __init__(self, studio: Studio | None = None):
+        import ipywidgets as w
+
+        self.studio = studio or Studio()
+        backends = available_backends()
+        choices = source_choices()
+        defaults = self.studio.defaults
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="Upload image")
+        self.choice = w.Dropdown(options=choices, value=choices[0][1] if choices else None,
+                                 description="or keyframe", layout=w.Layout(width="420px"))
+        self.backend = w.ToggleButtons(options=[(b.upper(), b) for b in backends], value=backends[0],
+                                       description="Model")
+        self.num_frames = w.IntSlider(value=self.studio.default(backends[0], "num_frames"), min=2,
+                                      max=defaults["max_frames"], description="Frames")
+        self.motion = w.IntSlider(value=defaults["motion_bucket_id"], min=1, max=255, description="Motion")
+        self.steps = w.IntSlider(value=self.studio.default(backends[0], "steps"), min=1, max=50,
+                                 description="Steps")
+        self.seed = w.BoundedIntText(value=0, min=0, max=2**31 - 1, description="Seed")
+        self.prompt = w.Text(value="", placeholder="LTX only: e.g. slow dolly-in, soft lighting",
+                             description="Prompt")
+        self.button = w.Button(description="Make the video", button_style="primary")
+        self.status = w.HTML(value=self.studio.banner().replace("**", ""))
+        self.output = w.Output()
+        self.last_video: Path | None = None
+        self.backend.observe(self._on_backend, names="value")
+        self.button.on_click(lambda _: self.run())
+        self.box = w.VBox([self.upload, self.choice, self.backend, self.num_frames, self.motion,
+                           self.steps, self.seed, self.prompt, self.button, self.status, self.output])
+
+    def _on_backend(self, change) -> None:
+        self.num_frames.value = self.studio.default(change["new"], "num_frames")
+        self.steps.value = self.studio.default(change["new"], "steps")
+
+    def _uploaded_file(self) -> str | None:
+        """The uploaded bytes written to a temporary file (ipywidgets 8 keeps them in memory)."""
+        if not self.upload.value:
+            return None
+        item = self.upload.value[0]
+        folder = Path(tempfile.mkdtemp(prefix="studio-upload-"))
+        path = folder / Path(item["name"]).name
+        path.write_bytes(bytes(item["content"]))
+        return str(path)
+
+    def run(self) -> Path | None:
+        """Make a video with the current knobs; show it, or a message saying what went wrong."""
+        from IPython.display import display
+
+        from helpers.video import show_video
+
+        self.output.clear_output()
+        uploaded = self._uploaded_file()
+        try:
+            image, name = read_upload(uploaded, self.choice.value)
+            self.status.value = f"working on {name} ..."
+            path, report = self.studio.make_video(
+                image, self.backend.value, self.num_frames.value, self.motion.value, self.steps.value,
+                self.seed.value, self.prompt.value, progress=lambda f, text: setattr(
+                    self.status, "value", f"{int(f * 100)} %: {text}"))
+        except (BadInputError, ValueError) as err:
+            self.status.value = f"<b>Could not make the video:</b> {err}"
+            return None
+        finally:
+            if uploaded:
+                shutil.rmtree(Path(uploaded).parent, ignore_errors=True)
+        self.status.value = report
+        with self.output:
+            display(show_video(path))
+        self.last_video = path
+        return path
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, help="port to serve on (default: the profile's, 7860)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--share", action="store_true",
+                        help="also make a temporary public *.gradio.live link (needs internet)")
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = get_profile(args.profile)
+    print(profile.banner())
+    studio = Studio(profile)
+    port = args.port if args.port is not None else studio.defaults["port"]
+    _check_port(args.host, port)
+    print(f"serving the video studio on http://{args.host}:{port} (Ctrl+C stops it)")
+    launch(build_app(studio), host=args.host, port=port, share=args.share, block=True)
+    return 0
