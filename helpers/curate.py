@@ -473,11 +473,13 @@ def ranked_grid(records: Sequence[dict[str, Any]], images: dict[str, Image.Image
     for ax, record in zip(axes.ravel(), shown):
         ax.imshow(images[record["file"]], interpolation="nearest")
         bpd = f"bpd {record['bits_per_dim']:.2f}\n" if record.get("bits_per_dim") is not None else ""
-        ax.set_title(f"#{record['rank']} score {record['combined']:.2f}\n{bpd}"
+        tag = " dup" if record["reason"].startswith("near-duplicate") else ""
+        ax.set_title(f"#{record['rank']}{tag} score {record['combined']:.2f}\n{bpd}"
                      f"sharp {record['sharpness']:.0f} col {record['colourfulness']:.0f}\n"
                      f"noise {record['noise']:.2f}", fontsize=7,
                      color="darkgreen" if record["kept"] else "firebrick")
-    figure.suptitle("Samples ranked by combined score (green: kept, red: dropped)", fontsize=10)
+    figure.suptitle("Samples ranked by combined score (green: kept; red: dropped, 'dup' = near-duplicate)",
+                    fontsize=10)
     figure.tight_layout()
     return figure
 
