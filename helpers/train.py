@@ -215,6 +215,17 @@ def _mixed_precision(profile: Profile) -> str:
     return "bf16" if profile.device == "cuda" and profile.dtype_name == "bfloat16" else "no"
 
 
+def _fresh_accelerator_state() -> None:
+    """In a single process, forget an earlier Accelerator's device and precision (a notebook may
+    train on the GPU after a CPU stand-in). Launched runs (WORLD_SIZE > 1) keep their state."""
+    import os
+
+    from accelerate.state import AcceleratorState
+
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1 and AcceleratorState._shared_state:
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def _prepare_data(data: ImageData | str | None, settings: dict[str, Any]) -> ImageData:
     if isinstance(data, ImageData):
         return data
@@ -272,6 +283,7 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
     settings = train_settings(profile, steps=steps, **overrides)
     settings.setdefault("seed", 0)
     out_dir = Path(out_dir) if out_dir else default_checkpoint_dir()
+    _fresh_accelerator_state()
     accelerator = Accelerator(
         cpu=profile.device == "cpu", mixed_precision=_mixed_precision(profile),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=settings["seed"]))
