@@ -84,7 +84,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # moved to the GPU only while it runs (diffusers docs / HF blog: FLUX.1 in NF4 ~12.6 GB peak;
     # cited, not measured). full: bf16, everything on the GPU.
     "flux": {
-        "tiny": dict(model="flux-schnell-img2img", width=256, height=144, num_inference_steps=2,
+        "tiny": dict(model="flux-schnell-img2img", width=256, height=144, num_inference_steps=4,
                      strength=0.6, guidance_scale=0.0, max_sequence_length=32, memory="none",
                      prompt="a cinematic keyframe, soft light, detailed"),
         "colab": dict(model="flux-schnell-img2img", width=1024, height=576, num_inference_steps=4,

@@ -65,3 +65,109 @@ def test_image_conditioned_twins_run(key, cls):
         mask.paste(255, (0, 0, 32, 64))
         kwargs["mask_image"] = mask
     assert pipe(**kwargs).images[0].size == (128, 64)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers.flux: the refine stage
+# --------------------------------------------------------------------------------------------
+
+from helpers import flux  # noqa: E402
+from helpers.cli import main  # noqa: E402
+from helpers.demo_images import demo_image  # noqa: E402
+
+
+def test_effective_start_follows_diffusers_rounding():
+    assert flux.effective_start(1.0, 4) == 1.0
+    assert flux.effective_start(0.6, 4) == 0.75 == flux.effective_start(0.74, 4)
+    assert flux.effective_start(0.5, 4) == 0.5
+    assert flux.effective_start(0.0, 4) == 0.0
+
+
+def test_size_rules():
+    flux.check_size(256, 144)
+    for width, height in ((250, 144), (256, 32)):
+        with pytest.raises(ValueError, match="multiple of 16"):
+            flux.check_size(width, height)
+
+
+def test_structural_similarity():
+    picture = demo_image("shapes")
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (144, 256, 3), dtype=np.uint8))
+    from PIL import ImageFilter
+
+    assert flux.structural_similarity(picture, picture) == pytest.approx(1.0)
+    blurred = flux.structural_similarity(picture, picture.filter(ImageFilter.GaussianBlur(3)))
+    assert 0.3 < blurred < 0.99
+    assert flux.structural_similarity(picture, noise) < 0.1
+
+
+def test_outpaint_canvas_marks_only_the_margins():
+    canvas, mask = flux.outpaint_canvas(Image.new("RGB", (32, 32), (200, 0, 0)), 256, 144)
+    m = np.asarray(mask)
+    assert canvas.size == mask.size == (256, 144)
+    assert (m[:, 56:200] == 0).all() and (m[:, :56] == 255).all() and (m[:, 200:] == 255).all()
+    assert tuple(np.asarray(canvas)[72, 128]) == (200, 0, 0)
+
+
+def write_frames(folder, count=2):
+    from helpers.keyframes import frame_name, pad_to, upscale
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = []
+    for index, name in enumerate(["sunset", "planet", "shapes"][:count], 1):
+        small = demo_image(name).crop((0, 0, 32, 32))
+        image = pad_to(upscale(small, 256, 144), 256, 144, "blur")
+        image.save(folder / frame_name(index))
+        frames.append({"frame": frame_name(index), "sample": f"sample_{index:04d}.png",
+                       "operations": [{"op": "upscale", "to": [144, 144]}, {"op": "pad", "to": [256, 144]}]})
+    (folder / "provenance.json").write_text(json.dumps({"refined": False, "frames": frames}))
+
+
+def test_refine_end_to_end_keeps_originals_and_is_repeatable(outputs):
+    folder = outputs / "keyframes"
+    write_frames(folder)
+    before = [(folder / f"frame_000{i}.png").read_bytes() for i in (1, 2)]
+    paths = flux.refine_keyframes(profile=get_profile("tiny"), seed=3)
+    assert [p.name for p in paths] == ["frame_0001.png", "frame_0002.png"]
+    assert all(Image.open(p).size == (256, 144) for p in paths)
+    assert [(folder / "original" / p.name).read_bytes() for p in paths] == before
+    assert all(p.read_bytes() != b for p, b in zip(paths, before))
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["refined"] and prov["frames"][1]["original"] == "original/frame_0002.png"
+    op = prov["frames"][1]["operations"][-1]
+    assert op["op"] == "flux_img2img" and op["seed"] == 4 and op["random_weights"] is True
+    assert [o["op"] for o in prov["frames"][0]["operations"]] == ["upscale", "pad", "flux_img2img"]
+    first = [p.read_bytes() for p in paths]
+    # again: starts from the originals (kept unchanged), same seed -> the same frames
+    flux.refine_keyframes(profile=get_profile("tiny"), seed=3)
+    assert [(folder / "original" / p.name).read_bytes() for p in paths] == before
+    assert [p.read_bytes() for p in paths] == first
+    ops = json.loads((folder / "provenance.json").read_text())["frames"][0]["operations"]
+    assert [o["op"] for o in ops] == ["upscale", "pad", "flux_img2img"]  # replaced, not stacked
+
+
+def test_fill_redraws_the_padding_and_keeps_the_picture(outputs):
+    folder = outputs / "keyframes"
+    write_frames(folder, count=1)
+    original = np.asarray(Image.open(folder / "frame_0001.png").convert("RGB"))
+    flux.refine_keyframes(profile=get_profile("tiny"), mode="fill", prompt="a wide sunset")
+    refined = np.asarray(Image.open(folder / "frame_0001.png").convert("RGB"))
+    top = slice(0, 120)  # above the random-weights stamp along the bottom edge
+    assert np.array_equal(refined[top, 56:200], original[top, 56:200])   # the picture is kept
+    assert not np.array_equal(refined[top, :56], original[top, :56])     # the padding is redrawn
+
+
+def test_cli_bad_input(outputs, tmp_path, capsys):
+    assert main(["refine", "--keyframes", str(tmp_path / "nowhere")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["refine", "--keyframes", str(empty)]) == 2
+    folder = outputs / "keyframes"
+    write_frames(folder, count=1)
+    assert main(["refine", "--strength", "1.5"]) == 2
+    (folder / "frame_0002.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 10)  # truncated
+    before = (folder / "frame_0001.png").read_bytes()
+    assert main(["refine"]) == 2
+    err = capsys.readouterr().err
+    assert "frame_0002.png" in err and "Traceback" not in err
+    assert (folder / "frame_0001.png").read_bytes() == before and not (folder / "original").exists()

@@ -1,0 +1,370 @@
+"""Flux.1 keyframe refinement (notebook 05, ``python -m helpers refine``).
+
+FLUX.1 (Black Forest Labs) is an *image* model: a 12B rectified-flow transformer that works in
+the latent space of a 16-channel VAE, conditioned on text through CLIP-L and T5-XXL. diffusers
+ships it as several pipelines, each a different job on one picture:
+
+- ``FluxPipeline``: text -> image;
+- ``FluxImg2ImgPipeline``: image + text -> image (noise the picture part-way, denoise it back);
+- ``FluxKontextPipeline``: image + instruction -> edited image that keeps identity and style;
+- ``FluxFillPipeline``: image + mask -> the masked part redrawn (inpainting / outpainting).
+
+It makes no video. In this course it sits between the PixelCNN++ keyframes and the video
+models: it turns small, rough keyframes into rich 16:9 pictures (img2img), makes consistent
+variations (Kontext) and widens a picture instead of padding it (Fill).
+
+``refine`` reads ``outputs/keyframes/frame_*.png``, keeps the originals in
+``keyframes/original/``, writes the refined frames in their place (each file atomically, and
+only after every frame has been refined) and records each step in ``provenance.json``.
+In ``tiny`` the refining model has random weights: the refined frames are labelled so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from helpers.images import BadInputError, load_image, stamp_random_weights
+from helpers.outputs import atomic_path, save_image, stage_dir, write_json
+from helpers.profiles import Profile, get_profile
+from helpers.registry import entry, load_pipeline
+
+MODES = {"img2img": "flux-schnell-img2img", "kontext": "flux-kontext-dev", "fill": "flux-fill-dev"}
+# Memory options of this stage: "nf4" (4-bit transformer and T5 via bitsandbytes) plus the
+# options of helpers.animate.apply_memory_options (model_offload, sequential_offload, vae_tiling, ...).
+QUANTISED = ("transformer", "text_encoder_2")
+
+
+# --------------------------------------------------------------------------------------------
+# Settings, login, loading
+# --------------------------------------------------------------------------------------------
+
+def flux_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
+    """The profile's ``flux`` block with ``overrides``, checked (sides multiples of 16, 0 <= strength <= 1)."""
+    settings = profile.settings("flux")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    check_size(settings["width"], settings["height"])
+    if not 0 <= settings["strength"] <= 1:
+        raise ValueError(f"strength must be between 0 and 1, got {settings['strength']}")
+    if settings["num_inference_steps"] < 1:
+        raise ValueError(f"num_inference_steps must be at least 1, got {settings['num_inference_steps']}")
+    return settings
+
+
+def check_size(width: int, height: int) -> None:
+    """Flux's VAE shrinks 8x and the transformer takes 2x2 patches: sides must be multiples of 16."""
+    for name, value in (("width", width), ("height", height)):
+        if value < 64 or value % 16:
+            raise ValueError(f"{name} must be a multiple of 16 and at least 64 for Flux, got {value}")
+
+
+def hf_login() -> bool:
+    """Log in to Hugging Face for gated models (FLUX.1 [dev], Kontext, Fill), never showing the token.
+
+    Order: an existing login or ``HF_TOKEN`` in the environment; on Colab the ``HF_TOKEN`` secret
+    (key icon in the left bar); otherwise ``huggingface_hub.login()`` asks (a widget in notebooks).
+    Returns True when a token is available afterwards.
+    """
+    from huggingface_hub import get_token, login
+
+    if get_token():
+        return True
+    try:
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        token = userdata.get("HF_TOKEN")
+    except Exception:  # noqa: BLE001 - not on Colab, or the secret is missing / not shared
+        token = None
+    if token:
+        login(token=token, add_to_git_credential=False)
+        del token
+    else:
+        login()
+    return get_token() is not None
+
+
+def quantisation_config(profile: Profile):
+    """4-bit NF4 for the transformer and T5 (bitsandbytes), computing in the profile's dtype."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ValueError("memory option 'nf4' needs bitsandbytes: pip install bitsandbytes "
+                         "(or choose memory 'sequential_offload' on a machine with >= 40 GB of RAM)") from None
+    from diffusers import PipelineQuantizationConfig
+
+    return PipelineQuantizationConfig(
+        quant_backend="bitsandbytes_4bit",
+        quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": profile.dtype},
+        components_to_quantize=list(QUANTISED))
+
+
+def load_flux(key: str, profile: Profile, memory: str | None = None):
+    """Load the Flux pipeline ``key`` from the registry and apply ``memory`` (e.g. ``"nf4+model_offload"``).
+
+    Gated models (dev, Kontext, Fill) need a Hugging Face login outside ``tiny``.
+    """
+    from helpers.animate import apply_memory_options
+
+    item = entry(key)
+    memory = memory or "none"
+    options = [o for o in memory.split("+") if o]
+    kwargs: dict[str, Any] = {}
+    if "nf4" in options:
+        options.remove("nf4")
+        if not profile.random_weights:
+            kwargs["quantization_config"] = quantisation_config(profile)
+    if item.gated and not profile.random_weights:
+        if not hf_login():
+            raise ValueError(f"{item.repo_id} is gated ({item.licence}): accept its licence on huggingface.co "
+                             "and log in (Colab: add HF_TOKEN in Secrets), or use --mode img2img (schnell, Apache-2.0)")
+    pipe = load_pipeline(key, profile, **kwargs)
+    pipe.set_progress_bar_config(disable=True)
+    return apply_memory_options(pipe, "+".join(options) or "none", profile)
+
+
+def _generator(seed: int):
+    """A CPU generator: the same seed gives the same starting noise on every device."""
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+# --------------------------------------------------------------------------------------------
+# The three jobs
+# --------------------------------------------------------------------------------------------
+
+def refine_image(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], seed: int = 0) -> Image.Image:
+    """img2img: noise ``image`` to the level ``strength`` picks and denoise it back under ``prompt``.
+
+    With n steps Flux's schedule is sigma = 1, (n-1)/n, ..., 1/n, and img2img starts at the step
+    ``int(n - n * strength)``: with 4 steps, strengths 0.6 and 0.74 both start at sigma 0.75
+    (see :func:`effective_start`).
+    """
+    width, height = settings["width"], settings["height"]
+    fitted = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS) \
+        if image.size != (width, height) else image.convert("RGB")
+    return pipe(prompt=prompt, image=fitted, strength=settings["strength"], width=width, height=height,
+                num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
+                max_sequence_length=settings["max_sequence_length"],
+                generator=_generator(seed)).images[0]
+
+
+def effective_start(strength: float, steps: int) -> float:
+    """The noise level (sigma, 1 = pure noise) img2img actually starts from (diffusers' rounding)."""
+    init = min(steps * strength, steps)
+    start = int(max(steps - init, 0))
+    if start >= steps:
+        return 0.0
+    return float(np.linspace(1.0, 1 / steps, steps)[start])
+
+
+def kontext_edit(pipe, image: Image.Image, instruction: str, settings: dict[str, Any], seed: int = 0,
+                 guidance_scale: float = 2.5, steps: int | None = None) -> Image.Image:
+    """Kontext: edit ``image`` by ``instruction`` ("make it dusk, keep everything else").
+
+    The input's latents ride along as extra tokens, so identity, layout and style carry over:
+    the way to make several keyframes that clearly belong together. Output at the keyframe size.
+    """
+    width, height = settings["width"], settings["height"]
+    out = pipe(prompt=instruction, image=image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS),
+               width=width, height=height, guidance_scale=guidance_scale,
+               num_inference_steps=steps or settings["num_inference_steps"],
+               max_sequence_length=settings["max_sequence_length"], _auto_resize=False, max_area=width * height,
+               generator=_generator(seed)).images[0]
+    return out if out.size == (width, height) else out.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def outpaint_canvas(image: Image.Image, width: int, height: int, content: tuple[int, int] | None = None
+                    ) -> tuple[Image.Image, Image.Image]:
+    """The canvas and mask for outpainting: ``image`` fitted into ``width`` x ``height`` (centred),
+    mask white (255) where Fill must draw, black where the picture is kept.
+
+    ``content``: the size of the real picture inside an already padded keyframe (the rest is padding
+    to redraw); None = fit ``image`` itself inside the canvas.
+    """
+    if content is not None:
+        canvas = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        cw, ch = content
+        scale = width / image.width
+        cw, ch = round(cw * scale), round(ch * scale)
+    else:
+        scale = min(width / image.width, height / image.height)
+        cw, ch = round(image.width * scale), round(image.height * scale)
+        canvas = Image.new("RGB", (width, height), (127, 127, 127))
+        canvas.paste(image.convert("RGB").resize((cw, ch), Image.Resampling.LANCZOS),
+                     ((width - cw) // 2, (height - ch) // 2))
+    mask = np.full((height, width), 255, np.uint8)
+    left, top = (width - cw) // 2, (height - ch) // 2
+    mask[top:top + ch, left:left + cw] = 0
+    return canvas, Image.fromarray(mask, "L")
+
+
+def outpaint(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], seed: int = 0,
+             content: tuple[int, int] | None = None, guidance_scale: float = 30.0,
+             steps: int | None = None) -> Image.Image:
+    """Fill: widen ``image`` to the keyframe size by drawing the masked margins (FLUX.1 Fill's model
+    card suggests guidance 30 and ~50 steps). The kept region is pasted back unchanged."""
+    width, height = settings["width"], settings["height"]
+    canvas, mask = outpaint_canvas(image, width, height, content)
+    out = pipe(prompt=prompt, image=canvas, mask_image=mask, width=width, height=height,
+               guidance_scale=guidance_scale, num_inference_steps=steps or settings["num_inference_steps"],
+               max_sequence_length=settings["max_sequence_length"], generator=_generator(seed)).images[0]
+    out = out.resize((width, height), Image.Resampling.LANCZOS) if out.size != (width, height) else out
+    keep = Image.fromarray(255 - np.asarray(mask), "L")
+    out.paste(canvas, (0, 0), keep)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# A measure for the strength sweep
+# --------------------------------------------------------------------------------------------
+
+def structural_similarity(a: Image.Image, b: Image.Image) -> float:
+    """Mean SSIM (Wang et al., 2004) of the grey images: Gaussian window sigma 1.5, 8-bit constants.
+
+    1 = identical structure; ~0 = unrelated. ``b`` is resized to ``a``'s size first.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if b.size != a.size:
+        b = b.resize(a.size, Image.Resampling.LANCZOS)
+    x = np.asarray(a.convert("L"), dtype=np.float64)
+    y = np.asarray(b.convert("L"), dtype=np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = gaussian_filter(x, 1.5), gaussian_filter(y, 1.5)
+    sxx = gaussian_filter(x * x, 1.5) - mx * mx
+    syy = gaussian_filter(y * y, 1.5) - my * my
+    sxy = gaussian_filter(x * y, 1.5) - mx * my
+    ssim = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return float(ssim.mean())
+
+
+# --------------------------------------------------------------------------------------------
+# The stage: refine outputs/keyframes in place
+# --------------------------------------------------------------------------------------------
+
+def _inputs(folder: Path) -> list[tuple[Path, Path]]:
+    """(frame path, path to read it from): the kept original when a frame was refined before,
+    so refining twice starts from the PixelCNN++ keyframe, not from the last refinement."""
+    from helpers.keyframes import FRAME_GLOB
+
+    frames = sorted(folder.glob(FRAME_GLOB))
+    return [(f, folder / "original" / f.name if (folder / "original" / f.name).exists() else f) for f in frames]
+
+
+def refine_keyframes(folder: str | Path | None = None, profile: Profile | None = None, mode: str = "img2img",
+                     prompt: str | None = None, seed: int = 0, pipe=None, **overrides: Any) -> list[Path]:
+    """Refine every ``frame_*.png`` in ``folder`` (default outputs/keyframes) with Flux.
+
+    ``mode``: ``img2img`` (schnell; strength, prompt, seed), ``kontext`` (an edit instruction
+    applied to each frame) or ``fill`` (redraw the padding around each frame's picture).
+    Frame ``i`` uses seed ``seed + i - 1``. Originals are kept in ``folder/original/``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    profile = profile or get_profile()
+    settings = flux_settings(profile, **overrides)
+    prompt = prompt if prompt is not None else settings["prompt"]
+    if folder is None:
+        from helpers.standins import ensure_keyframes
+
+        ensure_keyframes()
+        folder = stage_dir("keyframes")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadInputError(folder, "no such keyframes folder")
+    pairs = _inputs(folder)
+    if not pairs:
+        raise BadInputError(folder, "no frame_0001.png ... keyframes here (run: python -m helpers keyframes)")
+    from helpers.keyframes import read_provenance
+
+    provenance = read_provenance(folder)
+    by_frame = {f["frame"]: f for f in provenance.get("frames", [])}
+    inputs = [(frame, load_image(source)[0]) for frame, source in pairs]  # bad files fail before any model
+    key = MODES[mode] if mode != "img2img" else settings["model"]
+    pipe = pipe or load_flux(key, profile, settings["memory"])
+    results = []
+    start = time.perf_counter()
+    for number, (frame, image) in enumerate(inputs, 1):
+        frame_seed = seed + number - 1
+        if mode == "img2img":
+            out = refine_image(pipe, image, prompt, settings, frame_seed)
+        elif mode == "kontext":
+            out = kontext_edit(pipe, image, prompt, settings, frame_seed)
+        else:
+            out = outpaint(pipe, image, prompt, settings, frame_seed, content=_content_size(by_frame.get(frame.name)))
+        out = out.resize(image.size, Image.Resampling.LANCZOS) if out.size != image.size else out
+        if profile.random_weights:
+            out = stamp_random_weights(out)
+        results.append((frame, out))
+    seconds = time.perf_counter() - start
+    # Every frame is refined: now write. Originals first (once), then the frames, then provenance.
+    (folder / "original").mkdir(exist_ok=True)
+    for frame, _ in results:
+        kept = folder / "original" / frame.name
+        if not kept.exists():
+            with atomic_path(kept) as tmp:
+                shutil.copyfile(frame, tmp)
+    for frame, out in results:
+        save_image(out, frame)
+    item = entry(key)
+    for number, (frame, out) in enumerate(results, 1):
+        record = by_frame.setdefault(frame.name, {"frame": frame.name, "sample": None, "operations": []})
+        record["operations"] = [o for o in record.get("operations", []) if not o["op"].startswith("flux")]
+        record["original"] = f"original/{frame.name}"
+        record["operations"].append({
+            "op": f"flux_{mode}", "model": key, "repo_id": item.repo_id, "licence": item.licence,
+            "prompt": prompt, "seed": seed + number - 1, "strength": settings["strength"] if mode == "img2img" else None,
+            "num_inference_steps": settings["num_inference_steps"], "size": [settings["width"], settings["height"]],
+            "memory": settings["memory"], "random_weights": profile.random_weights})
+    provenance["frames"] = [by_frame[f.name] for f, _ in results]
+    provenance["refined"] = True
+    provenance["refine_seconds"] = round(seconds, 2)
+    write_json(folder / "provenance.json", provenance)
+    return [frame for frame, _ in results]
+
+
+def _content_size(record: dict[str, Any] | None) -> tuple[int, int] | None:
+    """The picture's size inside a padded keyframe, from its provenance (the last upscale)."""
+    if not record:
+        return None
+    ups = [o for o in record.get("operations", []) if o.get("op") == "upscale"]
+    pads = [o for o in record.get("operations", []) if o.get("op") == "pad"]
+    return tuple(ups[-1]["to"]) if ups and pads else None
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keyframes", default=None, help="folder with frame_0001.png ... (default: outputs/keyframes)")
+    parser.add_argument("--mode", choices=list(MODES), default="img2img",
+                        help="img2img: refine (FLUX.1 schnell, Apache-2.0); kontext: edit by instruction; "
+                             "fill: redraw the padding (Kontext/Fill are FLUX.1 [dev] models: gated, non-commercial)")
+    parser.add_argument("--prompt", default=None, help="what the refined keyframes should look like "
+                                                       "(kontext: the edit instruction)")
+    parser.add_argument("--strength", type=float, default=None, help="img2img: 0 keeps the keyframe, 1 ignores it")
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (schnell: 1-4)")
+    parser.add_argument("--seed", type=int, default=0, help="frame i uses seed + i - 1")
+    parser.add_argument("--memory", default=None, help="e.g. none, nf4+model_offload, sequential_offload")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.keyframes is not None and not Path(args.keyframes).is_dir():
+        raise BadInputError(args.keyframes, "no such keyframes folder")
+    profile = get_profile(args.profile)
+    print(profile.banner())
+    paths = refine_keyframes(args.keyframes, profile, args.mode, args.prompt, args.seed,
+                             strength=args.strength, num_inference_steps=args.steps, memory=args.memory)
+    folder = paths[0].parent
+    tiny = " (random weights: stamped, not a real result)" if profile.random_weights else ""
+    print(f"refined {len(paths)} keyframe(s) in {folder} with Flux.1 {args.mode}{tiny}; "
+          f"originals in {folder / 'original'}")
+    return 0
