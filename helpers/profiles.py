@@ -154,7 +154,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # colab aims at "a video in under two minutes on a T4": fewer frames/steps and a smaller SVD
     # size than notebook 06 (not yet measured). None keeps the size of the svd/ltx block.
     "app": {
-        "tiny": dict(backend="svd", svd_num_frames=8, svd_steps=2, svd_width=None, svd_height=None,
+        "tiny": dict(backend="svd", svd_num_frames=4, svd_steps=2, svd_width=None, svd_height=None,
                      motion_bucket_id=127, ltx_num_frames=9, ltx_steps=2, max_frames=25, port=7860),
         "colab": dict(backend="svd", svd_num_frames=14, svd_steps=15, svd_width=768, svd_height=432,
                       motion_bucket_id=127, ltx_num_frames=65, ltx_steps=20, max_frames=121, port=7860),
