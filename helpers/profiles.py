@@ -144,7 +144,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      max_sequence_length=32, memory="none", video_width=256, video_height=144,
                      fps=12, crossfade_s=0.5),
         "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4, guidance_scale=0.0,
-                      max_sequence_length=256, memory="sequential_offload", video_width=1024,
+                      max_sequence_length=256, memory="nf4+model_offload", video_width=1024,
                       video_height=576, fps=24, crossfade_s=0.5),
         "full": dict(model="flux-schnell", width=1280, height=720, num_inference_steps=4, guidance_scale=0.0,
                      max_sequence_length=256, memory="none", video_width=1280, video_height=720,

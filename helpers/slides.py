@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from helpers.animate import crossfade_weights  # the same blend weights as the SVD segment crossfades
 from helpers.images import BadInputError, fit_to, stamp_random_weights
 from helpers.profiles import Profile, get_profile
 
@@ -322,22 +323,18 @@ def total_frames(storyboard: Storyboard, fps: float, crossfade_s: float) -> int:
 # Transitions and captions: plain image operations
 
 
-def crossfade_weights(frames: int) -> np.ndarray:
-    """How much of the *incoming* slide each overlap frame shows: (1..k)/(k+1), never 0 or 1.
-
-    Neither endpoint repeats a pure frame of either slide; for an odd ``k`` the middle frame
-    is exactly half of each.
-    """
-    return np.arange(1, frames + 1, dtype=np.float64) / (frames + 1)
-
-
 def blend(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     """``(1 - weight) * a + weight * b`` in float64 (round to uint8 only when writing)."""
     return (1.0 - weight) * np.asarray(a, dtype=np.float64) + weight * np.asarray(b, dtype=np.float64)
 
 
 def crossfade(outgoing: Sequence[np.ndarray], incoming: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Blend the last frames of one shot with the first of the next (equal counts), in float64."""
+    """Blend the last frames of one shot with the first of the next (equal counts), in float64.
+
+    Frame ``j`` of ``k`` shows ``w = (j + 1) / (k + 1)`` of the incoming slide (the weights of
+    :func:`helpers.animate.crossfade_weights`, shared with the SVD segment crossfades): neither end
+    repeats a pure frame, and for an odd ``k`` the middle frame is exactly the average.
+    """
     if len(outgoing) != len(incoming):
         raise ValueError(f"a crossfade needs as many outgoing as incoming frames ({len(outgoing)} != {len(incoming)})")
     return [blend(a, b, w) for a, b, w in zip(outgoing, incoming, crossfade_weights(len(incoming)))]
@@ -532,15 +529,11 @@ def compose(storyboard: Storyboard, stills: Sequence[Image.Image], fps: float, c
 
 
 def load_text_to_image(profile: Profile, settings: dict[str, Any]):
-    """The text-to-image pipeline (tiny twin in ``tiny``), with the profile's memory options."""
-    from helpers.animate import apply_memory_options
-    from helpers.registry import load_pipeline
+    """The text-to-image pipeline (tiny twin in ``tiny``), loaded as notebook 05 loads Flux.1:
+    with the profile's memory options (on colab: 4-bit NF4 weights and model offload)."""
+    from helpers.flux import load_flux
 
-    pipe = load_pipeline(settings["model"], profile)
-    apply_memory_options(pipe, settings["memory"], profile)
-    if hasattr(pipe, "set_progress_bar_config"):
-        pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_flux(settings["model"], profile, settings["memory"])
 
 
 def generate_stills(storyboard: Storyboard, profile: Profile | None = None, pipe=None,
