@@ -149,6 +149,8 @@ def refine_image(pipe, image: Image.Image, prompt: str, settings: dict[str, Any]
     width, height = settings["width"], settings["height"]
     fitted = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS) \
         if image.size != (width, height) else image.convert("RGB")
+    if effective_start(settings["strength"], settings["num_inference_steps"]) == 0.0:
+        return fitted  # too low a strength for even one step: nothing is redrawn
     return pipe(prompt=prompt, image=fitted, strength=settings["strength"], width=width, height=height,
                 num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                 max_sequence_length=settings["max_sequence_length"],
