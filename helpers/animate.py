@@ -23,7 +23,7 @@ import argparse
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -235,7 +235,7 @@ def segments_needed(total_frames: int, segment_frames: int, overlap: int) -> int
 
 
 def _chain(pipe, keyframe: Image.Image, total_frames: int, settings: dict[str, Any], seed: int,
-           progress: bool = True) -> list[Image.Image]:
+           progress: bool = True, on_segment: Callable | None = None) -> list[Image.Image]:
     """Unstamped frames of chained SVD segments from one (already fitted) keyframe."""
     from tqdm.auto import tqdm
 
@@ -244,9 +244,10 @@ def _chain(pipe, keyframe: Image.Image, total_frames: int, settings: dict[str, A
     frames: list[Image.Image] = []
     start_image = keyframe
     for index in tqdm(range(count), desc="segments", disable=not progress or count == 1):
-        segment = svd_frames(pipe, start_image, settings, seed + index)
-        if strength > 0:
-            segment = match_colors(segment, keyframe, strength)
+        raw = svd_frames(pipe, start_image, settings, seed + index)
+        segment = match_colors(raw, keyframe, strength) if strength > 0 else raw
+        if on_segment is not None:
+            on_segment(index, raw, segment)
         frames = segment if not frames else crossfade(frames, segment, overlap)
         # The next segment starts from the first frame of the coming overlap window, so its first
         # `overlap` frames run alongside this segment's last ones (with overlap 1: the last frame).
@@ -255,12 +256,14 @@ def _chain(pipe, keyframe: Image.Image, total_frames: int, settings: dict[str, A
 
 
 def animate_long(image: Image.Image, total_frames: int, profile: Profile | None = None, seed: int = 0,
-                 pipe=None, progress: bool = True, **overrides: Any) -> list[Image.Image]:
+                 pipe=None, progress: bool = True, on_segment: Callable | None = None,
+                 **overrides: Any) -> list[Image.Image]:
     """One image -> at least ``total_frames`` frames by chaining SVD segments.
 
     Segment ``i`` is generated with seed ``seed + i`` from a frame of the video so far; each
     segment's colours are matched to the keyframe (strength ``color_match``) before it is
     crossfaded onto the video over ``overlap`` frames. Returns exactly ``total_frames`` frames.
+    ``on_segment(index, raw_frames, corrected_frames)``, if given, sees every segment as it is made.
     """
     profile = profile or get_profile()
     settings = svd_settings(profile, **overrides)
@@ -269,7 +272,7 @@ def animate_long(image: Image.Image, total_frames: int, profile: Profile | None 
     if pipe is None:
         pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
-    frames = _chain(pipe, fitted, total_frames, settings, seed, progress)
+    frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
     return [stamp_random_weights(f) for f in frames] if profile.is_tiny else frames
 
 
