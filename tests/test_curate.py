@@ -126,3 +126,23 @@ def test_cli_bad_input_exit_code_two_and_nothing_written(outputs, tmp_path, caps
     empty.mkdir()
     assert main(["curate", "--samples", str(empty), "--no-likelihood"]) == 2
     assert main(["curate", "--keep", "0", "--no-likelihood"]) == 2
+
+
+def test_bits_per_dim_is_the_models_nll_in_bits_per_subpixel():
+    """Runs once helpers.pixelcnnpp exists (the contract of COURSE_DESIGN.md)."""
+    pixelcnnpp = pytest.importorskip("helpers.pixelcnnpp")
+    import math
+
+    import torch
+
+    torch.manual_seed(0)
+    model = pixelcnnpp.PixelCNNpp(in_channels=1, nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.0).eval()
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (8, 8), dtype=np.uint8), np.full((8, 8), 128, np.uint8)]
+    images = [Image.fromarray(a, "L").convert("RGB") for a in arrays]
+    bpd = curate.bits_per_dim(images, curate.Likelihood(model, (1, 8, 8)))
+    x = torch.from_numpy(np.stack(arrays)[:, None].astype(np.float32) / 127.5 - 1.0)
+    with torch.no_grad():
+        expected = pixelcnnpp.discretized_mix_logistic_nll(x, model(x)).double().numpy() / (64 * math.log(2))
+    assert np.allclose(bpd, expected, rtol=1e-5)
+    assert bpd.shape == (2,) and np.all(bpd > 0)
