@@ -54,39 +54,16 @@ FULL_SETTINGS = dict(width=1024, height=576, num_frames=25, num_inference_steps=
                      noise_aug_strength=0.02, min_guidance_scale=1.0, max_guidance_scale=3.0)
 
 
-def build_full_svd(device: str = "cpu"):
-    """StableVideoDiffusionPipeline with SVD-XT's published architecture and random weights.
+def build_full_svd(device: str = "cuda", dtype=None):
+    """StableVideoDiffusionPipeline with SVD-XT's published architecture and random weights, on ``device``.
 
-    The weights are created straight on ``device`` ("cuda", or "meta" to only count them).
+    The course's GPU test mode builds it (helpers/twins/full_size.py): the UNet is
+    UNetSpatioTemporalConditionModel's defaults, the VAE and the ViT-H/14 image encoder follow the
+    published configs. ``device="meta"`` only counts the weights.
     """
-    import torch
-    from diffusers import (AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline,
-                           UNetSpatioTemporalConditionModel)
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from helpers.twins.full_size import svd
 
-    try:
-        from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor
-
-    with torch.device(device):
-        unet = UNetSpatioTemporalConditionModel()  # its defaults are SVD's UNet (320-640-1280-1280, 25 frames)
-        vae = AutoencoderKLTemporalDecoder(
-            block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-            layers_per_block=2, latent_channels=4, sample_size=768, scaling_factor=0.18215,
-        )
-        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(  # OpenCLIP ViT-H/14
-            hidden_size=1280, intermediate_size=5120, num_attention_heads=16, num_hidden_layers=32,
-            patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu", layer_norm_eps=1e-5,
-        ))
-    feature_extractor = CLIPImageProcessor(crop_size=224, size={"shortest_edge": 224})
-    scheduler = EulerDiscreteScheduler(  # the SVD-XT scheduler configuration, as in the tiny twin
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        prediction_type="v_prediction", interpolation_type="linear", sigma_min=0.002, sigma_max=700.0,
-        steps_offset=1, timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True,
-    )
-    return StableVideoDiffusionPipeline(vae=vae, image_encoder=image_encoder, unet=unet,
-                                        scheduler=scheduler, feature_extractor=feature_extractor)
+    return svd(device, dtype)
 
 
 def peak_rss_mb() -> float:
@@ -120,7 +97,7 @@ def run_one(spec: dict) -> dict:
         from helpers.profiles import Profile
 
         profile = Profile("full", "cuda", "float16", "benchmark")
-        pipe = build_full_svd("cuda" if cuda else "cpu").to(torch.float16 if cuda else torch.float32)
+        pipe = build_full_svd("cuda", torch.float16)
         pipe.set_progress_bar_config(disable=True)
         pipe = animate.apply_memory_options(pipe, spec["memory"], profile)
         if spec.get("compile"):
