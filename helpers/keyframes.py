@@ -324,8 +324,8 @@ def _write(out_dir: Path, frames: list[tuple[str, Image.Image]], provenance: lis
     if standin:
         note = "made from STAND-IN samples (crops of the bundled demo images), not from a PixelCNN++"
     elif profile.is_tiny:
-        note = ("tiny profile: keyframes come from a briefly trained 16x16 PixelCNN++; upscaled they look "
-                "blocky, which is the honest result")
+        note = ("tiny profile: keyframes are small samples (from a briefly trained 16x16 PixelCNN++ in this "
+                "profile) upscaled many times; they look blocky, which is the honest result")
     else:
         note = ""
     write_json(out_dir / "provenance.json", {"profile": profile.name, "settings": settings, "refined": False,
