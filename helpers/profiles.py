@@ -120,7 +120,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                      prompt="slow dolly-in, soft lighting",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                     max_sequence_length=32, memory="none"),
+                     max_sequence_length=64, memory="none"),
         "colab": dict(model="ltx-video", width=704, height=480, num_frames=97, num_inference_steps=30,
                       frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                       prompt="slow dolly-in, soft lighting",
