@@ -41,7 +41,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         # tiny: sized to train in about a minute on 2 CPU cores (see docs/benchmarks.md).
         "tiny": dict(dataset="digits", image_size=16, in_channels=1, nr_resnet=1, nr_filters=16,
                      nr_logistic_mix=5, dropout=0.0, batch_size=32, steps=150, lr=5e-3,
-                     lr_decay=0.999, ema=0.95, clip_grad=1.0, eval_every=25, samples_every=3,
+                     lr_decay=0.999, ema=0.95, clip_grad=1.0, eval_every=25, samples_every=6,
                      sample_n=16, keep_checkpoints=2, seed=0, compile=False),
         "colab": dict(dataset="cifar10", image_size=32, in_channels=3, nr_resnet=3, nr_filters=96,
                       nr_logistic_mix=10, dropout=0.5, batch_size=32, steps=20_000, lr=2e-4,
