@@ -413,7 +413,8 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
         if step % config["eval_every"] == 0 or step == total:
             train_bpd = accelerator.reduce(running / seen, "mean").item()
             images_per_s = seen * config["batch_size"] * accelerator.num_processes / (time.perf_counter() - t0)
-            with torch.random.fork_rng(devices=[]):  # evaluation and samples never disturb training's RNG
+            cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):  # evaluation and samples never disturb training's RNG
                 test_bpd = evaluate(ema.module, test_loader, accelerator, image_shape)
                 evals += 1
                 samples = None
@@ -470,9 +471,10 @@ class LivePlot:
         fig, axes = plt.subplots(1, 2 if self.samples is not None else 1, figsize=(10 if self.samples is not None else 6, 3.6),
                                  squeeze=False)
         ax = axes[0, 0]
-        ax.plot(steps, [h["train_bpd"] for h in progress.history], "o-", label="train (model with dropout)")
+        ax.plot(steps, [h["train_bpd"] for h in progress.history], "o-", label="train (raw weights, mean of batches)")
         ax.plot(steps, [h["test_bpd"] for h in progress.history], "s-", label="test (EMA weights)")
         ax.axhline(8.0, color="grey", ls=":", label="uniform guess (8 bits)")
+        ax.set_ylim(0, max(8.5, *[h["test_bpd"] + 0.5 for h in progress.history]))
         ax.set_xlabel("training step")
         ax.set_ylabel("bits per dimension (lower is better)")
         ax.set_title(f"{self.title}: step {progress.step}/{progress.steps}")
