@@ -166,7 +166,14 @@ def test_two_processes_train_one_model(tmp_path, data):
     assert cli_main(["train", *args, "--batch-size", "16", "--out-dir", str(tmp_path / "one")]) == 0
     one = tmp_path / "one" / "step_0000003"
     a, b = weights(two, "model"), weights(one, "model")
-    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    # Equal up to float summation order; Adam's first steps (~lr * sign(gradient)) may turn a rounding
+    # difference on a near-zero gradient into a visible one, so allow a handful of such elements.
+    close = sum(torch.isclose(a[k], b[k], rtol=0, atol=1e-5).sum().item() for k in a)
+    assert close >= 0.999 * sum(v.numel() for v in a.values())
+    hist_two = json.loads((two / "meta.json").read_text())["history"][-1]
+    hist_one = json.loads((one / "meta.json").read_text())["history"][-1]
+    assert hist_two["train_bpd"] == pytest.approx(hist_one["train_bpd"], rel=1e-5)
+    assert hist_two["test_bpd"] == pytest.approx(hist_one["test_bpd"], rel=1e-5)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         start = build_model(json.loads((one / "meta.json").read_text())["config"]).state_dict()
