@@ -1,0 +1,215 @@
+"""The ``sample`` stage: many images from the trained PixelCNN++ into ``outputs/samples/``.
+
+``python -m helpers sample`` loads the latest checkpoint (EMA weights; trains the small tiny model
+first if there is none), draws the profile's ``n_images`` in chunks of ``batch_size`` and writes
+``sample_00001.png ...``, ``samples.json`` (how each image was made) and ``grid.png``.
+
+Resumable and reproducible: chunk k is drawn with its own generator seeded ``seed * 1_000_000 + k``,
+so an interrupted run continues with the first incomplete chunk and ends with the same images
+as an uninterrupted one. Re-running with other settings (seed, batch size, temperature, method,
+model) into a folder that holds samples is refused instead of mixing two runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+
+from helpers.outputs import save_image, stage_dir, write_json
+from helpers.profiles import Profile, get_profile
+
+METHODS = ("fast", "naive")
+RECORD = "samples.json"
+GRID = "grid.png"
+
+
+def sample_name(index: int) -> str:
+    """File name of the image with 0-based ``index``: sample_00001.png, ..."""
+    return f"sample_{index + 1:05d}.png"
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The generator seed of chunk ``chunk`` (0-based) of a run with ``seed``."""
+    return seed * 1_000_000 + chunk
+
+
+def to_picture(image: torch.Tensor) -> Image.Image:
+    """One image (C, H, W) in [-1, 1] -> an 8-bit PIL image (grey "L" or "RGB")."""
+    pixels = ((image.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    if pixels.shape[0] == 1:
+        return Image.fromarray(pixels[0].numpy(), "L")
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy(), "RGB")
+
+
+def model_label(info: dict[str, Any] | None, profile: Profile | None) -> str:
+    """What to say about where the samples come from, e.g. 'tiny model, trained for 150 steps'."""
+    step = (info or {}).get("step")
+    trained = f"trained for {step} steps" if step is not None else "training steps unknown"
+    if profile is not None and profile.is_tiny:
+        return f"tiny model, {trained}"
+    if profile is not None and profile.random_weights:
+        return f"GPU test mode, {trained}"
+    return f"PixelCNN++, {trained}"
+
+
+def _check(n: int, batch_size: int, temperature: float, method: str) -> None:
+    if n < 1:
+        raise ValueError(f"the number of images must be at least 1, got {n}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    import json
+
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the record of earlier samples ({err}); "
+                         "delete the folder or choose another --out-dir") from None
+
+
+def generate_samples(model=None, n: int | None = None, out_dir: str | Path | None = None,
+                     batch_size: int | None = None, temperature: float | None = None,
+                     method: str | None = None, seed: int = 0, image_shape: Sequence[int] | None = None,
+                     profile: Profile | str | None = None, info: dict[str, Any] | None = None,
+                     progress: bool = True) -> list[Path]:
+    """Draw ``n`` images into ``out_dir`` (default ``outputs/samples``); returns their paths.
+
+    Every argument left as None comes from the profile's ``sample`` block; ``model=None`` loads
+    the trained PixelCNN++ with ``helpers.train.ensure_model`` (``info`` and ``image_shape``
+    come with it). Chunks already on disk are kept and skipped (see the module docstring)."""
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    settings = profile.settings("sample")
+    n = settings["n_images"] if n is None else int(n)
+    batch_size = settings["batch_size"] if batch_size is None else int(batch_size)
+    temperature = settings["temperature"] if temperature is None else float(temperature)
+    method = settings["method"] if method is None else method
+    _check(n, batch_size, temperature, method)
+    if model is None:
+        from helpers.train import ensure_model
+
+        model, info = ensure_model(profile)
+    info = info or {}
+    image_shape = tuple(int(s) for s in (image_shape or info.get("image_shape") or ()))
+    if len(image_shape) != 3:
+        raise ValueError("image_shape (C, H, W) is needed when the model comes without its checkpoint info")
+    folder = Path(out_dir) if out_dir else stage_dir("samples")
+    folder.mkdir(parents=True, exist_ok=True)
+    label = model_label(info, profile)
+    run = {"seed": seed, "batch_size": batch_size, "temperature": temperature, "method": method,
+           "image_shape": list(image_shape), "checkpoint": str(info.get("path", "")), "step": info.get("step")}
+    record = _read_record(folder / RECORD)
+    if record is not None:
+        changed = [f"{k} {record.get(k)!r} -> {v!r}" for k, v in run.items() if record.get(k) != v]
+        if changed:
+            raise ValueError(f"{folder} holds samples of another run ({'; '.join(changed)}): "
+                             "delete them or choose another out_dir / --out-dir")
+    entries = {e["file"]: e for e in (record or {}).get("images", [])}
+    device = next(model.parameters()).device
+    chunks = math.ceil(n / batch_size)
+    done = sum(1 for i in range(n) if (folder / sample_name(i)).exists())
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, initial=done, unit="img", desc=f"sampling ({method})", disable=not progress)
+    for chunk in range(chunks):
+        first, last = chunk * batch_size, min(n, (chunk + 1) * batch_size)
+        if all((folder / sample_name(i)).exists() for i in range(first, last)):
+            continue
+        generator = torch.Generator(device=device).manual_seed(chunk_seed(seed, chunk))
+        from helpers.pixelcnnpp import sample
+
+        # A chunk always draws batch_size images, so its images do not depend on n.
+        images = sample(model, batch_size, image_shape, temperature=temperature,
+                        generator=generator, method=method)[: last - first]
+        for offset, image in enumerate(images):
+            name = sample_name(first + offset)
+            if not (folder / name).exists():
+                save_image(to_picture(image), folder / name)
+                bar.update(1)
+            entries[name] = {"file": name, "index": first + offset, "chunk": chunk,
+                             "chunk_seed": chunk_seed(seed, chunk), "temperature": temperature}
+        write_json(folder / RECORD, {**run, "model": label, "n_images": len(entries),
+                                     "images": [entries[k] for k in sorted(entries)]})
+    bar.close()
+    paths = [folder / sample_name(i) for i in range(n)]
+    save_grid(paths[:64], folder / GRID, label)
+    return paths
+
+
+def save_grid(paths: Sequence[Path], out: Path, label: str) -> Path:
+    """Up to 64 samples side by side, enlarged, with ``label`` on the picture."""
+    import numpy as np
+
+    from helpers.data import image_grid
+
+    pictures = [Image.open(p).convert("RGB") for p in paths]
+    arrays = torch.stack([torch.from_numpy(np.asarray(p).copy()).permute(2, 0, 1) for p in pictures])
+    grid = image_grid(arrays, scale=max(1, 64 // max(pictures[0].size)))
+    return save_image(label_below(grid, label), out)
+
+
+def label_below(image: Image.Image, text: str) -> Image.Image:
+    """A copy of ``image`` with a dark band underneath that holds ``text`` (nothing is covered)."""
+    from PIL import ImageDraw, ImageFont
+
+    size = max(8, min(image.height // 20, int(image.width / (0.6 * max(len(text), 1)))))
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    band = size + 8
+    out = Image.new("RGB", (image.width, image.height + band), (0, 0, 0))
+    out.paste(image.convert("RGB"), (0, 0))
+    ImageDraw.Draw(out).text((4, image.height + 3), text, fill=(255, 210, 0), font=font)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, help="how many images (default: the profile's n_images)")
+    parser.add_argument("--batch-size", type=int, help="images drawn at once (default: the profile's batch_size)")
+    parser.add_argument("--temperature", type=float,
+                        help="T > 0: logits / T and logistic scales x T; 1 = the model's distribution, "
+                             "lower = safer, higher = wilder (default: the profile's)")
+    parser.add_argument("--method", choices=METHODS, help="fast (cached) or naive (one full pass per pixel)")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
+    parser.add_argument("--out-dir", help="folder for the images (default: outputs/samples)")
+    parser.add_argument("--checkpoint", help="a checkpoint folder (default: the latest in outputs/checkpoints)")
+
+
+def run(args: argparse.Namespace) -> int:
+    profile = get_profile(args.profile)
+    print(profile.banner())
+    if profile.is_tiny:
+        print("note: the PixelCNN++ is the exception: it is really trained (briefly, on small offline data), "
+              "so its samples are real results of a small model")
+    settings = profile.settings("sample")
+    n = settings["n_images"] if args.n is None else args.n
+    batch_size = settings["batch_size"] if args.batch_size is None else args.batch_size
+    temperature = settings["temperature"] if args.temperature is None else args.temperature
+    method = args.method or settings["method"]
+    _check(n, batch_size, temperature, method)  # before any model is loaded or trained
+    if args.checkpoint:
+        from helpers.train import load_checkpoint
+
+        model, info = load_checkpoint(args.checkpoint, device=profile.device)
+    else:
+        from helpers.train import ensure_model
+
+        model, info = ensure_model(profile)
+    paths = generate_samples(model, n, args.out_dir, batch_size, temperature, method, args.seed,
+                             info["image_shape"], profile=profile, info=info)
+    print(f"wrote {len(paths)} samples ({model_label(info, profile)}, temperature {temperature}, "
+          f"{method} sampler, seed {args.seed}) and {GRID} to {paths[0].parent}")
+    return 0
