@@ -181,7 +181,8 @@ class PixelCNNpp(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"expected images of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise ValueError(f"this model takes images with {self.in_channels} channel(s), shape "
+                             f"(B, {self.in_channels}, H, W); got {tuple(x.shape)}")
         if x.shape[2] % 4 or x.shape[3] % 4:
             raise ValueError(f"height and width must be divisible by 4 (two x2 downsamplings), got {tuple(x.shape[2:])}")
 
@@ -327,16 +328,20 @@ def sample_pixel(params: torch.Tensor, channels: int, u_mix: torch.Tensor, u_log
 def pixel_pmf(params: torch.Tensor, channels: int, previous: torch.Tensor | None = None) -> torch.Tensor:
     """The model's probabilities of the 256 values of each colour of one pixel.
 
-    ``params`` (N, P) for one pixel; ``previous`` (N, C) holds the colours already chosen
-    (only R matters for G, R and G for B). Returns (N, C, 256): colour c given the earlier ones."""
+    ``params`` (N, P) for one pixel; ``previous`` (N, C) holds the pixel's colours (only those
+    before colour c are used for colour c). Returns (N, C, 256): colour c given the earlier
+    colours. For RGB with M > 1 the earlier colours also shift the odds of the mixture
+    components: weight_k is proportional to pi_k * P_k(R) (* P_k(G | R) for B)."""
     n = params.shape[0]
     levels = torch.arange(256, dtype=params.dtype, device=params.device) / 127.5 - 1.0
     logits, means, log_scales, coeffs = unpack_params(params, channels)  # means (N, C, M)
     prev = previous if previous is not None else torch.zeros(n, channels, dtype=params.dtype, device=params.device)
     mu = coupled_means(means, coeffs, prev.unsqueeze(2))                 # (N, C, M)
     lp = discretized_logistic_log_prob(levels.view(1, 1, 1, 256), mu.unsqueeze(-1), log_scales.unsqueeze(-1))
-    mix = torch.log_softmax(logits, dim=1).view(n, 1, -1, 1)
-    return torch.logsumexp(lp + mix, dim=2).exp()
+    lp_prev = discretized_logistic_log_prob(prev.unsqueeze(2), mu, log_scales)  # (N, C, M)
+    earlier = torch.cumsum(lp_prev, dim=1) - lp_prev                     # log P_k(colours before c)
+    weights = torch.log_softmax(torch.log_softmax(logits, dim=1).unsqueeze(1) + earlier, dim=2)
+    return torch.logsumexp(lp + weights.unsqueeze(-1), dim=2).exp()
 
 
 # --------------------------------------------------------------------------------------------

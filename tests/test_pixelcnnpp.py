@@ -1,0 +1,329 @@
+"""PixelCNN++: causality, the likelihood, and both samplers (float64, CPU, tiny configs)."""
+
+import math
+
+import pytest
+import torch
+
+from helpers.pixelcnnpp import (FastSampler, PixelCNNpp, bits_per_dim, discretized_logistic_log_prob,
+                                discretized_mix_logistic_log_prob, discretized_mix_logistic_nll, pixel_pmf,
+                                sample, sample_pixel, to_grid)
+
+LEVELS = torch.arange(256, dtype=torch.float64) / 127.5 - 1.0
+
+
+def tiny_model(channels=1, nr_resnet=1, filters=6, mix=3, seed=0, sharpen=True):
+    """A tiny float64 model; ``sharpen`` gives its output moderate scales (log-scale ~ -2.5) so the
+    pixel distributions spread over tens of levels instead of piling up in the edge bins."""
+    torch.manual_seed(seed)
+    model = PixelCNNpp(channels, nr_resnet, filters, mix, dropout=0.0).double().eval()
+    if sharpen:
+        with torch.no_grad():
+            model.nin_out.weight.mul_(0.3)
+            per = 2 * mix if channels == 1 else 3 * mix
+            for c in range(channels):
+                start = mix + c * per + mix
+                model.nin_out.bias[start:start + mix] = -2.5
+    return model
+
+
+def random_images(n, shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return to_grid(torch.rand(n, *shape, generator=g, dtype=torch.float64) * 2 - 1)
+
+
+# ---------------------------------------------------------------- the network
+
+@pytest.mark.parametrize("channels,mix,expected", [(1, 4, 12), (3, 4, 40), (3, 10, 100)])
+def test_output_shape(channels, mix, expected):
+    model = PixelCNNpp(channels, 1, 4, mix, dropout=0.0)
+    out = model(torch.zeros(2, channels, 8, 12))
+    assert out.shape == (2, expected, 8, 12)
+
+
+def test_bad_shapes_are_clear_errors():
+    model = PixelCNNpp(1, 1, 4, 2)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model(torch.zeros(1, 1, 10, 8))
+    with pytest.raises(ValueError, match="channel"):
+        model(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError):
+        PixelCNNpp(in_channels=2)
+
+
+def jacobian_mask(model, shape):
+    """mask[i, j] = which input pixels (H, W) change any output parameter at (i, j)."""
+    c, h, w = shape
+    x = random_images(1, shape).requires_grad_()
+    out = model(x)
+    mask = torch.zeros(h, w, h, w, dtype=torch.bool)
+    for i in range(h):
+        for j in range(w):
+            (grad,) = torch.autograd.grad(out[0, :, i, j].sum(), x, retain_graph=True)
+            mask[i, j] = grad[0].abs().sum(0) > 0
+    return mask
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_causal_and_no_blind_spot(channels):
+    h, w = 8, 8
+    mask = jacobian_mask(tiny_model(channels, sharpen=False), (channels, h, w))
+    flat = mask.reshape(h * w, h * w)
+    # output at raster position t never sees inputs t, t+1, ... (any channel)
+    assert not torch.triu(flat).any()
+    # ... but it does see pixels above and to the right: no blind spot
+    i, j = 4, 4
+    seen = mask[i, j]
+    assert seen[i - 1, j + 1:].all() and seen[i - 2, j + 2:].all()
+    assert seen[:i].all() and seen[i, :j].all()  # in this model every earlier pixel is seen
+    assert mask[1, 0, 0, :3].all()               # first pixel of a row sees the row above
+
+
+def test_non_square_causality():
+    mask = jacobian_mask(tiny_model(1, sharpen=False), (1, 4, 12))
+    assert not torch.triu(mask.reshape(48, 48)).any()
+    assert mask[2, 5, 1, 6:9].all()
+
+
+def test_dropout_is_active_only_in_training():
+    model = PixelCNNpp(1, 1, 8, 2, dropout=0.5).double()
+    x = random_images(2, (1, 8, 8))
+    model.train()
+    torch.manual_seed(1)
+    a = model(x)
+    torch.manual_seed(2)
+    b = model(x)
+    assert not torch.allclose(a, b)
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+# ---------------------------------------------------------------- the likelihood
+
+def reference_log_prob(x, params, channels):
+    """Straightforward (not stable) evaluation of the openai layout, one pixel at a time."""
+    b, p, h, w = params.shape
+    m = p // (3 if channels == 1 else 10)
+    out = torch.zeros(b, h, w, dtype=torch.float64)
+    for n in range(b):
+        for i in range(h):
+            for j in range(w):
+                q = params[n, :, i, j]
+                v = x[n, :, i, j]
+                logits = q[:m]
+                total = 0.0
+                for k in range(m):
+                    prob = torch.softmax(logits, 0)[k]
+                    for c in range(channels):
+                        base = m + c * (2 * m if channels == 1 else 3 * m)
+                        mean, log_s = q[base + k], max(q[base + m + k], torch.tensor(-7.0))
+                        if channels == 3 and c == 1:
+                            mean = mean + torch.tanh(q[m + 2 * m + k]) * v[0]
+                        if channels == 3 and c == 2:
+                            mean = mean + torch.tanh(q[m + 3 * m + 2 * m + k]) * v[0] \
+                                + torch.tanh(q[m + 6 * m + 2 * m + k]) * v[1]
+                        s = torch.exp(log_s)
+                        hi = 1.0 if v[c] > 0.999 else torch.sigmoid((v[c] + 1 / 255 - mean) / s)
+                        lo = 0.0 if v[c] < -0.999 else torch.sigmoid((v[c] - 1 / 255 - mean) / s)
+                        bin_prob = hi - lo
+                        if v[c] > 0.999:  # 1 - sigmoid(z) written as sigmoid(-z), to keep it from rounding to 0
+                            bin_prob = torch.sigmoid(-(v[c] - 1 / 255 - mean) / s)
+                        if bin_prob < 1e-5 and -0.999 < v[c] < 0.999:  # documented: density at the bin centre times its width
+                            z = (v[c] - mean) / s
+                            bin_prob = torch.sigmoid(z) * torch.sigmoid(-z) / s * (2 / 255)
+                        prob = prob * bin_prob
+                    total = total + prob
+                out[n, i, j] = torch.log(total)
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_log_prob_matches_a_plain_reference_of_the_openai_layout(channels):
+    m = 3
+    p = 3 * m if channels == 1 else 10 * m
+    g = torch.Generator().manual_seed(3)
+    params = torch.randn(2, p, 2, 3, generator=g, dtype=torch.float64)
+    rest = params[:, m:].reshape(2, channels, -1, 2, 3)
+    rest[:, :, m:2 * m] = rest[:, :, m:2 * m] * 0.3 - 2.5  # moderate scales: no tiny-bin fallback
+    params[:, m:] = rest.reshape(2, -1, 2, 3)
+    x = random_images(2, (channels, 2, 3), seed=4)
+    x[0, :, 0, 0] = -1.0
+    x[1, :, 1, 2] = 1.0  # edge bins
+    expected = reference_log_prob(x, params, channels)
+    got = discretized_mix_logistic_log_prob(x, params)
+    assert torch.allclose(got, expected, atol=1e-10)
+    nll = discretized_mix_logistic_nll(x, params)
+    assert nll.shape == (2,) and torch.allclose(nll, -expected.flatten(1).sum(1))
+
+
+def test_grey_probabilities_sum_to_one_including_edge_bins():
+    means = torch.tensor([-1.3, -0.99, 0.0, 0.4, 1.0, 2.0], dtype=torch.float64).view(-1, 1)
+    log_scales = torch.tensor([-4.0, -2.0, -1.0, -3.0, -2.0, 0.5], dtype=torch.float64).view(-1, 1)
+    probs = discretized_logistic_log_prob(LEVELS.view(1, -1), means, log_scales).exp()
+    assert torch.allclose(probs.sum(1), torch.ones(6, dtype=torch.float64), atol=1e-6)
+    assert probs[0, 0] > 0.5 and probs[5, 255] > 0.5  # a mean beyond the range piles into the edge bin
+
+
+def test_rgb_joint_sums_to_one_over_all_256_cubed_colours():
+    """Sum of the joint P(R, G, B) over all 256*256 (G, B) for a few R values equals R's
+    marginal P(R), and those marginals sum to one over R: so the joint sums to one over 256^3."""
+    m = 3
+    g = torch.Generator().manual_seed(5)
+    params = torch.randn(1, 10 * m, 1, 1, generator=g, dtype=torch.float64)
+    marginal_r = pixel_pmf(params[:, :, 0, 0], 3)[0, 0]  # R has nothing before it
+    assert abs(marginal_r.sum().item() - 1.0) < 1e-6
+    gb = torch.stack(torch.meshgrid(LEVELS, LEVELS, indexing="ij"), 0).reshape(2, -1)  # (2, 65536)
+    for r_level in (0, 77, 128, 255):
+        x = torch.cat([torch.full((1, gb.shape[1]), LEVELS[r_level].item(), dtype=torch.float64), gb], 0)
+        x = x.T.reshape(-1, 3, 1, 1)
+        joint = discretized_mix_logistic_log_prob(x, params.expand(x.shape[0], -1, -1, -1)).exp().sum()
+        assert abs(joint.item() - marginal_r[r_level].item()) < 1e-6 * max(1.0, marginal_r[r_level].item() * 1e3)
+
+
+def test_channel_conditionals_couple_only_through_the_coefficients():
+    m = 1
+    params = torch.zeros(1, 10 * m, dtype=torch.float64)
+    # means (R, G, B) = (0.1, -0.2, 0.3); log-scales -2; coefficients: R->G 0.5, R->B -0.4, G->B 0.3
+    for c, (mean, coeff) in enumerate([(0.1, 0.5), (-0.2, -0.4), (0.3, 0.3)]):
+        base = m + 3 * m * c
+        params[0, base], params[0, base + 1], params[0, base + 2] = mean, -2.0, math.atanh(coeff)
+    pmf = lambda prev: pixel_pmf(params, 3, torch.tensor([prev], dtype=torch.float64))[0]  # noqa: E731
+    base = pmf([0.0, 0.0, 0.0])
+    assert torch.allclose(base.sum(-1), torch.ones(3, dtype=torch.float64), atol=1e-8)
+    # R never depends on the pixel's own colours
+    assert torch.allclose(pmf([0.8, -0.6, 0.4])[0], base[0])
+    # G depends on R (and nothing else) exactly through mean_G + 0.5 * R
+    r = 0.4
+    moved = pmf([r, 0.9, -0.9])
+    assert torch.allclose(moved[1], pmf([r, 0.0, 0.0])[1])
+    single = discretized_logistic_log_prob(LEVELS, torch.tensor(-0.2 + 0.5 * r), torch.tensor(-2.0)).exp()
+    assert torch.allclose(moved[1], single, atol=1e-12)
+    # B depends on R and G through mean_B - 0.4 * R + 0.3 * G
+    r, gval = -0.3, 0.6
+    single_b = discretized_logistic_log_prob(LEVELS, torch.tensor(0.3 - 0.4 * r + 0.3 * gval), torch.tensor(-2.0)).exp()
+    assert torch.allclose(pmf([r, gval, 0.0])[2], single_b, atol=1e-12)
+    assert not torch.allclose(pmf([r, -gval, 0.0])[2], single_b, atol=1e-3)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_finite_values_and_gradients_at_extreme_parameters(channels):
+    m = 2
+    p = 3 * m if channels == 1 else 10 * m
+    params = torch.zeros(4, p, 2, 2, dtype=torch.float64)
+    params[0] = 1e4     # huge logits, means, log-scales and coefficients
+    params[1] = -1e4    # tiny log-scales (floored at -7), means far below -1
+    params[2, m:] = 30.0
+    params[3, :m] = torch.tensor([500.0, -500.0]).view(-1, 1, 1)
+    params[3, m:] = -30.0
+    params.requires_grad_()
+    x = torch.tensor([-1.0, 1.0, 0.0, 1 / 127.5 - 1.0], dtype=torch.float64).view(4, 1, 1, 1).expand(4, channels, 2, 2)
+    for dtype in (torch.float64, torch.float32):
+        nll = discretized_mix_logistic_nll(x.to(dtype), params.to(dtype))
+        assert torch.isfinite(nll).all()
+        (grad,) = torch.autograd.grad(nll.sum(), params)
+        assert torch.isfinite(grad).all()
+
+
+def test_bits_per_dim():
+    nll = torch.tensor([8 * math.log(2) * 3 * 4 * 4])
+    assert torch.allclose(bits_per_dim(nll, (3, 4, 4)), torch.tensor([8.0]))
+    assert torch.allclose(bits_per_dim(nll, (7, 3, 4, 4)), torch.tensor([8.0]))
+    # a sharp logistic centred on -1 puts almost all mass in bin 0: an all-black image costs ~0 bits
+    black = -torch.ones(1, 1, 4, 4, dtype=torch.float64)
+    params = torch.zeros(1, 3, 4, 4, dtype=torch.float64)
+    params[:, 1], params[:, 2] = -1.0, -7.0
+    bpd = bits_per_dim(discretized_mix_logistic_nll(black, params), black.shape)
+    assert 0 < bpd.item() < 0.05
+
+
+# ---------------------------------------------------------------- sampling
+
+@pytest.mark.parametrize("channels,h,w,nr_resnet", [(1, 8, 8, 1), (3, 8, 12, 2), (3, 12, 8, 1), (1, 4, 16, 2)])
+def test_fast_equals_naive(channels, h, w, nr_resnet):
+    model = tiny_model(channels, nr_resnet, filters=5, mix=2, seed=nr_resnet)
+    x = random_images(2, (channels, h, w))
+    assert torch.allclose(FastSampler(model, (channels, h, w)).forward_all(x), model(x), atol=1e-12)
+    naive = sample(model, 3, (channels, h, w), generator=torch.Generator().manual_seed(7), method="naive")
+    fast = sample(model, 3, (channels, h, w), generator=torch.Generator().manual_seed(7), method="fast")
+    assert fast.shape == (3, channels, h, w)
+    assert torch.equal(fast, naive)
+    assert torch.equal(to_grid(fast), fast) and fast.min() >= -1 and fast.max() <= 1
+
+
+def test_strided_layers_update_on_a_sparse_schedule():
+    sampler = FastSampler(tiny_model(1, 1), (1, 8, 8))
+    work = sampler.work_per_step()
+    steps = {name: {t - 1 for t, k in enumerate(counts) if k} for name, counts in work.items()}
+    # every layer computes each of its positions exactly once
+    assert sum(work["up0.u0"]) == 64 and sum(work["up1.u0"]) == 16 and sum(work["up2.u0"]) == 4
+    # the u stream at H/2 is updated only when a 2nd row is complete, at H/4 only every 4th row
+    # (-1: what depends on no pixel at all, computed before the first one)
+    assert steps["up1.u0"] == {-1, 15, 31, 47}
+    assert steps["up2.u0"] == {-1, 31}
+    assert len(steps["up0.u0"]) > len(steps["up1.u0"]) > len(steps["up2.u0"])
+
+
+def test_same_generator_same_images_and_seeds_differ():
+    model = tiny_model(3, 1)
+    a = sample(model, 4, (3, 4, 4), generator=torch.Generator().manual_seed(1))
+    b = sample(model, 4, (3, 4, 4), generator=torch.Generator().manual_seed(1))
+    c = sample(model, 4, (3, 4, 4), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_samples_follow_the_models_probabilities(channels):
+    """Histogram of a pixel over many draws == the model's conditional pmf averaged over the
+    drawn contexts (for RGB: each colour given the earlier colours of the same pixel)."""
+    model = tiny_model(channels, 1, filters=4, mix=2, seed=11)
+    n = 6000
+    images = sample(model, n, (channels, 4, 4), generator=torch.Generator().manual_seed(0))
+    i, j = 1, 2
+    params = model(images)[:, :, i, j]
+    expected = pixel_pmf(params, channels, images[:, :, i, j]).mean(0)      # (C, 256)
+    levels = ((images[:, :, i, j] + 1) * 127.5).round().long()
+    empirical = torch.stack([torch.bincount(levels[:, c], minlength=256) for c in range(channels)]).double() / n
+
+    def tv(p, q):  # total variation on 16 bins of 16 levels (less noisy than 256 bins)
+        return 0.5 * (p.view(channels, 16, 16).sum(-1) - q.view(channels, 16, 16).sum(-1)).abs().sum(-1)
+
+    assert (tv(empirical, expected) < 0.04).all(), tv(empirical, expected)
+    if channels == 3:
+        # G and B given R (and G) differ from their distribution without that knowledge
+        ignoring = pixel_pmf(params, 3, torch.zeros_like(images[:, :, i, j])).mean(0)
+        assert (tv(empirical, ignoring)[1:] > 0.08).all(), tv(empirical, ignoring)
+
+
+def test_temperature():
+    model = tiny_model(1, 1, mix=3)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    params = torch.randn(50, 9, dtype=torch.float64, generator=g())
+    params[:, 6:] = params[:, 6:].clamp(min=-6.0)
+    u_mix = torch.rand(50, 3, dtype=torch.float64, generator=g())
+    u_log = torch.rand(50, 1, dtype=torch.float64, generator=g())
+    # T divides the logits and multiplies the logistic scales
+    scaled = params.clone()
+    scaled[:, :3] /= 0.5
+    scaled[:, 6:] += math.log(0.5)
+    assert torch.equal(sample_pixel(params, 1, u_mix, u_log, 0.5), sample_pixel(scaled, 1, u_mix, u_log, 1.0))
+    # T -> 0: the centre of the likeliest component
+    cold = sample_pixel(params, 1, u_mix, u_log, 1e-6)
+    best = params[:, :3].argmax(1)
+    assert torch.equal(cold[:, 0], to_grid(params[torch.arange(50), 3 + best]))
+    # lower temperature, less spread in whole images
+    spread = [sample(model, 64, (1, 4, 4), temperature=t, generator=g()).std(0).mean() for t in (0.3, 1.0)]
+    assert spread[0] < spread[1]
+    with pytest.raises(ValueError, match="temperature"):
+        sample(model, 1, (1, 4, 4), temperature=0.0)
+
+
+def test_sample_checks_arguments_and_restores_training_mode():
+    model = tiny_model(1, 1).train()
+    with pytest.raises(ValueError, match="method"):
+        sample(model, 1, (1, 4, 4), method="slow")
+    with pytest.raises(ValueError, match="channel"):
+        sample(model, 1, (3, 4, 4))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        sample(model, 1, (1, 6, 4))
+    sample(model, 1, (1, 4, 4))
+    assert model.training
