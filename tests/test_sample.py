@@ -1,0 +1,111 @@
+"""The sample stage: files, reproducibility, resuming, and the command line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import helpers.sample as stage
+from helpers.cli import main
+from helpers.pixelcnnpp import PixelCNNpp
+
+SHAPE = (1, 4, 4)
+INFO = {"image_shape": SHAPE, "step": 7, "path": "checkpoints/pixelcnnpp/step_0000007"}
+
+
+def tiny_model(channels=1):
+    torch.manual_seed(0)
+    return PixelCNNpp(channels, nr_resnet=1, nr_filters=4, nr_logistic_mix=2, dropout=0.0).eval()
+
+
+def pixels(folder):
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("sample_*.png"))}
+
+
+def test_generate_samples_writes_named_images_record_and_grid(outputs):
+    paths = stage.generate_samples(tiny_model(), 5, outputs / "samples", batch_size=2, temperature=1.0,
+                                   method="fast", seed=3, image_shape=SHAPE, info=INFO, progress=False)
+    folder = outputs / "samples"
+    assert [p.name for p in paths] == [f"sample_0000{i}.png" for i in range(1, 6)]
+    assert all(Image.open(p).size == (4, 4) and Image.open(p).mode == "L" for p in paths)
+    record = json.loads((folder / "samples.json").read_text())
+    assert record["seed"] == 3 and record["n_images"] == 5 and record["step"] == 7
+    assert "tiny model, trained for 7 steps" in record["model"]
+    assert [e["chunk_seed"] for e in record["images"]] == [3_000_000, 3_000_000, 3_000_001, 3_000_001, 3_000_002]
+    assert (folder / "grid.png").exists() and not list(folder.glob(".*partial*"))
+
+
+def test_same_seed_same_images_and_naive_agrees(outputs):
+    kwargs = dict(batch_size=3, temperature=1.0, seed=1, image_shape=SHAPE, info=INFO, progress=False)
+    stage.generate_samples(tiny_model(), 4, outputs / "a", method="fast", **kwargs)
+    stage.generate_samples(tiny_model(), 4, outputs / "b", method="naive", **kwargs)
+    other = dict(kwargs, seed=2)
+    stage.generate_samples(tiny_model(), 4, outputs / "c", method="fast", **other)
+    a, b, c = pixels(outputs / "a"), pixels(outputs / "b"), pixels(outputs / "c")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_an_interrupted_run_resumes_and_ends_with_the_same_images(outputs, monkeypatch):
+    kwargs = dict(batch_size=2, temperature=1.0, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
+    stage.generate_samples(tiny_model(), 6, outputs / "whole", **kwargs)
+
+    import helpers.pixelcnnpp as pixelcnnpp
+
+    real_sample, calls = pixelcnnpp.sample, []
+
+    def failing_on_second_chunk(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_sample(*args, **kw)
+
+    monkeypatch.setattr(pixelcnnpp, "sample", failing_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        stage.generate_samples(tiny_model(), 6, outputs / "resumed", **kwargs)
+    assert sorted(pixels(outputs / "resumed")) == ["sample_00001.png", "sample_00002.png"]
+
+    calls.clear()
+    monkeypatch.setattr(pixelcnnpp, "sample", lambda *a, **k: (calls.append(1), real_sample(*a, **k))[1])
+    stage.generate_samples(tiny_model(), 6, outputs / "resumed", **kwargs)
+    assert len(calls) == 2  # only the two missing chunks were drawn
+    whole, resumed = pixels(outputs / "whole"), pixels(outputs / "resumed")
+    assert sorted(whole) == sorted(resumed) and all(np.array_equal(whole[k], resumed[k]) for k in whole)
+    # a third run has nothing left to do
+    calls.clear()
+    stage.generate_samples(tiny_model(), 6, outputs / "resumed", **kwargs)
+    assert calls == []
+
+
+def test_other_settings_do_not_mix_into_an_existing_folder(outputs):
+    kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
+    stage.generate_samples(tiny_model(), 2, outputs / "s", temperature=1.0, **kwargs)
+    with pytest.raises(ValueError, match="another run"):
+        stage.generate_samples(tiny_model(), 2, outputs / "s", temperature=0.5, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [dict(n=0), dict(batch_size=0), dict(temperature=-1.0), dict(method="slow")])
+def test_bad_settings_are_value_errors(outputs, bad):
+    kwargs = dict(n=2, batch_size=2, temperature=1.0, method="fast")
+    kwargs.update(bad)
+    with pytest.raises(ValueError):
+        stage.generate_samples(tiny_model(), out_dir=outputs / "s", image_shape=SHAPE, info=INFO,
+                               progress=False, **kwargs)
+    assert not list((outputs / "s").glob("sample_*.png"))
+
+
+def test_command_line(outputs, monkeypatch, capsys):
+    import helpers.train
+
+    monkeypatch.setattr(helpers.train, "ensure_model", lambda profile=None: (tiny_model(3), dict(INFO, image_shape=(3, 4, 8))))
+    assert main(["sample", "--n", "3", "--batch-size", "2", "--seed", "5", "--temperature", "0.8"]) == 0
+    folder = outputs / "samples"
+    names = sorted(p.name for p in folder.glob("sample_*.png"))
+    assert names == ["sample_00001.png", "sample_00002.png", "sample_00003.png"]
+    assert Image.open(folder / names[0]).size == (8, 4) and Image.open(folder / names[0]).mode == "RGB"
+    assert "tiny model, trained for 7 steps" in capsys.readouterr().out
+    assert main(["sample", "--n", "0"]) == 2
+    assert main(["sample", "--temperature", "0"]) == 2
+    assert "temperature" in capsys.readouterr().err
