@@ -52,7 +52,10 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      lr_decay=0.999995, ema=0.9995, clip_grad=1.0, eval_every=2000, samples_every=5,
                      sample_n=16, keep_checkpoints=2, seed=0, compile=True),
     },
-    # Sampling (notebook 03, `python -m helpers sample`).
+    # Sampling (notebook 03, `python -m helpers sample`). temperature: mixture logits / T and logistic
+    # scales x T (1 = the model's distribution). method: fast (cached) or naive; same images either way.
+    # The fast sampler keeps every layer's activations for the whole batch: about as much memory as one
+    # forward pass (estimated ~90 MB per 32x32 RGB image at paper size; not yet measured on a GPU).
     "sample": {
         "tiny": dict(n_images=64, batch_size=32, temperature=1.0, method="fast"),
         "colab": dict(n_images=256, batch_size=64, temperature=1.0, method="fast"),
