@@ -1,0 +1,103 @@
+"""PixelCNN++ sampling speed: the cached fast sampler against the naive one (one full pass per pixel).
+
+For every image size and batch size it times ``sample(..., method="fast")`` from start to end
+(building the plan included) and the naive sampler. The naive sampler is run in full when that
+is expected to take at most ``--naive-budget`` seconds; then both images are compared. Beyond
+that its time is ESTIMATED as H*W x the measured time of one full network pass on that batch
+(every naive step is exactly one such pass plus a negligible draw), and the table says "est.".
+
+    .venv/bin/python benchmarks/bench_sampling.py                 # batches 1..256, sizes 16 and 32
+    .venv/bin/python benchmarks/bench_sampling.py --quick         # batches 1 and 16, size 16
+
+Results go to docs/benchmarks.md by hand, with the command and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16, 64, 256])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32], help="square image sides")
+    parser.add_argument("--channels", type=int, default=3)
+    parser.add_argument("--nr-resnet", type=int, default=2)
+    parser.add_argument("--nr-filters", type=int, default=64)
+    parser.add_argument("--nr-logistic-mix", type=int, default=10)
+    parser.add_argument("--naive-budget", type=float, default=120.0,
+                        help="run the naive sampler in full only when expected to take at most this (s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="batches 1 and 16, size 16 only")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.batches, args.sizes = [1, 16], [16]
+
+    import torch
+
+    from helpers.pixelcnnpp import PixelCNNpp, sample
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = PixelCNNpp(args.channels, args.nr_resnet, args.nr_filters, args.nr_logistic_mix, dropout=0.0)
+    model = model.to(args.device).eval()
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    print(f"model: in_channels={args.channels} nr_resnet={args.nr_resnet} nr_filters={args.nr_filters} "
+          f"nr_logistic_mix={args.nr_logistic_mix} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+
+    def timed(fn):
+        sync()
+        start = time.perf_counter()
+        out = fn()
+        sync()
+        return out, time.perf_counter() - start
+
+    rows = []
+    for size in args.sizes:
+        shape = (args.channels, size, size)
+        for batch in args.batches:
+            gen = lambda: torch.Generator(device=args.device).manual_seed(0)  # noqa: E731
+            fast, fast_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))
+            x = torch.zeros(batch, *shape, device=args.device)
+            with torch.no_grad():
+                model(x)  # warm-up
+                passes = 3
+                _, pass_s = timed(lambda: [model(x) for _ in range(passes)])
+            pass_s /= passes
+            estimate = pass_s * size * size
+            row = {"size": size, "batch": batch, "fast_s": round(fast_s, 3), "pass_s": round(pass_s, 4)}
+            if estimate <= args.naive_budget:
+                naive, naive_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="naive"))
+                row.update(naive_s=round(naive_s, 2), naive_measured=True,
+                           identical=bool(torch.equal(naive, fast)),
+                           equal_subpixels=round((naive == fast).double().mean().item(), 5))
+            else:
+                row.update(naive_s=round(estimate, 1), naive_measured=False)
+            row["speedup"] = round(row["naive_s"] / fast_s, 1)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    print("\n| image | batch | fast (s) | naive (s) | speed-up | fast == naive |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        naive = f"{r['naive_s']}" if r["naive_measured"] else f"{r['naive_s']} (est.)"
+        same = ("identical" if r["identical"] else f"{100 * r['equal_subpixels']:.1f}% equal") \
+            if r["naive_measured"] else "not run"
+        print(f"| {args.channels}x{r['size']}x{r['size']} | {r['batch']} | {r['fast_s']} | {naive} | "
+              f"{r['speedup']}x | {same} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
