@@ -131,7 +131,7 @@ def animate_image(image: Image.Image, profile: Profile | None = None, seed: int 
         pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
     frames = svd_frames(pipe, fitted, settings, seed)
-    if profile.is_tiny:
+    if profile.random_weights:
         frames = [stamp_random_weights(f) for f in frames]
     return frames, settings
 
@@ -273,7 +273,7 @@ def animate_long(image: Image.Image, total_frames: int, profile: Profile | None 
         pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
     frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
-    return [stamp_random_weights(f) for f in frames] if profile.is_tiny else frames
+    return [stamp_random_weights(f) for f in frames] if profile.random_weights else frames
 
 
 def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile: Profile | None = None,
@@ -297,7 +297,7 @@ def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile:
         clip = _chain(pipe, fitted, share, settings, seed + 1000 * index, progress)
         frames = clip if not frames else crossfade(frames, clip, min(overlap, len(clip) - 1))
     frames = frames[:total_frames]
-    return [stamp_random_weights(f) for f in frames] if profile.is_tiny else frames
+    return [stamp_random_weights(f) for f in frames] if profile.random_weights else frames
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,7 +442,7 @@ def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile
     if pipe is None:
         pipe = load_ltx(profile, settings)
     frames = ltx_frames(pipe, placed, settings, seed)
-    if profile.is_tiny:
+    if profile.random_weights:
         frames = [stamp_random_weights(f) for f in frames]
     return frames, settings
 
@@ -549,7 +549,7 @@ def run(args: argparse.Namespace) -> int:
         frames, settings = _run_ltx(args, profile, images, indices)
         fps = settings["frame_rate"]
     write_mp4(frames, out, fps=fps)
-    tiny = " (random weights: shows the pipeline runs, not a real result)" if profile.is_tiny else ""
+    tiny = " (random weights: shows the pipeline runs, not a real result)" if profile.random_weights else ""
     print(f"wrote {out}: {len(frames)} frames at {settings['width']}x{settings['height']}, "
           f"{fps:g} fps, in {time.perf_counter() - start:.1f} s{tiny}")
     return 0
