@@ -263,88 +263,24 @@ def sample_metadata(folder: Path) -> dict[str, dict[str, Any]]:
 
 
 def ensure_samples(profile: Profile, folder: Path | None = None) -> list[Path]:
-    """The samples in outputs/samples, or new ones when there are none.
-
-    In order of preference: the sampling stage (``helpers.sample.generate_samples``); the trained
-    PixelCNN++ sampled directly; clearly labelled stand-ins cut from the bundled demo images.
-    """
+    """The samples in outputs/samples, or new ones from the sampling stage of notebook 03 when there
+    are none (``helpers.sample.generate_samples``, which trains the tiny PixelCNN++ first if needed)."""
     folder = folder or stage_dir("samples")
     found = sample_paths(folder)
     if found:
         return found
+    from helpers.sample import generate_samples
+
     n = profile.settings("sample")["n_images"]
-    try:
-        from helpers.sample import generate_samples
-    except ImportError:
-        generate_samples = None
-    if generate_samples is not None:
-        print(f"note: no samples in {folder} yet (notebook 03 makes them); sampling {n} now")
-        generate_samples(profile=profile)
-        found = sample_paths(folder)
-        if found:
-            return found
-    try:
-        return _sample_from_model(profile, folder, n)
-    except ImportError:
-        return _standin_samples(folder, n)
+    print(f"note: no samples in {folder} yet (notebook 03 makes them); sampling {n} now")
+    generate_samples(out_dir=folder, profile=profile)
+    return sample_paths(folder)
 
 
-def _sample_from_model(profile: Profile, folder: Path, n: int) -> list[Path]:
-    import torch
-
-    from helpers.data import to_pixels
-    from helpers.outputs import write_json
-    from helpers.pixelcnnpp import sample
+def load_likelihood(profile: Profile) -> Likelihood:
+    """The trained PixelCNN++ (EMA weights; trains the tiny one if there is none)."""
     from helpers.train import ensure_model
 
-    model, info = ensure_model(profile)
-    seed = 0
-    print(f"note: no samples in {folder} yet (notebook 03 makes them); drawing {n} from the PixelCNN++ "
-          f"in {info['path']} (seed {seed})")
-    generator = torch.Generator(device=profile.device).manual_seed(seed)
-    with torch.no_grad():
-        images = to_pixels(sample(model, n, info["image_shape"], generator=generator)).cpu().numpy()
-    entries = []
-    for index, array in enumerate(images, 1):
-        name = f"sample_{index:04d}.png"
-        mode = "L" if array.shape[0] == 1 else "RGB"
-        picture = Image.fromarray(array[0] if mode == "L" else array.transpose(1, 2, 0), mode)
-        save_image(picture, folder / name)
-        entries.append({"file": name, "index": index - 1})
-    write_json(folder / "samples.json", {"seed": seed, "checkpoint": str(info["path"]), "step": info["step"],
-                                         "temperature": 1.0, "images": entries})
-    return sample_paths(folder)
-
-
-def _standin_samples(folder: Path, n: int) -> list[Path]:
-    from helpers.demo_images import MAKERS, demo_image
-    from helpers.outputs import write_json
-
-    print(f"note: no samples in {folder} and no PixelCNN++ to draw them from; writing {n} STAND-INS: "
-          "32x32 crops of the bundled demo images (not model samples)")
-    rng = np.random.default_rng(0)
-    names = list(MAKERS)
-    entries = []
-    for index in range(1, n + 1):
-        picture = demo_image(names[index % len(names)])
-        x, y = int(rng.integers(0, picture.width - 64)), int(rng.integers(0, picture.height - 64))
-        crop = picture.crop((x, y, x + 64, y + 64)).resize((32, 32), Image.Resampling.LANCZOS)
-        name = f"sample_{index:04d}.png"
-        save_image(crop, folder / name)
-        entries.append({"file": name, "standin": True})
-    write_json(folder / "samples.json", {"standin": True, "images": entries})
-    return sample_paths(folder)
-
-
-def load_likelihood(profile: Profile) -> Likelihood | None:
-    """The trained PixelCNN++ (EMA weights; trains the tiny one if there is none), or None if the
-    model code is not available."""
-    try:
-        from helpers.train import ensure_model
-        import helpers.pixelcnnpp  # noqa: F401
-    except ImportError:
-        print("note: helpers.pixelcnnpp is not available: samples are scored without bits/dim")
-        return None
     model, info = ensure_model(profile)
     return Likelihood(model, tuple(info["image_shape"]), profile.device)
 
