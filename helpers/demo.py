@@ -20,6 +20,7 @@ CHAIN: list[tuple[str, list[str], str]] = [
     ("refine", [], "refine the keyframes with Flux.1 img2img (05)"),
     ("animate", ["--long", "50"], "animate the keyframes into a >= 50-frame video (06)"),
     ("post", [], "interpolate, grade, title and export (08)"),
+    ("slides", [], "side road: the example storyboard as a slide video -> final/slides.mp4 (09)"),
 ]
 
 
@@ -47,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
     for stage, seconds in timings:
         print(f"{stage:<12} {seconds:7.1f}")
     print(f"total        {sum(s for _, s in timings):7.1f}")
-    print(f"\nfinished: {outputs_dir() / 'final' / 'final.mp4'}")
+    final = outputs_dir() / "final"
+    print(f"\nfinished: {final / 'final.mp4'} (and the slide video {final / 'slides.mp4'})")
     return 0
