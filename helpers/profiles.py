@@ -135,11 +135,29 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
                      max_sequence_length=256, memory="none"),
     },
-    # Post-production (notebook 08).
+    # Post-production (notebook 08, `python -m helpers post`), applied in this order:
+    # crossfade_s: seconds two input clips overlap when joined (0 = a cut; also the title card's fade);
+    # match_keyframe: pull colours towards outputs/keyframes/frame_0001.png, 0 (off) to 1 (animate
+    #   already matches each SVD segment to its keyframe, so 0 by default);
+    # deflicker: frames in the moving average that brightness is smoothed to (odd; 1 = off);
+    # lut / lut_strength: a .cube look (identity, warm, teal_orange from data/luts/, or a file; "none")
+    #   and how much of it, 0-1;
+    # interpolate / method: frame interpolation factor (2: n -> 2n-1 frames, originals kept; 1 = off)
+    #   and how in-betweens are made: flow (numpy optical flow), blend or ffmpeg (minterpolate);
+    # fps: frame rate of the final video; the interpolated clip is retimed to it, its duration kept
+    #   (8 fps SVD x 2 = 16: nothing to do in tiny; 16 -> 24 on a GPU);
+    # title / title_s: a title card before the video ("" = none) and its seconds;
+    # formats: files written (mp4 always; gif, prores = ProRes 422 HQ .mov, webm = VP9).
     "post": {
-        "tiny": dict(interpolate=2, fps=16, crossfade_s=0.5, formats=("mp4", "gif")),
-        "colab": dict(interpolate=2, fps=24, crossfade_s=0.5, formats=("mp4", "gif", "prores", "webm")),
-        "full": dict(interpolate=2, fps=24, crossfade_s=0.5, formats=("mp4", "gif", "prores", "webm")),
+        "tiny": dict(interpolate=2, method="flow", fps=16, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
+                     lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.0,
+                     formats=("mp4", "gif", "prores")),
+        "colab": dict(interpolate=2, method="flow", fps=24, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
+                      lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.5,
+                      formats=("mp4", "gif", "prores", "webm")),
+        "full": dict(interpolate=2, method="flow", fps=24, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
+                     lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.5,
+                     formats=("mp4", "gif", "prores", "webm")),
     },
     # Slides / explainer videos from independent frames (notebook 09).
     # width/height: the picture Flux draws; video_width/height: the video (pictures are fitted to it).
