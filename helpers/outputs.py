@@ -57,6 +57,14 @@ def cache_dir() -> Path:
     return path
 
 
+def _usual_permissions(path: Path, mode: int) -> None:
+    """Give ``path`` the permissions a plain ``open()``/``mkdir()`` would: ``mode`` minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if path.exists():
+        path.chmod(mode & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
@@ -71,6 +79,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        _usual_permissions(tmp_path, 0o666)  # mkstemp makes files private (0600)
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -85,6 +94,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
+        _usual_permissions(tmp, 0o777)  # mkdtemp makes folders private (0700)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

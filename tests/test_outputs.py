@@ -49,3 +49,21 @@ def test_save_image_round_trip(tmp_path):
     image = Image.new("RGB", (10, 6), (1, 2, 3))
     path = save_image(image, tmp_path / "x.png")
     assert Image.open(path).getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
+    import os
+    import stat
+
+    from helpers.outputs import atomic_dir, atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "f").write_text("y")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
