@@ -147,6 +147,9 @@ def lucas_kanade_step(a: np.ndarray, b: np.ndarray, flow: np.ndarray, radius: in
     Warp ``b`` by the current flow, then in each (2r+1)^2 window solve the 2x2 least-squares system
     ``[Sxx Sxy; Sxy Syy] d = -[Sxt; Syt]`` for the correction ``d``. ``eps`` is added to the diagonal
     so that flat windows (no texture, no information) get a correction near 0 instead of noise.
+    Then the flow is averaged over the window, weighted by each pixel's *confidence* (the smaller
+    eigenvalue of the 2x2 matrix: large only where the window has texture in two directions), so
+    motion found at corners and edges spreads into flat areas and noisy estimates do not pile up.
     """
     ys, xs = np.mgrid[0:a.shape[0], 0:a.shape[1]].astype(np.float64)
     warped = bilinear_sample(b, xs + flow[..., 0], ys + flow[..., 1])
@@ -157,15 +160,19 @@ def lucas_kanade_step(a: np.ndarray, b: np.ndarray, flow: np.ndarray, radius: in
     det = sxx * syy - sxy * sxy
     du = -(syy * sxt - sxy * syt) / det
     dv = -(sxx * syt - sxy * sxt) / det
-    return flow + np.stack([du, dv], axis=-1)
+    flow = flow + np.stack([du, dv], axis=-1)
+    trace = sxx + syy
+    confidence = 0.5 * (trace - np.sqrt(np.maximum(trace * trace - 4 * det, 0.0)))
+    weight = box_mean(confidence, radius)
+    return np.stack([box_mean(confidence * flow[..., k], radius) / weight for k in range(2)], axis=-1)
 
 
-def optical_flow(a, b, levels: int = 3, radius: int = 3, iterations: int = 3, eps: float = 1e-4) -> np.ndarray:
+def optical_flow(a, b, levels: int = 4, radius: int = 3, iterations: int = 3, eps: float = 1e-4) -> np.ndarray:
     """Dense flow from frame ``a`` to frame ``b``: HxWx2 (dx, dy) in pixels, ``a(p) ~ b(p + flow(p))``.
 
-    Coarse to fine: on a pyramid of half-size images (at most ``levels``, none smaller than 8 pixels),
-    large motions become small ones; at each level ``iterations`` Lucas-Kanade steps refine the
-    flow brought up from the level below.
+    Coarse to fine: on a pyramid of half-size images (at most ``levels``, halving while the smaller
+    side is at least 16 pixels), large motions become small ones; at each level ``iterations``
+    Lucas-Kanade steps refine the flow brought up from the level below.
     """
     pyramid = [(luma(a), luma(b))]
     while len(pyramid) < levels and min(pyramid[-1][0].shape) >= 16:
