@@ -968,7 +968,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crossfade", type=float, dest="crossfade_s", help="seconds of crossfade between clips")
     parser.add_argument("--lut", help=f"a .cube file or one of {', '.join(LUT_NAMES)}; 'none' = no LUT")
     parser.add_argument("--lut-strength", type=float, dest="lut_strength", help="0 (off) to 1 (the full look)")
-    parser.add_argument("--keyframe", help="match colours to this image (default outputs/keyframes/frame_0001.png)")
+    parser.add_argument("--keyframe", help="match colours to this image (strength 1 unless --match says otherwise); "
+                        "default outputs/keyframes/frame_0001.png when the profile's match strength is above 0")
     parser.add_argument("--match", type=float, dest="match_keyframe", help="colour-match strength, 0 (off) to 1")
     parser.add_argument("--deflicker", type=int, help="frames in the brightness moving average (odd; 1 = off)")
     parser.add_argument("--title", help="title card text ('' = no title card)")
@@ -1003,6 +1004,8 @@ def run(args: argparse.Namespace) -> int:
     names = ("interpolate", "method", "fps", "crossfade_s", "lut", "lut_strength", "match_keyframe",
              "deflicker", "title", "title_s")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.keyframe and args.match_keyframe is None:
+        overrides["match_keyframe"] = 1.0  # naming a keyframe means: match it
     if args.formats is not None:
         overrides["formats"] = tuple(parse_formats(args.formats))
     settings = post_settings(profile, **overrides)

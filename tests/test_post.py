@@ -330,3 +330,20 @@ def test_cli_stamps_random_weight_videos_and_joins_clips(outputs, capsys):
     assert np.abs(noise[0][rows].astype(int) - stamp[rows]).mean() > 40       # an unstamped frame would fail
     record = json.loads((outputs / "final" / "final.json").read_text())
     assert record["stamped"] is True and record["random_weights"] is True
+
+
+def test_cli_keyframe_matching_and_trim(outputs, tmp_path):
+    keyframe = tmp_path / "key.png"
+    Image.fromarray(picture("sunset")).save(keyframe)
+    video = tmp_path / "clip.mp4"
+    write_mp4([picture("planet")] * 8, video, fps=8)
+    args = ["post", str(video), "--keyframe", str(keyframe), "--title", "", "--interpolate", "1", "--fps", "8",
+            "--formats", "mp4", "--lut", "none", "--deflicker", "1", "--start", "0.25", "--end", "0.75"]
+    assert main(args) == 0
+    record = json.loads((outputs / "final" / "final.json").read_text())
+    assert any("matched to the keyframe (strength 1)" in s for s in record["steps"]), record["steps"]
+    frames, _ = read_frames(outputs / "final" / "final.mp4")
+    assert len(frames) == 4
+    before = mean_color_distance([picture("planet")], picture("sunset"))
+    assert mean_color_distance(frames, picture("sunset")) < 0.4 * before   # (the stamp's dark band is added after)
+    assert main(["post", str(video), "--start", "5"]) == 2                      # trim beyond the end
