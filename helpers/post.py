@@ -768,6 +768,19 @@ def parse_formats(text: str | Sequence[str]) -> list[str]:
     return ["mp4"] + [n for n in dict.fromkeys(names) if n != "mp4"]
 
 
+def shrink_to_width(frames: Sequence, width: int | None) -> Frames:
+    """Frames scaled down (Lanczos, aspect kept, even sides) to at most ``width`` pixels wide; None = as they are."""
+    frames = as_frames(frames)
+    if width is None or frames[0].shape[1] <= width:
+        return frames
+    if width < 2:
+        raise ValueError(f"gif_width must be at least 2 pixels (or None), got {width}")
+    width -= width % 2
+    h, w = frames[0].shape[:2]
+    size = (width, max(2, round(h * width / w / 2) * 2))
+    return [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.LANCZOS)) for f in frames]
+
+
 def _even(frames: Frames) -> Frames:
     """Pad odd sides by one repeated pixel: 4:2:0 and 4:2:2 video need even sizes."""
     h, w = frames[0].shape[:2]
@@ -823,7 +836,8 @@ def quality_table(frames: Sequence, files: dict[str, Path]) -> list[dict[str, An
     """Per exported file: format, file size, codec and pixel format (read back), frames and PSNR vs ``frames``.
 
     PSNR is over all pixels of all frames (the mean squared error of the whole clip), after cropping
-    any padding; frame counts must match (they do for every format here).
+    any padding; frame counts must match (they do for every format here). A file stored smaller (a GIF
+    scaled down by ``gif_width``) is compared with the source scaled the same way.
     """
     from helpers.video import probe, read_frames
 
@@ -833,11 +847,15 @@ def quality_table(frames: Sequence, files: dict[str, Path]) -> list[dict[str, An
         info = probe(path)
         decoded, _ = read_frames(path)
         count = min(len(decoded), len(source))
-        h, w = source.shape[1:3]
+        reference = source[:count]
+        if decoded[0].shape[1] < source.shape[2] - 1:  # stored smaller, not just padded to even sides
+            reference = np.stack(shrink_to_width(frames[:count], decoded[0].shape[1] - decoded[0].shape[1] % 2))
+        h, w = reference.shape[1:3]
         back = np.stack(decoded[:count])[:, :h, :w].astype(np.float64)
         rows.append({"format": fmt, "file": str(path), "bytes": Path(path).stat().st_size,
                      "codec": info["codec"], "pix_fmt": info["pix_fmt"], "frames": len(decoded),
-                     "psnr_db": round(psnr(back, source[:count]), 2)})
+                     "size": [int(decoded[0].shape[1]), int(decoded[0].shape[0])],
+                     "psnr_db": round(psnr(back, reference.astype(np.float64)), 2)})
     return rows
 
 
@@ -876,6 +894,8 @@ def check_settings(settings: dict[str, Any]) -> None:
     if not 0.0 <= settings["match_keyframe"] <= 1.0:
         raise ValueError(f"match_keyframe strength must be between 0 and 1, got {settings['match_keyframe']}")
     _check_window(settings["deflicker"])
+    if settings["gif_width"] is not None and settings["gif_width"] < 2:
+        raise ValueError(f"gif_width must be at least 2 pixels (or None), got {settings['gif_width']}")
     if not 0.0 <= settings["lut_strength"] <= 1.0:
         raise ValueError(f"LUT strength must be between 0 and 1, got {settings['lut_strength']}")
     if settings["lut"] not in (None, "", "none"):
@@ -962,6 +982,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "suffix (default: outputs/final/final.mp4)")
     parser.add_argument("--formats", help=f"comma-separated, from {', '.join(FORMATS)} (mp4 is always written); "
                         "default: the profile's")
+    parser.add_argument("--gif-width", type=int, dest="gif_width",
+                        help="scale the GIF down to at most this width in pixels (default: the profile's)")
     parser.add_argument("--interpolate", type=int, help="frame interpolation factor (2: n -> 2n-1 frames; 1 = off)")
     parser.add_argument("--method", choices=list(METHODS), help="how in-between frames are made")
     parser.add_argument("--fps", type=float, help="frame rate of the final video (the clip is retimed to it)")
@@ -1002,7 +1024,7 @@ def run(args: argparse.Namespace) -> int:
     # Check everything that can be checked before reading or writing anything.
     profile = get_profile(args.profile)
     names = ("interpolate", "method", "fps", "crossfade_s", "lut", "lut_strength", "match_keyframe",
-             "deflicker", "title", "title_s")
+             "deflicker", "title", "title_s", "gif_width")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.keyframe and args.match_keyframe is None:
         overrides["match_keyframe"] = 1.0  # naming a keyframe means: match it
@@ -1041,7 +1063,8 @@ def run(args: argparse.Namespace) -> int:
                             end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
     files = {}
     for fmt in parse_formats(settings["formats"]):
-        files[fmt] = export(frames, out.with_suffix(FORMATS[fmt].suffix), settings["fps"], fmt)
+        clip = shrink_to_width(frames, settings["gif_width"]) if fmt == "gif" else frames
+        files[fmt] = export(clip, out.with_suffix(FORMATS[fmt].suffix), settings["fps"], fmt)
     rows = quality_table(frames, files)
     seconds = time.perf_counter() - start_time
     record = {

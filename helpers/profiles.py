@@ -147,17 +147,19 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # fps: frame rate of the final video; the interpolated clip is retimed to it, its duration kept
     #   (8 fps SVD x 2 = 16: nothing to do in tiny; 16 -> 24 on a GPU);
     # title / title_s: a title card before the video ("" = none) and its seconds;
-    # formats: files written (mp4 always; gif, prores = ProRes 422 HQ .mov, webm = VP9).
+    # formats: files written (mp4 always; gif, prores = ProRes 422 HQ .mov, webm = VP9);
+    # gif_width: the GIF is scaled down to at most this many pixels wide (None = the video's width);
+    #   a full-size GIF of a 1024x576 clip runs to tens of MB, 480 px keeps it chat-sized.
     "post": {
         "tiny": dict(interpolate=2, method="flow", fps=16, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
                      lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.0,
-                     formats=("mp4", "gif", "prores")),
+                     formats=("mp4", "gif", "prores"), gif_width=None),
         "colab": dict(interpolate=2, method="flow", fps=24, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
                       lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.5,
-                      formats=("mp4", "gif", "prores", "webm")),
+                      formats=("mp4", "gif", "prores", "webm"), gif_width=480),
         "full": dict(interpolate=2, method="flow", fps=24, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
                      lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.5,
-                     formats=("mp4", "gif", "prores", "webm")),
+                     formats=("mp4", "gif", "prores", "webm"), gif_width=640),
     },
     # Slides / explainer videos from independent frames (notebook 09).
     # width/height: the picture Flux draws; video_width/height: the video (pictures are fitted to it).

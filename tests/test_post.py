@@ -347,3 +347,25 @@ def test_cli_keyframe_matching_and_trim(outputs, tmp_path):
     before = mean_color_distance([picture("planet")], picture("sunset"))
     assert mean_color_distance(frames, picture("sunset")) < 0.4 * before   # (the stamp's dark band is added after)
     assert main(["post", str(video), "--start", "5"]) == 2                      # trim beyond the end
+
+
+def test_gif_width_shrinks_only_the_gif_and_the_table_compares_at_that_size(outputs):
+    from helpers.cli import main
+
+    assert main(["post", "--profile", "tiny", "--gif-width", "64", "--formats", "mp4,gif",
+                 "--title", "", "--interpolate", "1"]) == 0
+    record = json.loads((outputs / "final" / "final.json").read_text())
+    rows = {row["format"]: row for row in record["files"]}
+    width, height = record["size"]
+    assert rows["mp4"]["size"] == [width, height]
+    assert rows["gif"]["size"][0] == 64 < width
+    assert rows["gif"]["size"][1] == round(height * 64 / width / 2) * 2
+    assert rows["gif"]["psnr_db"] > 20, "compared with the source scaled the same way, the GIF is close"
+
+
+def test_gif_width_below_two_pixels_is_refused(outputs, capsys):
+    from helpers.cli import main
+
+    assert main(["post", "--profile", "tiny", "--gif-width", "1"]) == 2
+    assert "gif_width must be at least 2" in capsys.readouterr().err
+    assert not (outputs / "final" / "final.mp4").exists()
