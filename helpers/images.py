@@ -29,15 +29,24 @@ class BadInputError(Exception):
         super().__init__(f"{path}: {problem}")
 
 
-def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
-    """Read ``path`` as an 8-bit RGB image. Returns (image, notes of what was converted)."""
+def check_file(path: str | os.PathLike, kind: str) -> Path:
+    """``path`` as a Path if it is a non-empty file; else a one-line :class:`BadInputError`.
+
+    ``kind`` names what was expected, for the message: "an image file", "a video file", ...
+    """
     path = Path(path)
     if not path.exists():
         raise BadInputError(path, "no such file")
     if path.is_dir():
-        raise BadInputError(path, "is a folder, not an image file")
+        raise BadInputError(path, f"is a folder, not {kind}")
     if path.stat().st_size == 0:
         raise BadInputError(path, "the file is empty (0 bytes)")
+    return path
+
+
+def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
+    """Read ``path`` as an 8-bit RGB image. Returns (image, notes of what was converted)."""
+    path = check_file(path, "an image file")
     previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:

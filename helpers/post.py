@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from helpers.images import BadInputError, fit_to, stamp_random_weights
+from helpers.images import BadInputError, check_file, fit_to, stamp_random_weights
 from helpers.outputs import atomic_path
 
 Frames = list  # a list of HxWx3 uint8 arrays
@@ -68,13 +68,7 @@ def read_video(path: str | Path) -> tuple[Frames, float]:
     """All frames of a video file and its frame rate; a missing or unreadable file is a :class:`BadInputError`."""
     from helpers.video import read_frames
 
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(path, "no such file")
-    if path.is_dir():
-        raise BadInputError(path, "is a folder, not a video file")
-    if path.stat().st_size == 0:
-        raise BadInputError(path, "the file is empty (0 bytes)")
+    path = check_file(path, "a video file")
     try:
         frames, fps = read_frames(path)
     except (OSError, RuntimeError, ValueError, StopIteration):
@@ -226,20 +220,10 @@ def interpolate(frames: Sequence, factor: int = 2, method: str = "flow") -> Fram
     _check_method(method, tuple(METHODS))
     frames = as_frames(frames)
     _check_clip(frames)
-    if factor == 1 or len(frames) == 1:
-        return [f.copy() for f in frames]
     if method == "ffmpeg":
         return interpolate_ffmpeg(frames, factor)
-    out = []
-    for a, b in zip(frames[:-1], frames[1:]):
-        out.append(a.copy())
-        flow = optical_flow(a, b) if method == "flow" else None
-        for j in range(1, factor):
-            t = j / factor
-            middle = flow_inbetween(a, b, t, flow) if method == "flow" else blend_inbetween(a, b, t)
-            out.append(np.clip(np.rint(middle), 0, 255).astype(np.uint8))
-    out.append(frames[-1].copy())
-    return out
+    # Positions k / factor: every factor-th one is a whole number, i.e. an original frame, kept as is.
+    return resample(frames, [k / factor for k in range((len(frames) - 1) * factor + 1)], method)
 
 
 def _pipe_ffmpeg(frames: Frames, fps: float, args: list[str], output: str | None = None) -> bytes:
@@ -412,11 +396,7 @@ def make_lut(name: str, size: int = SHIPPED_LUT_SIZE) -> Lut:
 
 def read_cube(path: str | Path) -> Lut:
     """Read a 3D LUT in the Adobe/Resolve ``.cube`` text format; problems are one-line :class:`BadInputError`."""
-    path = Path(path)
-    if not path.exists():
-        raise BadInputError(path, "no such LUT file")
-    if path.is_dir():
-        raise BadInputError(path, "is a folder, not a .cube LUT file")
+    path = check_file(path, "a .cube LUT file")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
