@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from helpers.images import BadInputError, load_image
-from helpers.outputs import atomic_dir, save_image, stage_dir
+from helpers.outputs import atomic_dir, stage_dir
 from helpers.profiles import Profile, get_profile
 
 # Weights of the combined score (they sum to 1; likelihood drops out when no model is given).
@@ -367,7 +367,6 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
         (tmp / "scores.json").write_text(json.dumps({
             "samples": str(folder), "keep": keep, "duplicate_distance_bits": threshold,
             "weights": WEIGHTS, "with_likelihood": likelihood is not None and likelihood is not False,
-            "standin": any(r["sample"].get("standin") for r in records),
             "records": records}, indent=2, default=float) + "\n")
         figure = ranked_grid(records, dict(zip(names, images)), n=min(len(records), 32))
         figure.savefig(tmp / "ranked_grid.png", dpi=100, bbox_inches="tight")

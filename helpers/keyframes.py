@@ -253,8 +253,6 @@ def curated_candidates(folder: Path, profile: Profile) -> tuple[list[dict[str, A
     if not records:
         raise BadInputError(folder / "scores.json", "no kept samples listed")
     images = [load_image(folder / r["file"])[0] for r in records]
-    for record in records:
-        record["standin"] = bool(data.get("standin"))
     return records, images
 
 
@@ -291,14 +289,12 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
         sample = record.get("sample", {})
         provenance.append({
             "frame": frame_name(number), "sample": record["file"], "curated": str(folder / record["file"]),
-            "standin": record.get("standin", False) or bool(sample.get("standin")),
             "seed": sample.get("seed"), "steps": sample.get("step") or sample.get("steps"),
             "checkpoint": sample.get("checkpoint"), "sample_info": sample,
             "scores": {k: record.get(k) for k in ("combined", "bits_per_dim", "sharpness", "colourfulness", "noise")},
             "chosen_because": note, "operations": operations,
         })
-    standin = any(p["standin"] for p in provenance)
-    _write(out_dir, frames, provenance, profile, s, standin)
+    _write(out_dir, frames, provenance, profile, s)
     figure = palette_figure(before, after, s["palette_size"])
     figure.savefig(out_dir / ".palettes.partial.png", dpi=100, bbox_inches="tight")
     (out_dir / ".palettes.partial.png").replace(out_dir / "palettes.png")
@@ -309,7 +305,7 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
 
 
 def _write(out_dir: Path, frames: list[tuple[str, Image.Image]], provenance: list[dict[str, Any]],
-           profile: Profile, settings: dict[str, Any], standin: bool) -> None:
+           profile: Profile, settings: dict[str, Any]) -> None:
     """Write every frame atomically, then drop frames left from an earlier, longer run, then provenance."""
     for name, image in frames:
         save_image(image, out_dir / name)
@@ -321,15 +317,13 @@ def _write(out_dir: Path, frames: list[tuple[str, Image.Image]], provenance: lis
     if original.is_dir():  # originals of an earlier refinement belong to earlier keyframes
         for old in original.glob(FRAME_GLOB):
             old.unlink()
-    if standin:
-        note = "made from STAND-IN samples (crops of the bundled demo images), not from a PixelCNN++"
-    elif profile.is_tiny:
+    if profile.is_tiny:
         note = ("tiny profile: keyframes are small samples (from a briefly trained 16x16 PixelCNN++ in this "
                 "profile) upscaled many times; they look blocky, which is the honest result")
     else:
         note = ""
     write_json(out_dir / "provenance.json", {"profile": profile.name, "settings": settings, "refined": False,
-                                             "standin": standin, "note": note, "frames": provenance})
+                                             "note": note, "frames": provenance})
 
 
 def read_provenance(folder: str | Path | None = None) -> dict[str, Any]:

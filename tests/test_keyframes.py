@@ -99,14 +99,14 @@ def test_frame_names_sort_in_order():
         kf.frame_name(0)
 
 
-def write_curated(folder, images, standin=False):
+def write_curated(folder, images):
     folder.mkdir(parents=True, exist_ok=True)
     records = []
     for index, (image, score) in enumerate(images, 1):
         name = f"sample_{index:04d}.png"
         image.save(folder / name)
         records.append({"file": name, "kept": True, "combined": score, "rank": index,
-                        "sample": {"seed": 7, "step": 300, "standin": standin}})
+                        "sample": {"seed": 7, "step": 300}})
     (folder / "scores.json").write_text(json.dumps({"records": records}))
 
 
