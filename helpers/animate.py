@@ -30,56 +30,12 @@ from PIL import Image
 
 from helpers.images import fit_to, load_image, stamp_random_weights
 from helpers.profiles import Profile, get_profile
-from helpers.registry import load_pipeline
+from helpers.device import MEMORY_OPTIONS, apply_memory_options, check_output, load  # noqa: F401 (re-exported)
 from helpers.video import write_mp4
 
-MEMORY_OPTIONS = ("none", "model_offload", "sequential_offload", "forward_chunking", "vae_tiling", "vae_slicing")
 BACKENDS = ("svd", "ltx")
 # LTX-Video's VAE compresses 32x in space and 8x in time (the first frame is kept on its own).
 LTX_SPATIAL, LTX_TEMPORAL = 32, 8
-
-
-# --------------------------------------------------------------------------------------------
-# Memory options (both backends)
-# --------------------------------------------------------------------------------------------
-
-def apply_memory_options(pipe, memory: str, profile: Profile):
-    """Put ``pipe`` on the profile's device with memory savers, e.g. ``"model_offload+forward_chunking"``.
-
-    - ``none``: everything on the GPU (fastest; needs the most memory)
-    - ``model_offload``: each whole model moves to the GPU only while it runs (small slowdown)
-    - ``sequential_offload``: layer by layer (fits almost anywhere; several times slower)
-    - ``forward_chunking``: the UNet's feed-forward layers run in chunks (less peak memory)
-    - ``vae_tiling`` / ``vae_slicing``: the VAE decodes in tiles / one video at a time (LTX)
-    """
-    options = [o for o in memory.split("+") if o]
-    unknown = [o for o in options if o not in MEMORY_OPTIONS]
-    if unknown:
-        raise ValueError(f"unknown memory option(s) {unknown}; choose from {', '.join(MEMORY_OPTIONS)}")
-    if profile.device == "cpu" or "none" in options or not {"model_offload", "sequential_offload"} & set(options):
-        pipe.to(profile.device)
-    if profile.device == "cpu":
-        import torch
-
-        # Random tiny weights make many denormal floats, which CPUs handle very slowly: flushing
-        # them to zero made a tiny SVD segment about 2x faster here, with no visible change.
-        torch.set_flush_denormal(True)
-    if profile.device != "cpu":
-        if "sequential_offload" in options:
-            pipe.enable_sequential_cpu_offload()
-        elif "model_offload" in options:
-            pipe.enable_model_cpu_offload()
-    denoiser = getattr(pipe, "unet", None)
-    if denoiser is None:
-        denoiser = getattr(pipe, "transformer", None)
-    if "forward_chunking" in options and hasattr(denoiser, "enable_forward_chunking"):
-        denoiser.enable_forward_chunking()
-    vae = getattr(pipe, "vae", None)
-    if "vae_tiling" in options and hasattr(vae, "enable_tiling"):
-        vae.enable_tiling()
-    if "vae_slicing" in options and hasattr(vae, "enable_slicing"):
-        vae.enable_slicing()
-    return pipe
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,7 +54,7 @@ def svd_frames(pipe, image: Image.Image, settings: dict[str, Any], seed: int = 0
         min_guidance_scale=settings["min_guidance_scale"], max_guidance_scale=settings["max_guidance_scale"],
         decode_chunk_size=settings["decode_chunk_size"], generator=generator,
     )
-    return list(result.frames[0])
+    return check_output(list(result.frames[0]), "Stable Video Diffusion's frames", pipe, "svd")
 
 
 def svd_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
@@ -113,9 +69,7 @@ def svd_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
 
 def load_svd(profile: Profile, settings: dict[str, Any]):
     """The SVD pipeline of ``settings["model"]`` with the memory options of ``settings``."""
-    pipe = load_pipeline(settings["model"], profile, variant="fp16")
-    pipe.set_progress_bar_config(disable=True)
-    return apply_memory_options(pipe, settings["memory"], profile)
+    return load(settings["model"], profile, settings["memory"], settings.get("dtype", "auto"), variant="fp16")
 
 
 def animate_image(image: Image.Image, profile: Profile | None = None, seed: int = 0,
@@ -387,9 +341,7 @@ def ltx_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
 
 def load_ltx(profile: Profile, settings: dict[str, Any]):
     """The LTX-Video pipeline with the memory options of ``settings``."""
-    pipe = load_pipeline(settings["model"], profile)
-    pipe.set_progress_bar_config(disable=True)
-    return apply_memory_options(pipe, settings["memory"], profile)
+    return load(settings["model"], profile, settings["memory"], settings.get("dtype", "auto"))
 
 
 def ltx_frames(pipe, keyframes: Sequence[tuple[Image.Image, int]], settings: dict[str, Any],
@@ -414,7 +366,7 @@ def ltx_frames(pipe, keyframes: Sequence[tuple[Image.Image, int]], settings: dic
         )
     finally:
         diffusers_logging.set_verbosity(verbosity)
-    return list(result.frames[0])
+    return check_output(list(result.frames[0]), "LTX-Video's frames", pipe, "ltx")
 
 
 def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile | None = None, seed: int = 0,

@@ -33,12 +33,13 @@ from PIL import Image
 from helpers.images import BadInputError, load_image, stamp_random_weights
 from helpers.outputs import atomic_path, save_image, stage_dir, write_json
 from helpers.profiles import Profile, get_profile
-from helpers.registry import entry, load_pipeline
+from helpers.device import NF4_COMPONENTS, check_output, load
+from helpers.registry import entry
 
 MODES = {"img2img": "flux-schnell-img2img", "kontext": "flux-kontext-dev", "fill": "flux-fill-dev"}
-# Memory options of this stage: "nf4" (4-bit transformer and T5 via bitsandbytes) plus the
-# options of helpers.animate.apply_memory_options (model_offload, sequential_offload, vae_tiling, ...).
-QUANTISED = ("transformer", "text_encoder_2")
+# Memory options and dtypes of this stage: helpers.device (nf4 = 4-bit transformer and T5 via
+# bitsandbytes, model_offload, sequential_offload, vae_tiling, ...).
+QUANTISED = NF4_COMPONENTS["flux"]  # what "nf4" quantises: the 12B transformer and T5-XXL
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,43 +90,18 @@ def hf_login() -> bool:
     return get_token() is not None
 
 
-def quantisation_config(profile: Profile):
-    """4-bit NF4 for the transformer and T5 (bitsandbytes), computing in the profile's dtype."""
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise ValueError("memory option 'nf4' needs bitsandbytes: pip install bitsandbytes "
-                         "(or choose memory 'sequential_offload' on a machine with >= 40 GB of RAM)") from None
-    from diffusers import PipelineQuantizationConfig
-
-    return PipelineQuantizationConfig(
-        quant_backend="bitsandbytes_4bit",
-        quant_kwargs={"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_compute_dtype": profile.dtype},
-        components_to_quantize=list(QUANTISED))
-
-
-def load_flux(key: str, profile: Profile, memory: str | None = None):
-    """Load the Flux pipeline ``key`` from the registry and apply ``memory`` (e.g. ``"nf4+model_offload"``).
+def load_flux(key: str, profile: Profile, memory: str | None = None, dtype: str = "auto"):
+    """Load the Flux pipeline ``key`` from the registry with ``memory`` (e.g. ``"nf4+model_offload"``)
+    and the dtype plan of :mod:`helpers.device` (``dtype="auto"``; on a T4: float16 with float32 text encoders).
 
     Gated models (dev, Kontext, Fill) need a Hugging Face login outside ``tiny``.
     """
-    from helpers.animate import apply_memory_options
-
     item = entry(key)
-    memory = memory or "none"
-    options = [o for o in memory.split("+") if o]
-    kwargs: dict[str, Any] = {}
-    if "nf4" in options:
-        options.remove("nf4")
-        if not profile.random_weights:
-            kwargs["quantization_config"] = quantisation_config(profile)
     if item.gated and not profile.random_weights:
         if not hf_login():
             raise ValueError(f"{item.repo_id} is gated ({item.licence}): accept its licence on huggingface.co "
                              "and log in (Colab: add HF_TOKEN in Secrets), or use --mode img2img (schnell, Apache-2.0)")
-    pipe = load_pipeline(key, profile, **kwargs)
-    pipe.set_progress_bar_config(disable=True)
-    return apply_memory_options(pipe, "+".join(options) or "none", profile)
+    return load(key, profile, memory or "none", dtype)
 
 
 def _generator(seed: int):
@@ -151,10 +127,11 @@ def refine_image(pipe, image: Image.Image, prompt: str, settings: dict[str, Any]
         if image.size != (width, height) else image.convert("RGB")
     if effective_start(settings["strength"], settings["num_inference_steps"]) == 0.0:
         return fitted  # too low a strength for even one step: nothing is redrawn
-    return pipe(prompt=prompt, image=fitted, strength=settings["strength"], width=width, height=height,
+    out = pipe(prompt=prompt, image=fitted, strength=settings["strength"], width=width, height=height,
                 num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                 max_sequence_length=settings["max_sequence_length"],
                 generator=_generator(seed)).images[0]
+    return check_output([out], "Flux img2img's picture", pipe, "flux")[0]
 
 
 def effective_start(strength: float, steps: int) -> float:
@@ -179,6 +156,7 @@ def kontext_edit(pipe, image: Image.Image, instruction: str, settings: dict[str,
                num_inference_steps=steps or settings["num_inference_steps"],
                max_sequence_length=settings["max_sequence_length"], _auto_resize=False, max_area=width * height,
                generator=_generator(seed)).images[0]
+    check_output([out], "Flux Kontext's picture", pipe, "flux")
     return out if out.size == (width, height) else out.resize((width, height), Image.Resampling.LANCZOS)
 
 
@@ -217,6 +195,7 @@ def outpaint(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], se
     out = pipe(prompt=prompt, image=canvas, mask_image=mask, width=width, height=height,
                guidance_scale=guidance_scale, num_inference_steps=steps or settings["num_inference_steps"],
                max_sequence_length=settings["max_sequence_length"], generator=_generator(seed)).images[0]
+    check_output([out], "Flux Fill's picture", pipe, "flux")
     out = out.resize((width, height), Image.Resampling.LANCZOS) if out.size != (width, height) else out
     keep = Image.fromarray(255 - np.asarray(mask), "L")
     out.paste(canvas, (0, 0), keep)
@@ -290,7 +269,7 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     by_frame = {f["frame"]: f for f in provenance.get("frames", [])}
     inputs = [(frame, load_image(source)[0]) for frame, source in pairs]  # bad files fail before any model
     key = MODES[mode] if mode != "img2img" else settings["model"]
-    pipe = pipe or load_flux(key, profile, settings["memory"])
+    pipe = pipe or load_flux(key, profile, settings["memory"], settings.get("dtype", "auto"))
     results = []
     start = time.perf_counter()
     for number, (frame, image) in enumerate(inputs, 1):

@@ -29,9 +29,19 @@ GPU_TEST_NOTE = (
 )
 # In GPU test mode sizes stay real, but these counts are capped (steps, not sizes, are reduced).
 GPU_TEST_CAPS = {"num_inference_steps": 2, "steps": 50, "n_images": 16, "eval_every": 25}
+# ... and nothing is downloaded: the dataset is built from data shipped with scikit-learn (RGB photo
+# patches at the profile's size) instead of CIFAR-10.
+GPU_TEST_OVERRIDES = {"dataset": "photos"}
+DTYPES = ("float32", "float16", "bfloat16")
 
 # Every size, step count and memory option of every stage, per profile, in one place.
 # A notebook's `parameters` cell reads its stage's block; the command line does the same.
+# In the model stages (flux, svd, ltx, slides):
+#   memory: options joined by "+", see helpers.device.apply_memory_options ("nf4": 4-bit weights for
+#     the big parts, helpers.device.NF4_COMPONENTS; "model_offload": each model on the GPU only while it runs);
+#   dtype: "auto" follows helpers.device.DTYPE_PLANS - the recipe for this GPU class, with its sources
+#     (a T4 has no native bfloat16: Flux runs float16 with float32 text encoders, LTX-Video float32,
+#     SVD float16); "float16" / "bfloat16" / "float32" force one dtype for every component.
 STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # PixelCNN++ model and training (notebooks 01-02, `python -m helpers train`).
     # lr_decay multiplies the learning rate every step; ema is the Polyak decay of the averaged
@@ -89,13 +99,13 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # cited, not measured). full: bf16, everything on the GPU.
     "flux": {
         "tiny": dict(model="flux-schnell-img2img", width=256, height=144, num_inference_steps=4,
-                     strength=0.6, guidance_scale=0.0, max_sequence_length=32, memory="none",
+                     strength=0.6, guidance_scale=0.0, max_sequence_length=32, memory="none", dtype="auto",
                      prompt="a cinematic keyframe, soft light, detailed"),
         "colab": dict(model="flux-schnell-img2img", width=1024, height=576, num_inference_steps=4,
-                      strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="nf4+model_offload",
+                      strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="nf4+model_offload", dtype="auto",
                       prompt="a cinematic keyframe, soft light, detailed"),
         "full": dict(model="flux-schnell-img2img", width=1024, height=576, num_inference_steps=4,
-                     strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="none",
+                     strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="none", dtype="auto",
                      prompt="a cinematic keyframe, soft light, detailed"),
     },
     # Stable Video Diffusion (notebooks 00 and 06, `python -m helpers animate`).
@@ -106,15 +116,15 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "tiny": dict(model="svd-xt-1-1", width=128, height=64, num_frames=8, num_inference_steps=2,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=4,
-                     memory="none", overlap=2, color_match=1.0),
+                     dtype="auto", memory="none", overlap=2, color_match=1.0),
         "colab": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
                       fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                       min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=2,
-                      memory="model_offload+forward_chunking", overlap=3, color_match=1.0),
+                      dtype="auto", memory="model_offload+forward_chunking", overlap=3, color_match=1.0),
         "full": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=8,
-                     memory="none", overlap=3, color_match=1.0),
+                     dtype="auto", memory="none", overlap=3, color_match=1.0),
     },
     # Prompted / multi-keyframe video with LTX-Video (notebook 07, `python -m helpers animate --backend ltx`).
     # Sizes: sides multiples of 32, frames 8k+1 (helpers.animate.ltx_check_size).
@@ -123,17 +133,17 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                      prompt="slow dolly-in, soft lighting",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                     max_sequence_length=64, memory="none"),
+                     max_sequence_length=64, memory="none", dtype="auto"),
         "colab": dict(model="ltx-video", width=704, height=480, num_frames=97, num_inference_steps=30,
                       frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                       prompt="slow dolly-in, soft lighting",
                       negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                      max_sequence_length=128, memory="model_offload+vae_tiling"),
+                      max_sequence_length=128, memory="nf4+model_offload+vae_tiling", dtype="auto"),
         "full": dict(model="ltx-video", width=1216, height=704, num_frames=121, num_inference_steps=40,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                      prompt="slow dolly-in, soft lighting",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                     max_sequence_length=256, memory="none"),
+                     max_sequence_length=256, memory="none", dtype="auto"),
     },
     # Post-production (notebook 08, `python -m helpers post`), applied in this order:
     # crossfade_s: seconds two input clips overlap when joined (0 = a cut; also the title card's fade);
@@ -165,13 +175,13 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # width/height: the picture Flux draws; video_width/height: the video (pictures are fitted to it).
     "slides": {
         "tiny": dict(model="flux-schnell", width=128, height=64, num_inference_steps=2, guidance_scale=0.0,
-                     max_sequence_length=32, memory="none", video_width=256, video_height=144,
+                     max_sequence_length=32, memory="none", dtype="auto", video_width=256, video_height=144,
                      fps=12, crossfade_s=0.5),
         "colab": dict(model="flux-schnell", width=1024, height=576, num_inference_steps=4, guidance_scale=0.0,
-                      max_sequence_length=256, memory="nf4+model_offload", video_width=1024,
+                      max_sequence_length=256, memory="nf4+model_offload", dtype="auto", video_width=1024,
                       video_height=576, fps=24, crossfade_s=0.5),
         "full": dict(model="flux-schnell", width=1280, height=720, num_inference_steps=4, guidance_scale=0.0,
-                     max_sequence_length=256, memory="none", video_width=1280, video_height=720,
+                     max_sequence_length=256, memory="none", dtype="auto", video_width=1280, video_height=720,
                      fps=24, crossfade_s=0.5),
     },
     # The video studio app (notebook 10, `python -m helpers app`): its default knobs per backend.
@@ -219,14 +229,21 @@ class Profile:
             raise KeyError(f"unknown stage {stage!r}; known stages: {', '.join(STAGE_SETTINGS)}")
         settings = copy.deepcopy(STAGE_SETTINGS[stage][self.name])
         if self.random_weights and not self.is_tiny:
-            # GPU test mode: real sizes, but few steps and images, so the series stays cheap.
+            # GPU test mode: real sizes, but few steps and images, so the series stays cheap; no downloads.
             for key, cap in GPU_TEST_CAPS.items():
                 if key in settings:
                     settings[key] = min(settings[key], cap)
+            settings.update({k: v for k, v in GPU_TEST_OVERRIDES.items() if k in settings})
         return settings
 
     def banner(self) -> str:
         text = f"Profile: {self.name} (device {self.device}, {self.dtype_name}) - {self.reason}"
+        if self.device == "cuda":
+            from helpers.device import gpu_class
+
+            if gpu_class() == "t4":
+                text += ("\nT4 plan (no native bfloat16): SVD float16, Flux float16 with float32 text encoders, "
+                         "LTX-Video float32 (helpers.device.DTYPE_PLANS)")
         if self.is_tiny:
             text += "\n" + RANDOM_WEIGHTS_NOTE
         elif self.random_weights:
@@ -265,23 +282,31 @@ def get_profile(name: str | None = None) -> Profile:
     name = name.strip().lower()
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    forced = os.environ.get("COURSE_DTYPE", "").strip().lower()
+    if forced and forced not in DTYPES:
+        raise ValueError(f"COURSE_DTYPE={forced!r}: choose one of {', '.join(DTYPES)}")
     if name == "tiny":
-        return Profile(name, "cpu", "float32", reason)
+        # COURSE_DTYPE=bfloat16 runs the tiny twins in half precision on the CPU: the net in `make test`
+        # that catches float32-only asserts before a GPU ever sees them.
+        return Profile(name, "cpu", forced or "float32", reason)
     if _gpu_memory_gb() is None:
         raise ValueError(
             f"profile {name!r} needs a CUDA GPU and none was found; use COURSE_PROFILE=tiny "
             "(random weights, any CPU) or run on Colab with a GPU runtime"
         )
-    # T4 (compute capability 7.5) has no bf16: fp16 there; bf16 on Ampere and newer.
-    import torch
+    # T4 (compute capability 7.5) has no native bf16: fp16 there; bf16 on Ampere and newer.
+    # COURSE_GPU_CLASS=t4 makes a big GPU follow the T4 plan (helpers.device.gpu_class).
+    from helpers.device import gpu_class
 
-    major, _ = torch.cuda.get_device_capability(0)
-    dtype = "bfloat16" if major >= 8 else "float16"
+    dtype = forced or ("float16" if gpu_class() == "t4" else "bfloat16")
     return Profile(name, "cuda", dtype, reason)
 
 
 def main_banner(profile: Profile | None = None) -> Profile:
     """Print the profile banner (first thing every notebook does) and return the profile."""
+    from helpers.device import configure_threads
+
     profile = profile or get_profile()
+    configure_threads(profile)
     print(profile.banner())
     return profile

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers.animate import crossfade_weights  # the same blend weights as the SVD segment crossfades
+from helpers.device import check_output
 from helpers.images import BadInputError, fit_to, stamp_random_weights
 from helpers.profiles import Profile, get_profile
 
@@ -533,7 +534,7 @@ def load_text_to_image(profile: Profile, settings: dict[str, Any]):
     with the profile's memory options (on colab: 4-bit NF4 weights and model offload)."""
     from helpers.flux import load_flux
 
-    return load_flux(settings["model"], profile, settings["memory"])
+    return load_flux(settings["model"], profile, settings["memory"], settings.get("dtype", "auto"))
 
 
 def generate_stills(storyboard: Storyboard, profile: Profile | None = None, pipe=None,
@@ -560,6 +561,7 @@ def generate_stills(storyboard: Storyboard, profile: Profile | None = None, pipe
                           max_sequence_length=settings["max_sequence_length"], generator=generator)
         finally:
             diffusers_logging.set_verbosity(verbosity)
+        check_output(result.images[:1], f"slide {index + 1}'s picture", pipe, "flux")
         stills.append(result.images[0].convert("RGB"))
     return stills
 

@@ -1,0 +1,418 @@
+"""Device mechanics in one place: which dtype each model gets, how it is loaded and placed in memory,
+and a check of every generation's output.
+
+Every stage that runs a diffusers pipeline (refine, animate, slides, the app) goes through
+:func:`load` and :func:`check_output`, so the plan for a T4 is written once, here.
+
+**The dtype plan.** A GPU of compute capability 8.0 or newer (A100, L4, H100) computes natively in
+bfloat16; a T4 (7.5) does not: it has fast float16 only (``torch.cuda.is_bf16_supported()`` is
+still True there, through slow emulation). float16 overflows where bfloat16 does not, and the
+published failures are NaN latents, which come out as black frames. So each pipeline family has a
+documented recipe per GPU class (:data:`DTYPE_PLANS`), and :func:`check_output` stops a run with
+one clear message when a generation still comes out NaN, black or constant.
+
+**The GPU test mode** (``COURSE_WEIGHTS=random`` with ``colab`` or ``full``) uses the same plan:
+``COURSE_GPU_CLASS=t4`` (what ``make test-gpu GPU_PROFILE=colab`` sets) makes a big GPU follow the
+T4 plan, dtypes and NF4 quantisation included, so the Colab path is rehearsed, not a cousin of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+MEMORY_OPTIONS = ("none", "nf4", "model_offload", "sequential_offload", "forward_chunking", "vae_tiling",
+                  "vae_slicing")
+GPU_CLASSES = ("t4", "bf16")
+PRECISIONS = ("auto", "float16", "bfloat16", "float32")
+
+# Which pipeline family each registry key belongs to.
+FAMILY_OF_PIPELINE = {
+    "StableVideoDiffusionPipeline": "svd",
+    "FluxPipeline": "flux", "FluxImg2ImgPipeline": "flux", "FluxKontextPipeline": "flux", "FluxFillPipeline": "flux",
+    "LTXConditionPipeline": "ltx", "LTXPipeline": "ltx", "LTXImageToVideoPipeline": "ltx",
+}
+
+# The dtype of each component ("*" = every other one), per family and GPU class.
+# - svd, both classes: float16. Stability publishes an fp16 variant of SVD-XT and diffusers' SVD guide
+#   loads it with torch_dtype=torch.float16 (written for a ~16 GB GPU); no NaN reports in fp16.
+# - flux, bf16 GPUs: bfloat16, the dtype of the published weights (diffusers Flux docs).
+# - flux, T4: float16 denoiser and VAE with the text encoders in float32 - diffusers' Flux docs,
+#   "Running FP16 inference" (PR huggingface/diffusers#9097 added the fp16 activation clipping; the
+#   same section says forcing the text encoders to FP32 removes the fp16 difference). Pure fp16
+#   gave NaN/black images (diffusers#9096, #10533). T5-XXL in float32 is 19 GB: on colab it is
+#   loaded in NF4 and computes in float32.
+# - ltx, bf16 GPUs: bfloat16, as LTX-Video's README and diffusers' docs run it.
+# - ltx, T4: float32. fp16 gives black frames (Lightricks/LTX-Video#77; openvino#37039 reports fp16
+#   NaN where fp32 and bf16 are correct). The 2B transformer in fp32 is 7.7 GB and fits a T4 with
+#   model offload; the T5 encoder is loaded in NF4.
+DTYPE_PLANS: dict[str, dict[str, dict[str, str]]] = {
+    "svd": {"t4": {"*": "float16"}, "bf16": {"*": "float16"}},
+    "flux": {"t4": {"*": "float16", "text_encoder": "float32", "text_encoder_2": "float32"},
+             "bf16": {"*": "bfloat16"}},
+    "ltx": {"t4": {"*": "float32"}, "bf16": {"*": "bfloat16"}},
+}
+# What the memory option "nf4" quantises to 4-bit NormalFloat (bitsandbytes), per family.
+NF4_COMPONENTS = {"svd": (), "flux": ("transformer", "text_encoder_2"), "ltx": ("text_encoder",)}
+# The knob that fixes a NaN / black / constant generation, per family (named in the error).
+FIXES = {
+    "svd": "set memory to 'model_offload' and dtype='float32' in the svd settings, or check the input image",
+    "flux": "use dtype='bfloat16' in this stage's settings (exact, but slow when emulated on a T4) or "
+            "dtype='float32' on a GPU with enough memory",
+    "ltx": "use dtype='float32' in the ltx settings (the T4 plan) or dtype='bfloat16' on an A100/L4/H100",
+}
+
+
+class GenerationError(RuntimeError):
+    """A generation came out NaN, black or constant: the message names the setting that fixes it."""
+
+
+# --------------------------------------------------------------------------------------------
+# GPU class and dtypes
+# --------------------------------------------------------------------------------------------
+
+def gpu_class() -> str | None:
+    """``"t4"`` (no native bfloat16: compute capability < 8.0), ``"bf16"`` (Ampere and newer), or None
+    without CUDA. ``COURSE_GPU_CLASS=t4`` makes any GPU follow the T4 plan (the GPU test mode's colab run)."""
+    forced = os.environ.get("COURSE_GPU_CLASS", "").strip().lower()
+    if forced:
+        if forced not in GPU_CLASSES:
+            raise ValueError(f"COURSE_GPU_CLASS={forced!r}: choose one of {', '.join(GPU_CLASSES)}")
+        return forced
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    major, _ = torch.cuda.get_device_capability(0)
+    return "bf16" if major >= 8 else "t4"
+
+
+def family(pipeline_class: str) -> str:
+    """The dtype-plan family (svd, flux, ltx) of a diffusers pipeline class name."""
+    try:
+        return FAMILY_OF_PIPELINE[pipeline_class]
+    except KeyError:
+        raise ValueError(f"no dtype plan for {pipeline_class}; known: {', '.join(FAMILY_OF_PIPELINE)}") from None
+
+
+def component_dtypes(family_name: str, profile, precision: str = "auto") -> dict[str, str]:
+    """The dtype (a name) of each component for ``family_name`` on this profile's device.
+
+    ``precision="auto"`` follows :data:`DTYPE_PLANS`; another value puts every component in that dtype
+    (what a learner sets after :class:`GenerationError`). On CPU: the profile's dtype (float32 in tiny,
+    bfloat16 with ``COURSE_DTYPE=bfloat16``, the half-precision net of ``make test``).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return {"*": precision}
+    if profile.device == "cpu":
+        return {"*": profile.dtype_name}
+    return dict(DTYPE_PLANS[family_name][gpu_class() or "bf16"])
+
+
+def dtype_of(plan: dict[str, str], component: str):
+    import torch
+
+    return getattr(torch, plan.get(component, plan["*"]))
+
+
+def plan_summary(plan: dict[str, str]) -> str:
+    """``"float16 (text_encoder, text_encoder_2: float32)"``."""
+    rest = ", ".join(f"{k}: {v}" for k, v in plan.items() if k != "*")
+    return plan["*"] + (f" ({rest})" if rest else "")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading: the registry's pipeline, in the plan's dtypes, with the memory options
+# --------------------------------------------------------------------------------------------
+
+def parse_memory(memory: str | None) -> list[str]:
+    """``"nf4+model_offload"`` -> ``["nf4", "model_offload"]``; unknown options are refused."""
+    options = [o.strip() for o in (memory or "none").split("+") if o.strip()]
+    unknown = [o for o in options if o not in MEMORY_OPTIONS]
+    if unknown:
+        raise ValueError(f"unknown memory option(s) {unknown}; choose from {', '.join(MEMORY_OPTIONS)}")
+    return options
+
+
+def load(key: str, profile, memory: str | None = "none", precision: str = "auto", **kwargs: Any):
+    """The pipeline ``key`` from :mod:`helpers.registry`, in the dtype plan, quantised and placed per ``memory``.
+
+    ``memory`` joins options with ``+`` (see :func:`apply_memory_options`; ``nf4`` quantises the family's
+    :data:`NF4_COMPONENTS`). Real weights are quantised while loading (diffusers' quantisation config);
+    the random full-size weights of the GPU test mode are quantised in memory the same way, so both
+    take the same path at run time.
+    """
+    from helpers.registry import entry, load_pipeline
+
+    item = entry(key)
+    fam = family(item.pipeline_class)
+    options = parse_memory(memory)
+    plan = component_dtypes(fam, profile, precision)
+    nf4 = [c for c in NF4_COMPONENTS[fam] if "nf4" in options and profile.device == "cuda"]
+    if profile.device == "cuda" and not profile.random_weights:
+        kwargs["torch_dtype"] = {"default": dtype_of(plan, "*"),
+                                 **{c: dtype_of(plan, c) for c in plan if c != "*"}}
+        if nf4:
+            kwargs["quantization_config"] = quantisation_config(nf4, plan)
+    pipe = load_pipeline(key, profile, **kwargs)
+    if profile.device == "cuda" and profile.random_weights:
+        cast_components(pipe, plan)
+        if nf4:
+            quantise_nf4_in_memory(pipe, nf4, plan)
+    elif profile.device == "cpu" and plan["*"] != "float32":
+        cast_components(pipe, plan)
+    cast_inputs_to_component_dtype(pipe)
+    pipe.set_progress_bar_config(disable=True)
+    pipe._course_plan = plan  # read by check_output's message and the notebooks
+    return apply_memory_options(pipe, "+".join(o for o in options if o != "nf4") or "none", profile)
+
+
+def cast_components(pipe, plan: dict[str, str]) -> None:
+    """Cast every torch component of ``pipe`` to its dtype in ``plan`` (quantised ones are left alone)."""
+    import torch
+
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module) and not getattr(module, "is_quantized", False):
+            module.to(dtype_of(plan, name))
+
+
+def cast_inputs_to_component_dtype(pipe) -> None:
+    """Make the denoiser and the VAE cast floating-point inputs to their own dtype.
+
+    Pipelines hand the text encoders' outputs to the denoiser, and the denoiser's latents to the VAE,
+    in the dtype they came in; with text encoders in float32 beside a float16 denoiser (the T4 plan
+    for Flux) that would be a dtype mismatch. A forward pre-hook casts them on the way in.
+    """
+    import torch
+
+    def cast(module, args, kwargs):
+        dtype = module._course_compute_dtype
+
+        def fix(value):
+            return value.to(dtype) if torch.is_tensor(value) and value.is_floating_point() else value
+
+        return tuple(fix(a) for a in args), {k: fix(v) for k, v in kwargs.items()}
+
+    targets = [getattr(pipe, "unet", None), getattr(pipe, "transformer", None)]
+    vae = getattr(pipe, "vae", None)
+    if vae is not None:
+        targets += [getattr(vae, "encoder", None), getattr(vae, "decoder", None)]
+    for module in targets:
+        if module is None or getattr(module, "_course_cast_hook", False):
+            continue
+        floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+        if not floats:
+            continue
+        module._course_compute_dtype = max(set(floats), key=floats.count)
+        module.register_forward_pre_hook(cast, with_kwargs=True)
+        module._course_cast_hook = True
+
+
+def _bitsandbytes():
+    try:
+        import bitsandbytes
+    except ImportError:
+        raise ValueError("memory option 'nf4' needs bitsandbytes: pip install bitsandbytes "
+                         "(or choose memory 'sequential_offload' on a machine with >= 40 GB of RAM)") from None
+    return bitsandbytes
+
+
+def quantisation_config(components: Sequence[str], plan: dict[str, str]):
+    """diffusers' per-component config: NF4 weights, each computing in its planned dtype."""
+    _bitsandbytes()
+    from diffusers import BitsAndBytesConfig as DiffusersBnb
+    from diffusers import PipelineQuantizationConfig
+    from transformers import BitsAndBytesConfig as TransformersBnb
+
+    mapping = {}
+    for name in components:
+        cls = TransformersBnb if name.startswith("text_encoder") else DiffusersBnb
+        mapping[name] = cls(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype_of(plan, name))
+    return PipelineQuantizationConfig(quant_mapping=mapping)
+
+
+def quantise_nf4_in_memory(pipe, components: Sequence[str], plan: dict[str, str]) -> None:
+    """Replace every ``nn.Linear`` of ``components`` by a bitsandbytes NF4 ``Linear4bit`` (on CUDA),
+    as loading with the quantisation config does: same layers, same compute dtype, 4-bit weights."""
+    import torch
+
+    bnb = _bitsandbytes()
+    for name in components:
+        module = getattr(pipe, name)
+        compute = dtype_of(plan, name)
+        device = next(module.parameters()).device
+        for parent in list(module.modules()):
+            for child_name, child in list(parent.named_children()):
+                if type(child) is not torch.nn.Linear:
+                    continue
+                layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                          compute_dtype=compute, quant_type="nf4", device="cpu")
+                layer.weight = bnb.nn.Params4bit(child.weight.data.to("cpu", compute), requires_grad=False,
+                                                 quant_type="nf4")
+                if child.bias is not None:
+                    layer.bias = torch.nn.Parameter(child.bias.data.to(compute), requires_grad=False)
+                setattr(parent, child_name, layer.to(device))
+        module.is_quantized = True
+        torch.cuda.empty_cache()
+
+
+def apply_memory_options(pipe, memory: str, profile):
+    """Put ``pipe`` on the profile's device with memory savers, e.g. ``"model_offload+forward_chunking"``.
+
+    - ``none``: everything on the GPU (fastest; needs the most memory)
+    - ``model_offload``: each whole model moves to the GPU only while it runs (small slowdown)
+    - ``sequential_offload``: layer by layer (fits almost anywhere; several times slower)
+    - ``forward_chunking``: the UNet's feed-forward layers run in chunks (less peak memory)
+    - ``vae_tiling`` / ``vae_slicing``: the VAE decodes in tiles / one video at a time
+    - ``nf4`` is applied while loading (:func:`load`), not here
+    """
+    options = [o for o in parse_memory(memory) if o != "nf4"]
+    offload = {"model_offload", "sequential_offload"} & set(options)
+    if profile.device == "cpu" or not offload:
+        pipe.to(profile.device)
+    if profile.device == "cpu":
+        import torch
+
+        # Random tiny weights make many denormal floats, which CPUs handle very slowly: flushing
+        # them to zero made a tiny SVD segment about 2x faster here, with no visible change.
+        torch.set_flush_denormal(True)
+    else:
+        if "sequential_offload" in options:
+            pipe.enable_sequential_cpu_offload()
+        elif "model_offload" in options:
+            pipe.enable_model_cpu_offload()
+    denoiser = getattr(pipe, "unet", None)
+    if denoiser is None:
+        denoiser = getattr(pipe, "transformer", None)
+    if "forward_chunking" in options and hasattr(denoiser, "enable_forward_chunking"):
+        denoiser.enable_forward_chunking()
+    vae = getattr(pipe, "vae", None)
+    if "vae_tiling" in options and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+    if "vae_slicing" in options and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    return pipe
+
+
+# --------------------------------------------------------------------------------------------
+# The output check after every generation
+# --------------------------------------------------------------------------------------------
+
+def _as_arrays(frames) -> list[np.ndarray]:
+    """Frames (PIL images, arrays, tensors, or one batched array/tensor) as float arrays in [0, 1]."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None
+    if torch is not None and torch.is_tensor(frames):
+        frames = frames.detach().float().cpu().numpy()
+    if isinstance(frames, np.ndarray):
+        frames = list(frames) if frames.ndim >= 4 else [frames]
+    out = []
+    for frame in frames:
+        if torch is not None and torch.is_tensor(frame):
+            frame = frame.detach().float().cpu().numpy()
+        array = np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
+        out.append(array.astype(np.float64) / 255.0 if array.dtype == np.uint8 else array.astype(np.float64))
+    return out
+
+
+def output_problem(frames, black_level: float = 2 / 255) -> str | None:
+    """What is wrong with a generation, or None: ``"NaN"``, ``"all black"`` or ``"constant"``.
+
+    NaN / inf anywhere; every frame black (max at most ``black_level``: what NaN latents become once
+    turned into 8-bit pixels); or one flat colour everywhere (no variation in any frame).
+    """
+    arrays = _as_arrays(frames)
+    if not arrays:
+        return "empty (no frames)"
+    if any(not np.isfinite(a).all() for a in arrays):
+        return "NaN"
+    if max(float(a.max()) for a in arrays) <= black_level:
+        return "all black"
+    first = arrays[0].reshape(-1)[0]
+    if all(float(np.ptp(a)) == 0.0 for a in arrays) and all(a.reshape(-1)[0] == first for a in arrays):
+        return "constant"
+    return None
+
+
+def check_output(frames, what: str, pipe=None, family_name: str | None = None):
+    """Stop with one clear :class:`GenerationError` if ``frames`` are NaN, black or constant; else return them.
+
+    Called right after every generation call (before any label is stamped on the frames).
+    """
+    problem = output_problem(frames)
+    if problem is None:
+        return frames
+    plan = getattr(pipe, "_course_plan", None)
+    dtypes = f" in {plan_summary(plan)}" if plan else ""
+    fam = family_name or _family_of(pipe)
+    fix = FIXES.get(fam, "run it in float32 (dtype='float32')")
+    raise GenerationError(f"{what} came out {problem}{dtypes}: half precision overflowed or the input is blank. "
+                          f"Fix: {fix}.")
+
+
+def _family_of(pipe) -> str | None:
+    return FAMILY_OF_PIPELINE.get(type(pipe).__name__) if pipe is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# Checks that hold on every device
+# --------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def exact_float64() -> Iterator[None]:
+    """Where a result is exact, check it exactly: TF32 off for matmul and cuDNN inside the block
+    (Ampere and newer use TF32 for float32 by default), restored afterwards. Use float64 tensors inside."""
+    import torch
+
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
+
+
+def tolerance(dtype) -> dict[str, float]:
+    """``rtol``/``atol`` for comparing results computed in ``dtype`` (for ``torch.allclose(**tolerance(d))``).
+
+    float64 ~1e-10; float32 1e-4 relative (TF32 matmuls keep ~10 bits of mantissa: 1e-3 on CUDA);
+    float16 ~1e-3 per operation, a few 1e-3 after a layer; bfloat16 8 bits of mantissa: ~1e-2.
+    """
+    import torch
+
+    name = str(dtype).replace("torch.", "")
+    if name == "float64":
+        return {"rtol": 1e-9, "atol": 1e-10}
+    if name == "float32":
+        tf32 = torch.cuda.is_available() and torch.backends.cuda.matmul.allow_tf32
+        return {"rtol": 1e-3, "atol": 1e-3} if tf32 else {"rtol": 1e-4, "atol": 1e-5}
+    if name == "float16":
+        return {"rtol": 5e-3, "atol": 5e-3}
+    if name == "bfloat16":
+        return {"rtol": 3e-2, "atol": 3e-2}
+    raise ValueError(f"no tolerance for dtype {dtype}")
+
+
+def configure_threads(profile) -> int:
+    """Pick torch's CPU threads on purpose. The tiny models are too small to gain from threads, and on a
+    loaded 2-core machine (a notebook kernel beside its test runner) extra threads oversubscribe the
+    cores: one tiny PixelCNN++ pass took 66 ms with one thread and seconds with two. ``COURSE_THREADS``
+    overrides. Returns the number set."""
+    import torch
+
+    wanted = os.environ.get("COURSE_THREADS")
+    if wanted:
+        threads = int(wanted)
+    elif profile.is_tiny:
+        threads = 1
+    else:
+        return torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
