@@ -154,18 +154,17 @@ def load(key: str, profile, memory: str | None = "none", precision: str = "auto"
     options = parse_memory(memory)
     plan = component_dtypes(fam, profile, precision)
     nf4 = [c for c in NF4_COMPONENTS[fam] if "nf4" in options and profile.device == "cuda"]
-    if profile.device == "cuda" and not profile.random_weights:
+    from_disk = profile.is_tiny or not profile.random_weights  # the GPU test mode builds in memory instead
+    if from_disk:
         kwargs["torch_dtype"] = {"default": dtype_of(plan, "*"),
                                  **{c: dtype_of(plan, c) for c in plan if c != "*"}}
         if nf4:
             kwargs["quantization_config"] = quantisation_config(nf4, plan)
     pipe = load_pipeline(key, profile, **kwargs)
-    if profile.device == "cuda" and profile.random_weights:
+    if not from_disk:
         cast_components(pipe, plan)
         if nf4:
             quantise_nf4_in_memory(pipe, nf4, plan)
-    elif profile.device == "cpu" and plan["*"] != "float32":
-        cast_components(pipe, plan)
     cast_inputs_to_component_dtype(pipe)
     pipe.set_progress_bar_config(disable=True)
     pipe._course_plan = plan  # read by check_output's message and the notebooks
@@ -252,8 +251,8 @@ def quantise_nf4_in_memory(pipe, components: Sequence[str], plan: dict[str, str]
                     continue
                 layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
                                           compute_dtype=compute, quant_type="nf4", device="cpu")
-                layer.weight = bnb.nn.Params4bit(child.weight.data.to("cpu", compute), requires_grad=False,
-                                                 quant_type="nf4")
+                # Params4bit quantises when it is moved to the GPU (layer.to below), as from_pretrained does
+                layer.weight = bnb.nn.Params4bit(child.weight.data.to(compute), requires_grad=False, quant_type="nf4")
                 if child.bias is not None:
                     layer.bias = torch.nn.Parameter(child.bias.data.to(compute), requires_grad=False)
                 setattr(parent, child_name, layer.to(device))
