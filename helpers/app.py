@@ -26,6 +26,7 @@ from PIL import Image
 
 from helpers import animate
 from helpers.demo_images import MAKERS, demo_image_path
+from helpers.device import GenerationError
 from helpers.images import BadInputError, load_image
 from helpers.outputs import stage_dir
 from helpers.profiles import Profile, get_profile
@@ -212,6 +213,9 @@ def build_app(studio: Studio | None = None):
             path, report = studio.make_video(image, backend, int(num_frames), int(motion), int(steps), int(seed),
                                              prompt, progress=lambda f, text: progress(f, desc=text))
         except ValueError as err:
+            gr.Warning(str(err))
+            return None, f"Could not make the video: {err}"
+        except GenerationError as err:  # NaN / black / constant frames: the message names the fix
             gr.Warning(str(err))
             return None, f"Could not make the video: {err}"
         except RuntimeError as err:

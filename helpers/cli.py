@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     top = top_parser().parse_args(argv[:1] or ["--help"])
     module = importlib.import_module(STAGES[top.stage][0])
     args = stage_parser(top.stage, module).parse_args(argv[1:])
+    from helpers.device import GenerationError
     from helpers.images import BadInputError
 
     try:
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except GenerationError as err:  # NaN / black / constant output: the message names the fix
+        print(f"error: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted: nothing half-written was kept", file=sys.stderr)
         return 130

@@ -59,7 +59,7 @@ DTYPE_PLANS: dict[str, dict[str, dict[str, str]]] = {
 NF4_COMPONENTS = {"svd": (), "flux": ("transformer", "text_encoder_2"), "ltx": ("text_encoder",)}
 # The knob that fixes a NaN / black / constant generation, per family (named in the error).
 FIXES = {
-    "svd": "set memory to 'model_offload' and dtype='float32' in the svd settings, or check the input image",
+    "svd": "use dtype='float32' in the svd settings (float16 overflowed), or check that the input image is not blank",
     "flux": "use dtype='bfloat16' in this stage's settings (exact, but slow when emulated on a T4) or "
             "dtype='float32' on a GPU with enough memory",
     "ltx": "use dtype='float32' in the ltx settings (the T4 plan) or dtype='bfloat16' on an A100/L4/H100",
