@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM ?= false
 export PYTHONWARNINGS ?= ignore::FutureWarning
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-unit test-notebooks test-gpu lab clean strip help
+.PHONY: setup demo test test-unit test-notebooks test-notebooks-half test-gpu gpu-wheels lab clean strip help
 
 help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
@@ -35,7 +35,7 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/python -m helpers demo
 
-test: test-unit test-notebooks
+test: test-unit test-notebooks test-notebooks-half
 
 test-unit: setup
 	$(BIN)/python -m pytest tests -q
@@ -43,15 +43,39 @@ test-unit: setup
 test-notebooks: setup
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
 
+# The half-precision net, on CPU: the notebooks whose asserts touch model outputs, with the tiny twins
+# in bfloat16 (COURSE_DTYPE). It catches float32-only asserts before a GPU ever sees them.
+HALF_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/06_stable_video_diffusion.ipynb \
+                  notebooks/07_prompted_multikeyframe_video.ipynb
+test-notebooks-half: setup
+	COURSE_DTYPE=bfloat16 $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(HALF_NOTEBOOKS) -q -p no:cacheprovider
+
 # GPU: every notebook with the full-size architectures and random weights (no downloads), in the
 # memory settings of the colab profile (GPU_PROFILE=full for the other); table of time and memory.
+# colab follows the T4 plan on any GPU (COURSE_GPU_CLASS=t4: float16 / NF4 / offload, as on Colab).
 # With real weights in your Hugging Face cache, run it again with GPU_WEIGHTS=real.
+# On a bare CUDA machine without internet (torch, transformers and accelerate installed): fetch the
+# rest elsewhere with `make gpu-wheels` (same Python version), copy .whl/ over, then
+# `make test-gpu WHEELS=.whl`: a venv that sees the system's torch, filled from the wheels alone.
 GPU_PROFILE ?= colab
 GPU_WEIGHTS ?= random
+GPU_BUDGET  ?= 120
+WHEELS ?=
 test-gpu:
-	@test -x $(BIN)/python || { echo "run 'make setup TORCH_SPEC=torch' first (a CUDA build of torch)"; exit 2; }
+ifneq ($(WHEELS),)
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -m pip install -q --no-index --find-links $(WHEELS) -r requirements-gpu.txt bitsandbytes
+	$(BIN)/python -m pip install -q --no-index --no-deps --no-build-isolation -e .
+endif
+	@test -x $(BIN)/python || { echo "run 'make setup TORCH_SPEC=torch' first (a CUDA build of torch), or give WHEELS=.whl"; exit 2; }
 	COURSE_PROFILE=$(GPU_PROFILE) COURSE_WEIGHTS=$(GPU_WEIGHTS) HF_HUB_OFFLINE=$(if $(filter real,$(GPU_WEIGHTS)),0,1) \
-	  $(BIN)/python benchmarks/notebooks_on_gpu.py --table outputs/gpu_notebooks_$(GPU_PROFILE)_$(GPU_WEIGHTS).md
+	  COURSE_GPU_CLASS=$(if $(filter colab,$(GPU_PROFILE)),t4,) \
+	  $(BIN)/python benchmarks/notebooks_on_gpu.py --budget $(GPU_BUDGET) \
+	  --table outputs/gpu_notebooks_$(GPU_PROFILE)_$(GPU_WEIGHTS).md
+
+gpu-wheels:
+	$(PYTHON) -m pip download -q -d .whl -r requirements-gpu.txt
+	$(PYTHON) -m pip download -q -d .whl --no-deps bitsandbytes
 
 lab: setup
 	$(BIN)/jupyter lab notebooks

@@ -44,7 +44,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: all of notebooks/)")
     parser.add_argument("--table", default=str(ROOT / "outputs" / "gpu_notebooks.md"), help="Markdown table to write")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per notebook")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds after which a notebook is stopped")
+    parser.add_argument("--budget", type=int, default=120,
+                        help="seconds a notebook may take in the GPU test mode (over it: 'slow', and the run fails)")
+    parser.add_argument("--total-budget", type=int, default=600, help="seconds the whole series may take")
     args = parser.parse_args()
     notebooks = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     baseline = gpu_memory_used_mib()
@@ -52,7 +55,8 @@ def main() -> int:
         print("note: nvidia-smi not found: peak GPU memory will read 'n/a'")
     profile = os.environ.get("COURSE_PROFILE", "(detected)")
     weights = "random full-size" if os.environ.get("COURSE_WEIGHTS") == "random" else "real"
-    rows, failed = [], []
+    rows, failed, total = [], [], 0.0
+    gpu_class = os.environ.get("COURSE_GPU_CLASS") or "(detected)"
     for notebook in notebooks:
         poller = PeakPoller()
         poller.start()
@@ -69,16 +73,21 @@ def main() -> int:
         poller.stop.set()
         poller.join()
         peak = f"{(poller.peak - baseline) / 1024:.1f}" if baseline is not None else "n/a"
-        rows.append(f"| {notebook.name} | {'pass' if ok else 'FAIL'} | {seconds:.0f} | {peak} |")
+        result_word = "pass" if ok and seconds <= args.budget else ("slow" if ok else "FAIL")
+        rows.append(f"| {notebook.name} | {result_word} | {seconds:.0f} | {peak} |")
+        total += seconds
         print(rows[-1], flush=True)
-        if not ok:
+        if result_word != "pass":
             failed.append(notebook.name)
-            print(tail)
+            print(tail if not ok else f"{notebook.name}: {seconds:.0f} s, over the budget of {args.budget} s")
     device = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
                             text=True).stdout.strip() if baseline is not None else "no GPU"
-    table = "\n".join([f"Profile `{profile}`, {weights} weights, on {device}:", "",
+    table = "\n".join([f"Profile `{profile}` (GPU class {gpu_class}), {weights} weights, on {device}:", "",
                        "| notebook | result | wall time (s) | peak GPU memory (GiB) |",
-                       "|---|---|---|---|", *rows, ""])
+                       "|---|---|---|---|", *rows, f"| whole series | {'pass' if total <= args.total_budget else 'slow'} "
+                       f"| {total:.0f} | |", ""])
+    if total > args.total_budget:
+        failed.append(f"whole series ({total:.0f} s > {args.total_budget} s)")
     Path(args.table).parent.mkdir(parents=True, exist_ok=True)
     Path(args.table).write_text(table)
     print("\n" + table)
