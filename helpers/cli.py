@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import signal
 import sys
 from pathlib import Path
 from typing import Callable
@@ -101,9 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:
         return int(done.code or 0) if not isinstance(done.code, str) else 2
     from helpers.images import BadInputError
-    from helpers.outputs import layout_dirs
+    from helpers.outputs import clean_stale, layout_dirs
 
     existed = {folder for folder in layout_dirs() if folder.exists()}
+    for folder in existed:
+        clean_stale(folder)  # what a killed run (even SIGKILL) was writing
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         return int(module.run(args) or 0)
     except BadInputError as err:
@@ -119,6 +123,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: the GPU ran out of memory. {oom_advice(top.stage)}", file=sys.stderr)
             return 3
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends a stage like Ctrl-C: atomic writes remove their temporary files on the way out."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _failed(line: str, code: int, existed: set[Path]) -> int:
