@@ -1,0 +1,44 @@
+"""The lower bounds are the versions the minimum-versions job installs (requirements-min.txt)."""
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOT_PINNED = {"torch"}  # installed by the Makefile from TORCH_SPEC (see requirements-min.txt)
+
+
+def parse(lines, operator):
+    found = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            match = re.fullmatch(rf"([A-Za-z0-9_.-]+)\s*{re.escape(operator)}\s*([\d.]+)", line)
+            assert match, f"not of the form NAME{operator}VERSION: {line!r}"
+            found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def same_version(a: str, b: str) -> bool:
+    """1.26 == 1.26.0"""
+    pad = lambda v: [int(x) for x in v.split(".")] + [0] * (4 - len(v.split(".")))  # noqa: E731
+    return pad(a) == pad(b)
+
+
+def test_min_pins_are_exactly_the_lower_bounds():
+    lows = parse((ROOT / "requirements.txt").read_text().splitlines(), ">=")
+    pins = parse((ROOT / "requirements-min.txt").read_text().splitlines(), "==")
+    dev_lows = parse((ROOT / "requirements-dev.txt").read_text().splitlines(), ">=")
+    assert set(lows) - NOT_PINNED <= set(pins), f"no pin for {sorted(set(lows) - NOT_PINNED - set(pins))}"
+    wrong = {name: (lows[name], pins[name]) for name in set(lows) - NOT_PINNED if not same_version(lows[name], pins[name])}
+    assert not wrong, f"requirements.txt lower bound vs requirements-min.txt pin: {wrong}"
+    extra = set(pins) - set(lows)
+    assert extra <= set(dev_lows), f"pinned but not required: {sorted(extra - set(dev_lows))}"
+    assert all(same_version(dev_lows[name], pins[name]) for name in extra)
+
+
+def test_pyproject_has_the_same_lower_bounds():
+    lows = parse((ROOT / "requirements.txt").read_text().splitlines(), ">=")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = parse(project["dependencies"] + project["optional-dependencies"]["app"], ">=")
+    assert declared == lows
