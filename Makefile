@@ -14,11 +14,18 @@ export TOKENIZERS_PARALLELISM ?= false
 export PYTHONWARNINGS ?= ignore::FutureWarning
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-unit test-notebooks test-notebooks-half test-gpu gpu-wheels lab clean strip help
+# `make test` works in its own folder, wiped at the start: it never reads or disturbs outputs/.
+TEST_OUTPUTS ?= $(CURDIR)/.test-outputs
+# `make test-min`: a separate venv with exactly the lowest allowed versions (requirements-min.txt).
+MIN_VENV ?= .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
+
+.PHONY: setup demo test test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip help
 
 help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
-	@echo "make test   - unit tests, then every notebook executed with nbval (tiny profile)"
+	@echo "make test   - unit tests, then every notebook executed with nbval (tiny profile), in .test-outputs/"
+	@echo "make test-min - the unit tests with exactly the lowest allowed versions (a separate venv, $(MIN_VENV))"
 	@echo "make lab    - open the notebooks in JupyterLab"
 	@echo "make strip  - remove outputs from the notebooks before committing"
 
@@ -37,18 +44,35 @@ demo: setup
 
 test: test-unit test-notebooks test-notebooks-half
 
-test-unit: setup
-	$(BIN)/python -m pytest tests -q
+# Wiped once per `make` run, so unit tests and notebooks of one `make test` share it.
+test-outputs:
+	rm -rf $(TEST_OUTPUTS)
+	mkdir -p $(TEST_OUTPUTS)
 
-test-notebooks: setup
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+test-unit: setup test-outputs
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(BIN)/python -m pytest tests -q
+
+test-notebooks: setup test-outputs
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+
+$(MIN_STAMP): requirements-min.txt pyproject.toml
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(MIN_VENV)/bin/python -m pip install -q -r requirements-min.txt
+	$(MIN_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP) test-outputs
+	$(MIN_VENV)/bin/python -m pip list --format=freeze | grep -iE "^($(shell sed -e 's/[=#].*//' -e '/^$$/d' requirements-min.txt | paste -sd'|' -))==" || true
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(MIN_VENV)/bin/python -m pytest tests -q
 
 # The half-precision net, on CPU: the notebooks whose asserts touch model outputs, with the tiny twins
 # in bfloat16 (COURSE_DTYPE). It catches float32-only asserts before a GPU ever sees them.
 HALF_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/06_stable_video_diffusion.ipynb \
                   notebooks/07_prompted_multikeyframe_video.ipynb
-test-notebooks-half: setup
-	COURSE_DTYPE=bfloat16 $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(HALF_NOTEBOOKS) -q -p no:cacheprovider
+test-notebooks-half: setup test-outputs
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) COURSE_DTYPE=bfloat16 $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(HALF_NOTEBOOKS) -q -p no:cacheprovider
 
 # GPU: every notebook with the full-size architectures and random weights (no downloads), in the
 # memory settings of the colab profile (GPU_PROFILE=full for the other); table of time and memory.
@@ -84,4 +108,4 @@ strip: setup
 	$(BIN)/nbstripout notebooks/*.ipynb
 
 clean:
-	rm -rf outputs
+	rm -rf outputs .test-outputs

@@ -28,6 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from helpers.cli import float_range, int_range
 from helpers.images import fit_to, load_image, stamp_random_weights
 from helpers.profiles import Profile, get_profile
 from helpers.device import MEMORY_OPTIONS, apply_memory_options, check_output, load  # noqa: F401 (re-exported)
@@ -36,6 +37,11 @@ from helpers.video import write_mp4
 BACKENDS = ("svd", "ltx")
 # LTX-Video's VAE compresses 32x in space and 8x in time (the first frame is kept on its own).
 LTX_SPATIAL, LTX_TEMPORAL = 32, 8
+# Ranges of the command line's numbers, checked before any model loads.
+MAX_FRAMES = 257        # frames of one generation (LTX-Video's longest; SVD-XT is trained on 25)
+MAX_TOTAL_FRAMES = 2000  # frames of a chained or keyframed video (--long, --seconds)
+MAX_STEPS = 200
+MAX_SIDE = 2048
 
 
 # --------------------------------------------------------------------------------------------
@@ -410,25 +416,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(animation_ltx.mp4 for --backend ltx), or outputs/videos/IMAGE_NAME.mp4 for an image")
     parser.add_argument("--backend", choices=BACKENDS, default="svd",
                         help="svd: Stable Video Diffusion (image only); ltx: LTX-Video (prompt + keyframes)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same video)")
-    parser.add_argument("--num-frames", "--frames", type=int, dest="num_frames",
-                        help="frames per generation (SVD-XT is trained on 25; LTX needs 8k+1)")
-    parser.add_argument("--steps", type=int, dest="num_inference_steps", help="denoising steps")
-    parser.add_argument("--long", type=int, metavar="N",
+    parser.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0, help="random seed (same seed, same video)")
+    parser.add_argument("--num-frames", "--frames", type=int_range(2, MAX_FRAMES), dest="num_frames",
+                        help=f"frames per generation, 2-{MAX_FRAMES} (SVD-XT is trained on 25; LTX needs 8k+1)")
+    parser.add_argument("--steps", type=int_range(1, MAX_STEPS), dest="num_inference_steps",
+                        help=f"denoising steps, 1-{MAX_STEPS}")
+    parser.add_argument("--long", type=int_range(2, MAX_TOTAL_FRAMES), metavar="N",
                         help="at least N frames: chained SVD segments (svd) or one longer generation (ltx)")
-    parser.add_argument("--seconds", type=float, help="video length in seconds (frames = seconds x frame rate)")
-    parser.add_argument("--width", type=int, help="video width (svd: a multiple of 8, best 64; ltx: of 32)")
-    parser.add_argument("--height", type=int, help="video height (svd: a multiple of 8, best 64; ltx: of 32)")
+    parser.add_argument("--seconds", type=float_range(0, 120, low_open=True),
+                        help="video length in seconds, up to 120 (frames = seconds x frame rate)")
+    parser.add_argument("--width", type=int_range(16, MAX_SIDE),
+                        help="video width (svd: a multiple of 8, best 64; ltx: of 32)")
+    parser.add_argument("--height", type=int_range(16, MAX_SIDE),
+                        help="video height (svd: a multiple of 8, best 64; ltx: of 32)")
     svd = parser.add_argument_group("svd only")
-    svd.add_argument("--motion-bucket-id", type=int, help="more motion with higher values (1-255, default 127)")
-    svd.add_argument("--fps", type=int, help="frame rate the model is conditioned on (not the export rate)")
-    svd.add_argument("--export-fps", type=float, help="frame rate of the written MP4")
-    svd.add_argument("--decode-chunk-size", type=int, help="frames decoded at once (less memory, more flicker)")
+    svd.add_argument("--motion-bucket-id", type=int_range(1, 255),
+                     help="more motion with higher values (1-255, default 127)")
+    svd.add_argument("--fps", type=int_range(1, 60),
+                     help="frame rate the model is conditioned on, 1-60 (not the export rate)")
+    svd.add_argument("--export-fps", type=float_range(0, 120, low_open=True), help="frame rate of the written MP4")
+    svd.add_argument("--decode-chunk-size", type=int_range(1, MAX_FRAMES),
+                     help="frames decoded at once (less memory, more flicker)")
     ltx = parser.add_argument_group("ltx only")
     ltx.add_argument("--prompt", help='motion and atmosphere, e.g. "slow dolly-in, soft lighting"')
     ltx.add_argument("--keyframe", action="append", default=[], metavar="IMAGE@FRAME",
                      help="an image placed at a frame index (repeatable; @-1 or @end = last frame)")
-    ltx.add_argument("--strength", type=float, help="how strongly keyframes hold (0-1, default 1)")
+    ltx.add_argument("--strength", type=float_range(0, 1), help="how strongly keyframes hold (0-1, default 1)")
 
 
 def _default_out(args: argparse.Namespace) -> Path:
@@ -520,6 +533,9 @@ def _run_svd(args, profile: Profile, images: list[Image.Image]):
     total = args.long
     if args.seconds is not None:
         total = max(total or 0, math.ceil(args.seconds * settings["export_fps"]))
+    if total is not None and total > MAX_TOTAL_FRAMES:
+        raise ValueError(f"--seconds {args.seconds:g} at --export-fps {settings['export_fps']:g} makes {total} "
+                         f"frames; the most is {MAX_TOTAL_FRAMES}")
     if len(images) == 1 and total is None:
         return animate_image(images[0], profile, seed=args.seed, **overrides)
     if total is None:  # several keyframes: one segment each, crossfaded
@@ -541,6 +557,9 @@ def _run_ltx(args, profile: Profile, images: list[Image.Image], indices: list[in
     if args.long is not None:
         overrides["num_frames"] = max(overrides.get("num_frames", 0), ltx_frames_at_least(args.long))
     settings = ltx_settings(profile, **overrides)
+    if settings["num_frames"] > MAX_FRAMES:
+        raise ValueError(f"--seconds/--long ask for {settings['num_frames']} frames; LTX-Video makes at most "
+                         f"{MAX_FRAMES} in one generation")
     ltx_check_size(settings["width"], settings["height"], settings["num_frames"])
     n = settings["num_frames"]
     automatic = iter(evenly_spaced(len(images), n))

@@ -41,6 +41,15 @@ TINY_NOTE = ("**tiny profile: every model here has RANDOM WEIGHTS.** The video s
 ProgressFn = Callable[[float, str], None]
 
 
+def download_button(component) -> dict[str, Any]:
+    """The keyword that shows only a download button: ``buttons`` (gradio 6) or the older flags."""
+    import inspect
+
+    if "buttons" in inspect.signature(component.__init__).parameters:
+        return {"buttons": ["download"]}
+    return {"show_download_button": True, "show_share_button": False}
+
+
 def available_backends() -> list[str]:
     """The backends this installation can run: svd always, ltx once helpers.animate has it."""
     return [b for b in ("svd", "ltx") if b == "svd" or hasattr(animate, "animate_ltx")]
@@ -74,10 +83,10 @@ class Studio:
                   prompt: str | None) -> tuple[dict[str, Any], list[str]]:
         """The overrides handed to helpers.animate, and notes about anything adjusted."""
         notes: list[str] = []
-        if num_frames < 2:
-            raise ValueError(f"frames must be at least 2, got {num_frames}")
-        if steps < 1:
-            raise ValueError(f"steps must be at least 1, got {steps}")
+        if not 2 <= num_frames <= self.defaults["max_frames"]:
+            raise ValueError(f"frames must be between 2 and {self.defaults['max_frames']}, got {num_frames}")
+        if not 1 <= steps <= animate.MAX_STEPS:
+            raise ValueError(f"steps must be between 1 and {animate.MAX_STEPS}, got {steps}")
         if backend == "svd":
             overrides = dict(num_frames=int(num_frames), num_inference_steps=int(steps))
             if motion is not None:
@@ -117,8 +126,8 @@ class Studio:
             raise ValueError(f"backend {backend!r} is not available here; choose {', '.join(available_backends())}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
-        num_frames = int(num_frames or self.default(backend, "num_frames"))
-        steps = int(steps or self.default(backend, "steps"))
+        num_frames = int(self.default(backend, "num_frames") if num_frames is None else num_frames)
+        steps = int(self.default(backend, "steps") if steps is None else steps)  # 0 is refused, not replaced
         overrides, notes = self._settings(backend, num_frames, steps, motion, prompt)
         with self._lock:
             start = time.perf_counter()
@@ -252,7 +261,7 @@ def build_app(studio: Studio | None = None):
                 go = gr.Button("Make the video", variant="primary")
             with gr.Column():
                 video = gr.Video(label="Your video", format="mp4", autoplay=True, loop=True,
-                                 buttons=["download"])
+                                 **download_button(gr.Video))
                 status = gr.Textbox(label="Status", interactive=False, lines=3)
         upload.change(preview, inputs=upload, outputs=[shown, status], api_name=False)
         choice.change(lambda c: c, inputs=choice, outputs=shown, api_name=False)

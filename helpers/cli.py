@@ -3,14 +3,22 @@
 Each stage lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Modules are imported only when their stage runs, so ``--help`` is quick.
 Bad input (:class:`helpers.images.BadInputError`, or ``ValueError`` from argument checks)
-ends with exit code 2 and one line on stderr: no traceback, nothing half-written.
+ends with exit code 2 and one line on stderr: no traceback, nothing half-written, and no empty
+stage folder left behind. A ``ValueError`` raised inside a library (not by ``helpers``) is an
+internal error, not bad input: it keeps its traceback and exit code 1.
+Numeric flags take their range from :func:`int_range` / :func:`float_range`, checked by argparse
+before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
+import signal
 import sys
+from pathlib import Path
+from typing import Callable
 
 # stage -> (module, one-line description). The order is the order of the course.
 STAGES: dict[str, tuple[str, str]] = {
@@ -26,6 +34,34 @@ STAGES: dict[str, tuple[str, str]] = {
     "app": ("helpers.app", "serve the video studio web app (notebook 10)"),
     "demo": ("helpers.demo", "run the whole series in order, ending in outputs/final/final.mp4"),
 }
+
+
+def _number(kind: type, low: float | None, high: float | None, low_open: bool = False) -> Callable[[str], float]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+            hi = "" if high is None else f"<= {high}"
+            raise argparse.ArgumentTypeError(f"must be {' and '.join(x for x in (lo, hi) if x)}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in some messages
+    return parse
+
+
+def int_range(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for an integer in [low, high], e.g. ``type=int_range(1, 255)``."""
+    return _number(int, low, high)  # type: ignore[return-value]
+
+
+def float_range(low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number in [low, high] (``(low, high]`` with ``low_open``)."""
+    return _number(float, low, high, low_open)
 
 
 class CourseArgumentParser(argparse.ArgumentParser):
@@ -59,31 +95,71 @@ def stage_parser(stage: str, module) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    top = top_parser().parse_args(argv[:1] or ["--help"])
-    module = importlib.import_module(STAGES[top.stage][0])
-    args = stage_parser(top.stage, module).parse_args(argv[1:])
+    try:  # usage errors and --help end here with argparse's code (2 / 0), also when called in-process
+        top = top_parser().parse_args(argv[:1] or ["--help"])
+        module = importlib.import_module(STAGES[top.stage][0])
+        args = stage_parser(top.stage, module).parse_args(argv[1:])
+    except SystemExit as done:
+        return int(done.code or 0) if not isinstance(done.code, str) else 2
     from helpers.device import GenerationError
     from helpers.images import BadInputError
+    from helpers.outputs import clean_stale, layout_dirs
 
+    existed = {folder for folder in layout_dirs() if folder.exists()}
+    for folder in existed:
+        clean_stale(folder)  # what a killed run (even SIGKILL) was writing
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         return int(module.run(args) or 0)
     except BadInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _failed(f"error: {err}", 2, existed)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        if not _raised_by_helpers(err):
+            raise  # a library's internal error, not the learner's input: keep the traceback
+        return _failed(f"error: {err}", 2, existed)
     except GenerationError as err:  # NaN / black / constant output: the message names the fix
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+        return _failed(f"error: {err}", 3, existed)
     except KeyboardInterrupt:
-        print("interrupted: nothing half-written was kept", file=sys.stderr)
-        return 130
+        return _failed("interrupted: nothing half-written was kept", 130, existed)
     except RuntimeError as err:
         if "out of memory" in str(err).lower():
             print(f"error: the GPU ran out of memory. {oom_advice(top.stage)}", file=sys.stderr)
             return 3
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends a stage like Ctrl-C: atomic writes remove their temporary files on the way out."""
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _failed(line: str, code: int, existed: set[Path]) -> int:
+    """Print the one line and remove the empty stage folders this run created."""
+    from helpers.outputs import remove_new_empty_dirs
+
+    print(" ".join(line.split()), file=sys.stderr)  # one line, whatever the message held
+    remove_new_empty_dirs(existed)
+    return code
+
+
+def _raised_by_helpers(err: BaseException) -> bool:
+    """True when the innermost frame that raised ``err`` is this package's code."""
+    here = Path(__file__).resolve().parent
+    tb, last = err.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return True
+    return Path(last.tb_frame.f_code.co_filename).resolve().is_relative_to(here)
 
 
 def oom_advice(stage: str) -> str:

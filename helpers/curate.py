@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from helpers.images import BadInputError, load_image
-from helpers.outputs import atomic_dir, stage_dir
+from helpers.cli import int_range
+from helpers.outputs import atomic_dir, relative_to_outputs, stage_dir
 from helpers.profiles import Profile, get_profile
 
 # Weights of the combined score (they sum to 1; likelihood drops out when no model is given).
@@ -234,8 +235,22 @@ def near_duplicates(hashes: Sequence[np.ndarray], order: Sequence[int],
 # --------------------------------------------------------------------------------------------
 
 def sample_paths(folder: str | Path | None = None) -> list[Path]:
+    """The samples in ``folder`` and nothing else: never the contact sheet or another file.
+
+    A folder written by the sampling stage has a ``samples.json``: exactly the files it lists.
+    Any other folder (your own pictures): every visible .png except a contact sheet (``grid.png``).
+    """
+    from helpers.sample import GRID, RECORD
+
     folder = Path(folder) if folder else stage_dir("samples")
-    return sorted(p for p in folder.glob("*.png") if not p.name.startswith("."))
+    record = folder / RECORD
+    if record.exists():
+        try:
+            listed = [Path(str(e["file"])).name for e in json.loads(record.read_text())["images"]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise BadInputError(record, f"cannot read the list of samples ({type(err).__name__}: {err})") from None
+        return sorted(folder / name for name in set(listed) if (folder / name).is_file())
+    return sorted(p for p in folder.glob("*.png") if not p.name.startswith(".") and p.name != GRID)
 
 
 def sample_metadata(folder: Path) -> dict[str, dict[str, Any]]:
@@ -335,6 +350,9 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
     threshold = settings.get("duplicate_bits", DUPLICATE_DISTANCE) if threshold is None else threshold
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise BadInputError(out, "is a file, not a folder for the curated set")
+    out_dir = Path(out) if out else stage_dir("curated")
     folder = Path(samples) if samples else stage_dir("samples")
     if samples is not None and not folder.is_dir():
         raise BadInputError(folder, "no such folder of samples")
@@ -358,14 +376,13 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
     meta = sample_metadata(folder)
     for record in records:
         record["sample"] = meta.get(record["file"], {})
-    out_dir = Path(out) if out else stage_dir("curated")
     result = Curation(records, out_dir)
     with atomic_dir(out_dir) as tmp:
         by_name = dict(zip(names, paths))
         for record in result.kept_records():
             shutil.copyfile(by_name[record["file"]], tmp / record["file"])
         (tmp / "scores.json").write_text(json.dumps({
-            "samples": str(folder), "keep": keep, "duplicate_distance_bits": threshold,
+            "samples": relative_to_outputs(folder), "keep": keep, "duplicate_distance_bits": threshold,
             "weights": WEIGHTS, "with_likelihood": likelihood is not None and likelihood is not False,
             "records": records}, indent=2, default=float) + "\n")
         figure = ranked_grid(records, dict(zip(names, images)), n=min(len(records), 32))
@@ -478,8 +495,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", default=None, help="folder of sample PNGs (default: outputs/samples; "
                                                           "made from the trained model if empty)")
     parser.add_argument("--out", default=None, help="folder for the curated set (default: outputs/curated)")
-    parser.add_argument("--keep", type=int, default=None, help="how many to keep (default: the profile's)")
-    parser.add_argument("--duplicate-bits", type=int, default=None,
+    parser.add_argument("--keep", type=int_range(1, 100_000), default=None, help="how many to keep (default: the profile's)")
+    parser.add_argument("--duplicate-bits", type=int_range(0, HASH_BITS), default=None,
                         help="dHash distance (of 128 bits) that counts as a near-duplicate (default: the profile's)")
     parser.add_argument("--no-likelihood", action="store_true", help="score without the PixelCNN++'s bits/dim")
 

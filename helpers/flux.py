@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from helpers.cli import float_range, int_range
 from helpers.images import BadInputError, load_image, stamp_random_weights
 from helpers.outputs import atomic_path, save_image, stage_dir, write_json
 from helpers.profiles import Profile, get_profile
@@ -331,15 +332,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "fill: redraw the padding (Kontext/Fill are FLUX.1 [dev] models: gated, non-commercial)")
     parser.add_argument("--prompt", default=None, help="what the refined keyframes should look like "
                                                        "(kontext: the edit instruction)")
-    parser.add_argument("--strength", type=float, default=None, help="img2img: 0 keeps the keyframe, 1 ignores it")
-    parser.add_argument("--steps", type=int, default=None, help="denoising steps (schnell: 1-4)")
-    parser.add_argument("--seed", type=int, default=0, help="frame i uses seed + i - 1")
+    parser.add_argument("--strength", type=float_range(0, 1), default=None,
+                        help="img2img: 0 keeps the keyframe, 1 ignores it")
+    parser.add_argument("--steps", type=int_range(1, 100), default=None, help="denoising steps, 1-100 (schnell: 1-4)")
+    parser.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0, help="frame i uses seed + i - 1")
     parser.add_argument("--memory", default=None, help="e.g. none, nf4+model_offload, sequential_offload")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.keyframes is not None and not Path(args.keyframes).is_dir():
-        raise BadInputError(args.keyframes, "no such keyframes folder")
+        raise BadInputError(args.keyframes, "not a folder of keyframes" if Path(args.keyframes).exists()
+                            else "no such keyframes folder")
     profile = get_profile(args.profile)
     print(profile.banner())
     paths = refine_keyframes(args.keyframes, profile, args.mode, args.prompt, args.seed,

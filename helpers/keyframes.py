@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from helpers.images import BadInputError, load_image
-from helpers.outputs import save_image, stage_dir, write_json
+from helpers.cli import float_range, int_range
+from helpers.outputs import relative_to_outputs, save_image, stage_dir, write_json
 from helpers.profiles import Profile, get_profile
 
 UPSCALERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -225,11 +226,15 @@ def pad_to(image: Image.Image, width: int, height: int, mode: str = "blur") -> I
 # Curated set in, keyframes folder out
 # --------------------------------------------------------------------------------------------
 
+MAX_SIDE = 2048  # the largest side any video model of the course takes
+
+
 def keyframe_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
     settings = profile.settings("keyframes")
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    if settings["width"] % 16 or settings["height"] % 16 or settings["width"] < 64 or settings["height"] < 64:
-        raise ValueError(f"keyframe size must be multiples of 16 and at least 64, got "
+    if settings["width"] % 16 or settings["height"] % 16 or not (64 <= settings["width"] <= MAX_SIDE
+                                                                 and 64 <= settings["height"] <= MAX_SIDE):
+        raise ValueError(f"keyframe size must be multiples of 16 from 64 to {MAX_SIDE}, got "
                          f"{settings['width']}x{settings['height']}")
     if not 1 <= settings["n_keyframes"] <= 5:
         raise ValueError(f"n_keyframes must be between 1 and 5, got {settings['n_keyframes']}")
@@ -264,11 +269,16 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
     folder = Path(curated) if curated else stage_dir("curated")
     if curated is not None and not folder.is_dir():
         raise BadInputError(folder, "no such folder of curated samples")
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise BadInputError(out, "is a file, not a folder for keyframes")
     records, images = curated_candidates(folder, profile)
     chosen, notes = choose_keyframes(images, [r["combined"] for r in records], s["n_keyframes"],
                                      s["max_palette_distance"], s["palette_size"])
     reference = images[chosen[0]]
     out_dir = Path(out) if out else stage_dir("keyframes")
+    earlier = sorted(p.name for p in out_dir.glob(FRAME_GLOB)) if out_dir.is_dir() else []
+    if earlier:
+        print(f"replacing the {len(earlier)} keyframe(s) of an earlier run in {out_dir}")
     frames, provenance, before, after = [], [], [], []
     for number, (index, note) in enumerate(zip(chosen, notes), 1):
         record, image = records[index], images[index]
@@ -288,7 +298,7 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
         frames.append((frame_name(number), image))
         sample = record.get("sample", {})
         provenance.append({
-            "frame": frame_name(number), "sample": record["file"], "curated": str(folder / record["file"]),
+            "frame": frame_name(number), "sample": record["file"], "curated": relative_to_outputs(folder / record["file"]),
             "seed": sample.get("seed"), "steps": sample.get("step") or sample.get("steps"),
             "checkpoint": sample.get("checkpoint"), "sample_info": sample,
             "scores": {k: record.get(k) for k in ("combined", "bits_per_dim", "sharpness", "colourfulness", "noise")},
@@ -378,12 +388,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curated", default=None, help="folder of curated samples with scores.json "
                                                           "(default: outputs/curated; curated first if missing)")
     parser.add_argument("--out", default=None, help="keyframes folder (default: outputs/keyframes)")
-    parser.add_argument("-n", "--n-keyframes", type=int, default=None, help="how many keyframes, 1-5")
-    parser.add_argument("--width", type=int, default=None, help="video width (multiple of 16)")
-    parser.add_argument("--height", type=int, default=None, help="video height (multiple of 16)")
+    parser.add_argument("-n", "--n-keyframes", type=int_range(1, 5), default=None, help="how many keyframes, 1-5")
+    parser.add_argument("--width", type=int_range(64, MAX_SIDE), default=None,
+                        help=f"video width (multiple of 16, 64-{MAX_SIDE})")
+    parser.add_argument("--height", type=int_range(64, MAX_SIDE), default=None,
+                        help=f"video height (multiple of 16, 64-{MAX_SIDE})")
     parser.add_argument("--upscaler", choices=list(UPSCALERS), default=None, help="resampling filter")
     parser.add_argument("--pad", choices=list(PADS), default=None, help="how to fill the sides for 16:9")
-    parser.add_argument("--colour-strength", type=float, default=None, help="0 = no colour transfer, 1 = full")
+    parser.add_argument("--colour-strength", type=float_range(0, 1), default=None, help="0 = no colour transfer, 1 = full")
 
 
 def run(args: argparse.Namespace) -> int:

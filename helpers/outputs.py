@@ -57,6 +57,58 @@ def cache_dir() -> Path:
     return path
 
 
+def relative_to_outputs(path: str | os.PathLike) -> str:
+    """``path`` as stored in a record: relative to the work folder when inside it (so a moved or
+    copied folder still matches), else absolute. A relative ``path`` is taken as already relative."""
+    path = Path(path)
+    if not str(path) or not path.is_absolute():
+        return path.as_posix() if str(path) else ""
+    try:
+        return path.resolve().relative_to(outputs_dir().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def from_outputs(text: str | os.PathLike) -> Path:
+    """The inverse of :func:`relative_to_outputs`: a stored path made usable again."""
+    path = Path(text)
+    return path if path.is_absolute() else outputs_dir() / path
+
+
+def is_partial(path: Path) -> bool:
+    """A temporary file or folder of :func:`atomic_path` / :func:`atomic_dir` (``.name.XXXX.partial...``)."""
+    return path.name.startswith(".") and ".partial" in path.name
+
+
+def clean_stale(folder: str | os.PathLike) -> int:
+    """Remove what an interrupted (even SIGKILLed) write left in ``folder``: ``.*.partial*`` files and
+    folders. Returns how many were removed; a missing folder has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.iterdir() if is_partial(p)]
+    for path in stale:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def layout_dirs() -> list[Path]:
+    """The work folder and its stage folders (not created), parents first."""
+    root = Path(os.environ["COURSE_OUTPUTS"]).expanduser() if os.environ.get("COURSE_OUTPUTS") \
+        else (repo_root() or Path.cwd()) / "outputs"
+    return [root, *(root / name for name in LAYOUT), root / "checkpoints" / "pixelcnnpp"]
+
+
+def remove_new_empty_dirs(existed: set[Path]) -> None:
+    """After a failed stage: remove the layout folders it created that are still empty."""
+    for folder in reversed(layout_dirs()):
+        if folder not in existed and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def _usual_permissions(path: Path, mode: int) -> None:
     """Give ``path`` the permissions a plain ``open()``/``mkdir()`` would: ``mode`` minus the umask."""
     umask = os.umask(0)

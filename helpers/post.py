@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from helpers.cli import float_range, int_range
 from helpers.images import BadInputError, check_file, fit_to, stamp_random_weights
 from helpers.outputs import atomic_path
 
@@ -66,11 +67,14 @@ def as_frames(frames: Sequence) -> Frames:
 
 def read_video(path: str | Path) -> tuple[Frames, float]:
     """All frames of a video file and its frame rate; a missing or unreadable file is a :class:`BadInputError`."""
-    from helpers.video import read_frames
+    from helpers.video import TruncatedVideoError, read_frames
 
     path = check_file(path, "a video file")
     try:
         frames, fps = read_frames(path)
+    except TruncatedVideoError as err:
+        raise BadInputError(path, f"truncated: only {err.read} of the {err.declared} frames its header "
+                                  "declares could be read") from None
     except (OSError, RuntimeError, ValueError, StopIteration):
         raise BadInputError(path, "not a video ffmpeg can read") from None
     if not frames:
@@ -680,7 +684,7 @@ def title_card(text: str, size: tuple[int, int], frames: int, subtitle: str = ""
     """``frames`` frames of centred text on a plain background (the same array repeated)."""
     from PIL import ImageDraw
 
-    from helpers.slides import _font, wrap_text
+    from helpers.slides import _font, fit_lines, wrap_text
 
     if not text.strip():
         raise ValueError("a title card needs some text")
@@ -690,8 +694,14 @@ def title_card(text: str, size: tuple[int, int], frames: int, subtitle: str = ""
     card = Image.new("RGB", size, background)
     draw = ImageDraw.Draw(card)
     big, small = _font(max(9, round(height / 6))), _font(max(8, round(height / 11)))
-    lines = [(line, big) for line in wrap_text(text.strip(), big, width * 0.9)]
-    lines += [(line, small) for line in wrap_text(subtitle.strip(), small, width * 0.9)] if subtitle.strip() else []
+    # As many lines as the card holds (a long title ends in "..."); wrapping is linear in the text.
+    most = max(1, int(height * 0.9 // (big.getbbox("Ag")[3] + 2 if hasattr(big, "getbbox") else 12)))
+    title, _ = fit_lines(wrap_text(text.strip(), big, width * 0.9, max_lines=most), big, width * 0.9, most)
+    lines = [(line, big) for line in title]
+    if subtitle.strip():
+        room = max(1, most - len(title))
+        sub, _ = fit_lines(wrap_text(subtitle.strip(), small, width * 0.9, max_lines=room), small, width * 0.9, room)
+        lines += [(line, small) for line in sub]
     heights = [draw.textbbox((0, 0), line or " ", font=font)[3] + 2 for line, font in lines]
     y = (height - sum(heights)) / 2
     for (line, font), line_height in zip(lines, heights):
@@ -955,6 +965,9 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
 # Command line
 
 
+MAX_BYTES = 4 * 2**30  # the most the finished frames may take in memory
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="*", help="videos to post-produce, joined in this order; default: "
                         "outputs/videos/animation.mp4, else every video in outputs/videos/ by name")
@@ -962,25 +975,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "suffix (default: outputs/final/final.mp4)")
     parser.add_argument("--formats", help=f"comma-separated, from {', '.join(FORMATS)} (mp4 is always written); "
                         "default: the profile's")
-    parser.add_argument("--gif-width", type=int, dest="gif_width",
+    parser.add_argument("--gif-width", type=int_range(16, 4096), dest="gif_width",
                         help="scale the GIF down to at most this width in pixels (default: the profile's)")
-    parser.add_argument("--interpolate", type=int, help="frame interpolation factor (2: n -> 2n-1 frames; 1 = off)")
+    parser.add_argument("--interpolate", type=int_range(1, 8),
+                        help="frame interpolation factor, 1-8 (2: n -> 2n-1 frames; 1 = off)")
     parser.add_argument("--method", choices=list(METHODS), help="how in-between frames are made")
-    parser.add_argument("--fps", type=float, help="frame rate of the final video (the clip is retimed to it)")
-    parser.add_argument("--crossfade", type=float, dest="crossfade_s", help="seconds of crossfade between clips")
+    parser.add_argument("--fps", type=float_range(0, 120, low_open=True),
+                        help="frame rate of the final video, up to 120 (the clip is retimed to it)")
+    parser.add_argument("--crossfade", type=float_range(0, 10), dest="crossfade_s", help="seconds of crossfade between clips")
     parser.add_argument("--lut", help=f"a .cube file or one of {', '.join(LUT_NAMES)}; 'none' = no LUT")
-    parser.add_argument("--lut-strength", type=float, dest="lut_strength", help="0 (off) to 1 (the full look)")
+    parser.add_argument("--lut-strength", type=float_range(0, 1), dest="lut_strength", help="0 (off) to 1 (the full look)")
     parser.add_argument("--keyframe", help="match colours to this image (strength 1 unless --match says otherwise); "
                         "default outputs/keyframes/frame_0001.png when the profile's match strength is above 0")
-    parser.add_argument("--match", type=float, dest="match_keyframe", help="colour-match strength, 0 (off) to 1")
-    parser.add_argument("--deflicker", type=int, help="frames in the brightness moving average (odd; 1 = off)")
+    parser.add_argument("--match", type=float_range(0, 1), dest="match_keyframe", help="colour-match strength, 0 (off) to 1")
+    parser.add_argument("--deflicker", type=int_range(1, 51), help="frames in the brightness moving average (odd; 1 = off)")
     parser.add_argument("--title", help="title card text ('' = no title card)")
-    parser.add_argument("--title-seconds", type=float, dest="title_s", help="title card duration in seconds")
+    parser.add_argument("--title-seconds", type=float_range(0, 30, low_open=True), dest="title_s",
+                        help="title card duration in seconds, up to 30")
     parser.add_argument("--caption", default="", help="a caption burnt into every frame")
-    parser.add_argument("--start", type=float, default=0.0, help="trim: start at this second of the joined clips")
-    parser.add_argument("--end", type=float, help="trim: end at this second")
-    parser.add_argument("--speed", type=float, default=1.0, help="play faster (2) or slower (0.5)")
+    parser.add_argument("--start", type=float_range(0, 36_000), default=0.0, help="trim: start at this second of the joined clips")
+    parser.add_argument("--end", type=float_range(0, 36_000, low_open=True), help="trim: end at this second")
+    parser.add_argument("--speed", type=float_range(0.1, 10), default=1.0,
+                        help="play faster (2) or slower (0.5), 0.1-10")
     parser.add_argument("--boomerang", action="store_true", help="play forwards then backwards (a seamless loop)")
+
+
+def check_memory(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], speed: float = 1.0,
+                 boomerang_clip: bool = False) -> None:
+    """Refuse, before any work, settings whose frames would not fit in memory (:data:`MAX_BYTES`)."""
+    frames_in = sum(len(c) for c in clips)
+    height, width = np.asarray(clips[0][0]).shape[:2]
+    peak = max(frames_in / speed * settings["interpolate"], frames_in / fps / speed * settings["fps"])
+    peak = math.ceil(peak * (2 if boomerang_clip else 1) + settings["title_s"] * settings["fps"])
+    size = peak * width * height * 3
+    if size > MAX_BYTES:
+        raise ValueError(f"these settings make about {peak} frames of {width}x{height} ({size / 2**30:.1f} GiB, "
+                         f"more than {MAX_BYTES / 2**30:.0f} GiB): lower --fps or --interpolate, or raise --speed")
 
 
 def find_inputs(given: Sequence[str]) -> list[Path]:
@@ -1038,6 +1068,7 @@ def run(args: argparse.Namespace) -> int:
     if len(set(round(r, 3) for r in rates)) > 1:
         clips = [retime(c, r, rates[0]) for c, r in zip(clips, rates)]
         print(f"note: clips had different frame rates; all retimed to {rates[0]:g} fps")
+    check_memory(clips, rates[0], settings, args.speed, args.boomerang)
     stamp = profile.random_weights and any(p.name != STANDIN_NAME for p in paths)
     frames, steps = produce(clips, rates[0], settings, keyframe=keyframe, stamp=stamp, start=args.start,
                             end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)

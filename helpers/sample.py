@@ -7,20 +7,26 @@ first if there is none), draws the profile's ``n_images`` in chunks of ``batch_s
 Resumable and reproducible: chunk k is drawn with its own generator seeded ``seed * 1_000_000 + k``,
 so an interrupted run continues with the first incomplete chunk and ends with the same images
 as an uninterrupted one. Re-running with other settings (seed, batch size, temperature, method,
-model) into a folder that holds samples is refused instead of mixing two runs.
+model, e.g. after more training) replaces the folder's samples, saying so in one line: the new run is
+drawn in a hidden ``.samples.next`` folder beside it (itself resumable) and swapped in when complete,
+so the folder never mixes two runs. ``samples.json`` stores the checkpoint relative to the outputs
+folder, so a moved or copied outputs folder still resumes.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from PIL import Image
 
-from helpers.outputs import save_image, stage_dir, write_json
+from helpers.cli import float_range, int_range
+from helpers.outputs import clean_stale, relative_to_outputs, save_image, stage_dir, write_json
 from helpers.profiles import Profile, get_profile
 
 METHODS = ("fast", "naive")
@@ -69,15 +75,39 @@ def _check(n: int, batch_size: int, temperature: float, method: str) -> None:
 
 
 def _read_record(path: Path) -> dict[str, Any] | None:
+    """The folder's record, or None when there is none or it is unreadable (its run is then unknown)."""
     import json
 
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the record of earlier samples ({err}); "
-                         "delete the folder or choose another --out-dir") from None
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def run_changes(record: dict[str, Any] | None, run: dict[str, Any]) -> list[str]:
+    """What differs between a folder's record and the run about to be drawn ([] = the same run)."""
+    if record is None:
+        return ["no readable samples.json"]
+    return [f"{k} {_short(record.get(k))} -> {_short(v)}" for k, v in run.items() if record.get(k) != v]
+
+
+def _short(value: Any) -> str:
+    return Path(value).name if isinstance(value, str) and "/" in value else repr(value)
+
+
+def _has_samples(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("sample_*.png"))
+
+
+def _swap_in(new: Path, folder: Path) -> None:
+    """Put the complete folder ``new`` in the place of ``folder`` (two renames; the old one goes)."""
+    old = folder.parent / f".{folder.name}.old.partial"
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def generate_samples(model=None, n: int | None = None, out_dir: str | Path | None = None,
@@ -105,17 +135,32 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
     image_shape = tuple(int(s) for s in (image_shape or info.get("image_shape") or ()))
     if len(image_shape) != 3:
         raise ValueError("image_shape (C, H, W) is needed when the model comes without its checkpoint info")
-    folder = Path(out_dir) if out_dir else stage_dir("samples")
-    folder.mkdir(parents=True, exist_ok=True)
+    target = Path(out_dir) if out_dir else stage_dir("samples")
+    if target.exists() and not target.is_dir():
+        from helpers.images import BadInputError
+
+        raise BadInputError(target, "is a file, not a folder for samples")
     label = model_label(info, profile)
     run = {"seed": seed, "batch_size": batch_size, "temperature": temperature, "method": method,
-           "image_shape": list(image_shape), "checkpoint": str(info.get("path", "")), "step": info.get("step")}
-    record = _read_record(folder / RECORD)
-    if record is not None:
-        changed = [f"{k} {record.get(k)!r} -> {v!r}" for k, v in run.items() if record.get(k) != v]
-        if changed:
-            raise ValueError(f"{folder} holds samples of another run ({'; '.join(changed)}): "
-                             "delete them or choose another out_dir / --out-dir")
+           "image_shape": list(image_shape), "checkpoint": relative_to_outputs(info.get("path", "")),
+           "step": info.get("step")}
+    target.mkdir(parents=True, exist_ok=True)
+    clean_stale(target)
+    clean_stale(target.parent)
+    staging = target.parent / f".{target.name}.next"
+    folder = target
+    if _has_samples(target) and (changed := run_changes(_read_record(target / RECORD), run)):
+        # Another run's samples are there: draw this run beside them, swap it in when complete.
+        folder = staging
+        if _has_samples(staging) and run_changes(_read_record(staging / RECORD), run):
+            shutil.rmtree(staging)
+        old = len(list(target.glob("sample_*.png")))
+        print(f"replacing the {old} samples in {target} (another run: {'; '.join(changed)}); "
+              "they stay until all new ones are drawn")
+    elif staging.exists():
+        shutil.rmtree(staging)  # a replacement that was abandoned: nothing of it is needed
+    folder.mkdir(parents=True, exist_ok=True)
+    record = _read_record(folder / RECORD) if _has_samples(folder) else None
     entries = {e["file"]: e for e in (record or {}).get("images", [])}
     device = next(model.parameters()).device
     chunks = math.ceil(n / batch_size)
@@ -144,8 +189,16 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
                                      "images": [entries[k] for k in sorted(entries)]})
     bar.close()
     paths = [folder / sample_name(i) for i in range(n)]
+    for extra in folder.glob("sample_*.png"):  # a longer earlier run of the same settings
+        if extra not in paths:
+            extra.unlink()
+    names = {p.name for p in paths}
+    write_json(folder / RECORD, {**run, "model": label, "n_images": n,
+                                 "images": [entries[k] for k in sorted(entries) if k in names]})
     save_grid(paths[:64], folder / GRID, label)
-    return paths
+    if folder != target:
+        _swap_in(folder, target)
+    return [target / sample_name(i) for i in range(n)]
 
 
 def save_grid(paths: Sequence[Path], out: Path, label: str) -> Path:
@@ -177,13 +230,14 @@ def label_below(image: Image.Image, text: str) -> Image.Image:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--n", type=int, help="how many images (default: the profile's n_images)")
-    parser.add_argument("--batch-size", type=int, help="images drawn at once (default: the profile's batch_size)")
-    parser.add_argument("--temperature", type=float,
+    parser.add_argument("--n", type=int_range(1, 100_000), help="how many images, 1-100000 (default: the profile's n_images)")
+    parser.add_argument("--batch-size", type=int_range(1, 4096),
+                        help="images drawn at once, 1-4096 (default: the profile's batch_size)")
+    parser.add_argument("--temperature", type=float_range(0, 10, low_open=True),
                         help="T > 0: logits / T and logistic scales x T; 1 = the model's distribution, "
                              "lower = safer, higher = wilder (default: the profile's)")
     parser.add_argument("--method", choices=METHODS, help="fast (cached) or naive (one full pass per pixel)")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
+    parser.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="same seed, same images (default 0)")
     parser.add_argument("--out-dir", help="folder for the images (default: outputs/samples)")
     parser.add_argument("--checkpoint", help="a checkpoint folder (default: the latest in outputs/checkpoints)")
 

@@ -30,9 +30,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from helpers.animate import crossfade_weights  # the same blend weights as the SVD segment crossfades
+from helpers.cli import float_range, int_range
 from helpers.device import check_output
 from helpers.images import BadInputError, fit_to, stamp_random_weights
 from helpers.profiles import Profile, get_profile
+
+MAX_SLIDE_SECONDS = 600  # one slide
+MAX_BYTES = 4 * 2**30    # the most the video's frames may take in memory
 
 TRANSITIONS = {
     "cut": "a hard cut from the previous slide; the picture stands still",
@@ -165,8 +169,8 @@ def parse_slide(raw: Any, index: int, source: str) -> Slide:
     duration = _number(raw["duration"])
     if duration is None:
         raise fail(f"duration must be a number of seconds, got {raw['duration']!r}")
-    if duration <= 0:
-        raise fail(f"duration must be more than 0 seconds, got {raw['duration']!r}")
+    if not 0 < duration <= MAX_SLIDE_SECONDS:
+        raise fail(f"duration must be more than 0 and at most {MAX_SLIDE_SECONDS} seconds, got {raw['duration']!r}")
     transition = raw["transition"]
     if not isinstance(transition, str) or transition.strip().lower() not in TRANSITIONS:
         raise fail(f"unknown transition {transition!r}; choose one of {', '.join(TRANSITIONS)}")
@@ -390,30 +394,84 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def wrap_text(text: str, font, max_width: float) -> list[str]:
-    """Greedy word wrap to ``max_width`` pixels; explicit newlines kept; over-long words split."""
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+class _Widths:
+    """Text widths in pixels for one font, each distinct word or character measured once."""
+
+    def __init__(self, font):
+        self.font = font
+        self._measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+        self._cache: dict[str, float] = {}
+
+    def __call__(self, text: str) -> float:
+        if text not in self._cache:
+            self._cache[text] = self._measure(text, font=self.font)
+        return self._cache[text]
+
+    def longest_prefix(self, word: str, max_width: float) -> int:
+        """How many leading characters of ``word`` fit in ``max_width`` (at least 1), from per-character
+        widths (one pass, no re-measuring of prefixes)."""
+        total, cut = 0.0, 0
+        for char in word:
+            total += self(char)
+            if total > max_width:
+                break
+            cut += 1
+        return max(1, cut)
+
+
+def wrap_text(text: str, font, max_width: float, max_lines: int | None = None) -> list[str]:
+    """Greedy word wrap to ``max_width`` pixels; explicit newlines kept; over-long words split.
+
+    Linear in the length of ``text``: every word is measured once and a line's width is the sum of
+    its words and spaces; an over-long word is cut by per-character widths. With ``max_lines``,
+    wrapping stops after ``max_lines + 1`` lines (enough to know the text did not fit).
+    """
+    width = _Widths(font)
+    space = width(" ")
     lines: list[str] = []
+
+    def full() -> bool:
+        return max_lines is not None and len(lines) > max_lines
+
     for paragraph in text.splitlines() or [""]:
-        line = ""
+        line, line_width = "", 0.0
         for word in paragraph.split():
-            while measure(word, font=font) > max_width and len(word) > 1:  # a word wider than the frame
-                cut = len(word)
-                while cut > 1 and measure(word[:cut], font=font) > max_width:
-                    cut -= 1
+            while len(word) > 1 and not full():  # a word wider than the frame is cut where it overflows
+                cut = width.longest_prefix(word, max_width)
+                if cut >= len(word) and width(word) <= max_width:
+                    break
+                cut = min(cut, len(word) - 1)
                 if line:
                     lines.append(line)
-                    line = ""
+                    line, line_width = "", 0.0
                 lines.append(word[:cut])
                 word = word[cut:]
-            candidate = f"{line} {word}".strip()
-            if measure(candidate, font=font) <= max_width:
-                line = candidate
+            if full():
+                return lines
+            word_width = width(word)
+            if not line:
+                line, line_width = word, word_width
+            elif line_width + space + word_width <= max_width:
+                line, line_width = f"{line} {word}", line_width + space + word_width
             else:
                 lines.append(line)
-                line = word
+                line, line_width = word, word_width
         lines.append(line)
+        if full():
+            return lines
     return lines
+
+
+def fit_lines(lines: list[str], font, max_width: float, max_lines: int) -> tuple[list[str], bool]:
+    """At most ``max_lines`` lines; when there were more, the last one ends in "..." (and fits)."""
+    if len(lines) <= max_lines:
+        return lines, False
+    width = _Widths(font)
+    last = f"{lines[max_lines - 1]} {lines[max_lines]}".strip()  # the line that stays, and a little more
+    last = last[:width.longest_prefix(last, max_width - width("..."))]
+    while last and width(last.rstrip() + "...") > max_width:  # kerning: at most a few characters
+        last = last[:-1]
+    return lines[:max_lines - 1] + [last.rstrip() + "..."], True
 
 
 @dataclass
@@ -447,16 +505,10 @@ def caption_layer(text: str, size: tuple[int, int], bottom: int = 0, max_lines: 
     pad = max(2, base // 3)
     for font_size in range(base, max(8, int(base * 0.7)) - 1, -1):
         font = _font(font_size)
-        lines = wrap_text(text, font, width - 4 * pad)
+        lines = wrap_text(text, font, width - 4 * pad, max_lines=max_lines)
         if len(lines) <= max_lines:
             break
-    shortened = len(lines) > max_lines
-    if shortened:
-        measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
-        last = f"{lines[max_lines - 1]} {lines[max_lines]}"  # the line that stays, and a little more
-        while last and measure(last + "...", font=font) > width - 4 * pad:
-            last = last[:-1]
-        lines = lines[:max_lines - 1] + [last.rstrip() + "..."]
+    lines, shortened = fit_lines(lines, font, width - 4 * pad, max_lines)
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (font_size, 0)
@@ -566,6 +618,16 @@ def generate_stills(storyboard: Storyboard, profile: Profile | None = None, pipe
     return stills
 
 
+def check_memory(storyboard: Storyboard, settings: dict[str, Any]) -> None:
+    """Refuse a video whose frames would not fit in memory (:data:`MAX_BYTES`), before any work."""
+    frames = sum(slide_frame_counts(storyboard, settings["fps"]))
+    size = frames * settings["video_width"] * settings["video_height"] * 3
+    if size > MAX_BYTES:
+        raise StoryboardError(storyboard.source, (
+            f"{frames} frames of {settings['video_width']}x{settings['video_height']} ({size / 2**30:.1f} GiB) "
+            f"are more than {MAX_BYTES / 2**30:.0f} GiB: shorten the slides or lower --fps"))
+
+
 def make_slides(storyboard: Storyboard, out: str | Path, profile: Profile | None = None,
                 stills: Sequence[Image.Image] | None = None, **overrides: Any) -> dict[str, Any]:
     """Storyboard -> MP4 at ``out``. Returns a small report (frames, seconds, size, notes).
@@ -583,6 +645,7 @@ def make_slides(storyboard: Storyboard, out: str | Path, profile: Profile | None
     settings.update(overrides)
     size = (settings["video_width"], settings["video_height"])
     timeline(storyboard, settings["fps"], settings["crossfade_s"])  # a bad storyboard fails before any model loads
+    check_memory(storyboard, settings)
     if stills is None:
         stills = generate_stills(storyboard, profile, settings=settings)
     frames = compose(storyboard, stills, settings["fps"], settings["crossfade_s"], stamp=profile.random_weights, size=size)
@@ -602,9 +665,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("storyboard", nargs="?", help="storyboard file (.json, or .yaml with PyYAML); "
                                                       "default: the bundled example")
     parser.add_argument("--out", help="where to write the video (.mp4); default: outputs/final/slides.mp4")
-    parser.add_argument("--fps", type=float, help="frames per second of the video")
-    parser.add_argument("--crossfade", type=float, dest="crossfade_s", help="length of each crossfade in seconds")
-    parser.add_argument("--seed", type=int, help="replace the storyboard's shared seed")
+    parser.add_argument("--fps", type=float_range(0, 60, low_open=True), help="frames per second of the video, up to 60")
+    parser.add_argument("--crossfade", type=float_range(0, 10), dest="crossfade_s",
+                        help="length of each crossfade in seconds, 0-10")
+    parser.add_argument("--seed", type=int_range(0, 2**63 - 1), help="replace the storyboard's shared seed")
     parser.add_argument("--style", help="replace the storyboard's shared style prompt")
     parser.add_argument("--stills", help="also save each slide's picture as PNG into this folder")
 
@@ -624,6 +688,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else stage_dir("final") / "slides.mp4"
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: the output must end in .mp4")
+    if args.stills and Path(args.stills).exists() and not Path(args.stills).is_dir():
+        from helpers.images import BadInputError
+
+        raise BadInputError(args.stills, "--stills is a file, not a folder for the slide pictures")
     overrides = {k: getattr(args, k) for k in ("fps", "crossfade_s") if getattr(args, k) is not None}
     if overrides.get("fps", 1) <= 0:
         raise ValueError(f"--fps must be positive, got {overrides['fps']}")
@@ -634,6 +702,7 @@ def run(args: argparse.Namespace) -> int:
     settings = profile.settings("slides")
     settings.update(overrides)
     timeline(storyboard, settings["fps"], settings["crossfade_s"])  # fail fast, before the model loads
+    check_memory(storyboard, settings)
     start = time.perf_counter()
     stills = generate_stills(storyboard, profile, settings=settings)
     if args.stills:

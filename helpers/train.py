@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from helpers.data import ImageData, image_grid, load_data, to_pixels
-from helpers.outputs import atomic_dir, atomic_path, stage_dir
+from helpers.cli import float_range, int_range
+from helpers.outputs import atomic_dir, atomic_path, clean_stale, stage_dir
 from helpers.profiles import Profile, get_profile
 
 MODEL_KEYS = ("nr_resnet", "nr_filters", "nr_logistic_mix", "dropout")
@@ -86,6 +87,19 @@ def train_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
     unknown = sorted(k for k, v in overrides.items() if k not in settings and v is not None)
     if unknown:
         raise ValueError(f"unknown training setting(s) {unknown}; known: {', '.join(settings)}")
+    for key, value in overrides.items():
+        old = settings.get(key)
+        if value is None or old is None:
+            continue
+        if isinstance(old, bool) and not isinstance(value, bool):
+            raise ValueError(f"setting {key}: expected True or False, got {value!r}")
+        if isinstance(old, int) and not isinstance(old, bool) and not isinstance(value, int):
+            raise ValueError(f"setting {key}: expected an integer, got {value!r}")
+        if isinstance(old, float) and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                           and math.isfinite(value)):
+            raise ValueError(f"setting {key}: expected a number, got {value!r}")
+        if isinstance(old, str) and not isinstance(value, str):
+            raise ValueError(f"setting {key}: expected text, got {value!r}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("steps", "batch_size", "eval_every", "image_size", "nr_filters", "nr_logistic_mix"):
         if int(settings[key]) < 1:
@@ -174,7 +188,14 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
         path = latest
     meta = read_meta(path)
     model = build_model(meta["config"])
-    load_model(model, str(path / ("ema.safetensors" if ema else "model.safetensors")), device=str(device))
+    weights = path / ("ema.safetensors" if ema else "model.safetensors")
+    try:
+        load_model(model, str(weights), device=str(device))
+    except Exception as err:  # safetensors' own error type for a truncated or foreign file
+        from helpers.images import BadInputError
+
+        problem = " ".join(str(err).split()) or type(err).__name__
+        raise BadInputError(weights, f"cannot be read as this checkpoint's weights ({problem})") from None
     model.to(device).eval()
     info = {"config": meta["config"], "image_shape": tuple(meta["image_shape"]), "step": meta["step"],
             "test_bpd": meta.get("test_bpd"), "history": meta.get("history", []), "path": path,
@@ -283,6 +304,11 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
     settings = train_settings(profile, steps=steps, **overrides)
     settings.setdefault("seed", 0)
     out_dir = Path(out_dir) if out_dir else default_checkpoint_dir()
+    if out_dir.exists() and not out_dir.is_dir():
+        from helpers.images import BadInputError
+
+        raise BadInputError(out_dir, "is a file, not a folder for checkpoints")
+    clean_stale(out_dir)  # what a killed run was writing
     _fresh_accelerator_state()
     accelerator = Accelerator(
         cpu=profile.device == "cpu", mixed_precision=_mixed_precision(profile),
@@ -514,20 +540,20 @@ def save_sample_grid(samples: torch.Tensor, path: str | Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, help="total training steps of the run (resuming counts from its start)")
+    parser.add_argument("--steps", type=int_range(1, 10_000_000), help="total training steps of the run (resuming counts from its start)")
     parser.add_argument("--data", help="digits | photos | mnist | cifar10 | celeba | a folder of images "
                                        "(default: the profile's dataset)")
-    parser.add_argument("--image-size", type=int, help="side of the square training images in pixels")
-    parser.add_argument("--batch-size", type=int, help="images per step per process")
-    parser.add_argument("--lr", type=float, help="initial learning rate (decays by lr_decay every step)")
-    parser.add_argument("--seed", type=int, help="seed for weights, data order and dropout")
+    parser.add_argument("--image-size", type=int_range(2, 1024), help="side of the square training images in pixels")
+    parser.add_argument("--batch-size", type=int_range(1, 65_536), help="images per step per process")
+    parser.add_argument("--lr", type=float_range(0, 1, low_open=True), help="initial learning rate (decays by lr_decay every step)")
+    parser.add_argument("--seed", type=int_range(0, 2**31 - 1), help="seed for weights, data order and dropout")
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                         help="continue the run in --out-dir if it has checkpoints (default); --no-resume starts "
                              "over and replaces them at the first save")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                         help="torch.compile the model (faster on a GPU after a slow first step)")
     parser.add_argument("--out-dir", help="checkpoint folder (default: outputs/checkpoints/pixelcnnpp)")
-    parser.add_argument("--samples", type=int, default=16, help="sample grid written beside the checkpoint (0: none)")
+    parser.add_argument("--samples", type=int_range(0, 256), default=16, help="sample grid written beside the checkpoint (0: none)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other setting of the profile's pixelcnnpp block, e.g. --set nr_filters=64 "
                              "(repeatable)")

@@ -73,15 +73,33 @@ def write_mp4(frames: Iterable, path: str | os.PathLike, fps: float = 8, crf: in
     return path
 
 
+class TruncatedVideoError(ValueError):
+    """A video whose container declares more frames than can be decoded (e.g. a file cut short)."""
+
+    def __init__(self, path: str | os.PathLike, read: int, declared: int):
+        super().__init__(f"{path}: truncated: only {read} of the {declared} frames its header declares "
+                         "could be read")
+        self.read, self.declared = read, declared
+
+
 def read_frames(path: str | os.PathLike) -> tuple[list[np.ndarray], float]:
-    """All frames of a video as HxWx3 uint8 arrays, and its frame rate."""
+    """All frames of a video as HxWx3 uint8 arrays, and its frame rate.
+
+    A file that decodes to fewer frames than its container declares (duration x frame rate, with
+    a little slack: GIF and some containers round their durations) raises :class:`TruncatedVideoError`: a cut file is an error, not a
+    shorter video.
+    """
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(str(path))
     meta = next(reader)
     width, height = meta["size"]
     frames = [np.frombuffer(buf, np.uint8).reshape(height, width, 3).copy() for buf in reader]
-    return frames, float(meta["fps"])
+    fps, seconds = float(meta["fps"]), float(meta.get("duration") or 0)
+    declared = round(seconds * fps)
+    if declared and len(frames) < declared - max(2, declared // 20):
+        raise TruncatedVideoError(path, len(frames), declared)
+    return frames, fps
 
 
 def probe(path: str | os.PathLike) -> dict:

@@ -54,8 +54,11 @@ def served(tmp_path_factory, studio):
 def ask(client, upload=None, choice=None, backend="svd", frames=3, motion=127, steps=2, seed=0, prompt=""):
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(upload)) if upload else None, choice, backend, frames, motion, steps,
-                          seed, prompt, api_name="/make_video")
+    video, status = client.predict(handle_file(str(upload)) if upload else None, choice, backend, frames, motion,
+                                   steps, seed, prompt, api_name="/make_video")
+    if isinstance(video, dict):  # gradio 5's client: {"video": path, "subtitles": None}
+        video = video.get("video")
+    return video, status
 
 
 def test_upload_gives_a_playable_stamped_video(served):

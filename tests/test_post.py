@@ -273,11 +273,11 @@ def test_cli_bad_input_exit_2_one_line_nothing_written(tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--interpolate", "0"], "factor must be a whole number >= 1"),
+    (["--interpolate", "0"], "argument --interpolate: must be >= 1 and <= 8, got 0"),
     (["--formats", "mp4,avi"], "unknown format(s) avi"),
-    (["--title-seconds", "-1"], "title card duration must be more than 0"),
-    (["--crossfade", "-1"], "crossfade must be >= 0"),
-    (["--speed", "0"], "--speed must be more than 0"),
+    (["--title-seconds", "-1"], "argument --title-seconds: must be > 0"),
+    (["--crossfade", "-1"], "argument --crossfade: must be >= 0"),
+    (["--speed", "0"], "argument --speed: must be >= 0.1"),
     (["--out", "final.mkv"], "--out must end in .mp4"),
     (["no_such_video.mp4"], "no_such_video.mp4: no such file"),
 ])
@@ -367,5 +367,5 @@ def test_gif_width_below_two_pixels_is_refused(outputs, capsys):
     from helpers.cli import main
 
     assert main(["post", "--profile", "tiny", "--gif-width", "1"]) == 2
-    assert "gif_width must be at least 2" in capsys.readouterr().err
+    assert "argument --gif-width: must be >= 16" in capsys.readouterr().err
     assert not (outputs / "final" / "final.mp4").exists()

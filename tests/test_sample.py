@@ -79,11 +79,92 @@ def test_an_interrupted_run_resumes_and_ends_with_the_same_images(outputs, monke
     assert calls == []
 
 
-def test_other_settings_do_not_mix_into_an_existing_folder(outputs):
+def test_another_run_replaces_the_folder_whole_and_says_so_in_one_line(outputs, capsys):
     kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
-    stage.generate_samples(tiny_model(), 2, outputs / "s", temperature=1.0, **kwargs)
-    with pytest.raises(ValueError, match="another run"):
-        stage.generate_samples(tiny_model(), 2, outputs / "s", temperature=0.5, **kwargs)
+    stage.generate_samples(tiny_model(), 4, outputs / "s", temperature=1.0, **kwargs)
+    capsys.readouterr()
+    stage.generate_samples(tiny_model(), 4, outputs / "s", temperature=0.5, **kwargs)
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "replacing" in line]
+    assert len(lines) == 1 and "temperature 1.0 -> 0.5" in lines[0]
+    record = json.loads((outputs / "s" / "samples.json").read_text())
+    assert record["temperature"] == 0.5 and {e["temperature"] for e in record["images"]} == {0.5}
+    stage.generate_samples(tiny_model(), 4, outputs / "fresh", temperature=0.5, **kwargs)
+    assert pixels(outputs / "s").keys() == pixels(outputs / "fresh").keys()
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(outputs / "s").values(), pixels(outputs / "fresh").values()))
+    assert sorted(p.name for p in outputs.iterdir()) == ["fresh", "s"]  # no staging folder left
+
+
+def test_an_interrupted_replacement_keeps_the_old_run_and_then_resumes(outputs, monkeypatch):
+    import helpers.pixelcnnpp as pixelcnnpp
+
+    kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, progress=False, temperature=1.0)
+    stage.generate_samples(tiny_model(), 4, outputs / "s", info=INFO, **kwargs)
+    before = pixels(outputs / "s")
+    newer = dict(INFO, step=9, path=str(outputs / "checkpoints" / "pixelcnnpp" / "step_0000009"))
+    real_sample, calls = pixelcnnpp.sample, []
+
+    def failing_on_second_chunk(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_sample(*args, **kw)
+
+    monkeypatch.setattr(pixelcnnpp, "sample", failing_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        stage.generate_samples(tiny_model(), 4, outputs / "s", info=newer, **kwargs)
+    after = pixels(outputs / "s")  # the old run, whole: never half old, half new
+    assert after.keys() == before.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    assert json.loads((outputs / "s" / "samples.json").read_text())["step"] == 7
+    calls.clear()
+    monkeypatch.setattr(pixelcnnpp, "sample", lambda *a, **k: (calls.append(1), real_sample(*a, **k))[1])
+    stage.generate_samples(tiny_model(), 4, outputs / "s", info=newer, **kwargs)
+    assert len(calls) == 1  # the first chunk of the replacement was kept
+    record = json.loads((outputs / "s" / "samples.json").read_text())
+    assert record["step"] == 9 and record["checkpoint"] == "checkpoints/pixelcnnpp/step_0000009"
+    assert sorted(p.name for p in outputs.iterdir()) == ["s"]
+
+
+def test_a_moved_outputs_folder_still_resumes(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    first = tmp_path / "first"
+    monkeypatch.setenv("COURSE_OUTPUTS", str(first))
+    info = dict(INFO, path=str(first / "checkpoints" / "pixelcnnpp" / "step_0000007"))
+    kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, progress=False, temperature=1.0)
+    stage.generate_samples(tiny_model(), 4, first / "samples", info=info, **kwargs)
+    assert json.loads((first / "samples" / "samples.json").read_text())["checkpoint"] == \
+        "checkpoints/pixelcnnpp/step_0000007"
+    moved = tmp_path / "moved"
+    shutil.move(first, moved)
+    monkeypatch.setenv("COURSE_OUTPUTS", str(moved))
+    capsys.readouterr()
+    moved_info = dict(INFO, path=str(moved / "checkpoints" / "pixelcnnpp" / "step_0000007"))
+    stage.generate_samples(tiny_model(), 6, moved / "samples", info=moved_info, **kwargs)
+    assert "replacing" not in capsys.readouterr().out
+    assert len(pixels(moved / "samples")) == 6
+
+
+def test_stale_partial_files_are_cleaned_on_the_next_run(outputs):
+    folder = outputs / "s"
+    folder.mkdir(parents=True)
+    (folder / ".sample_00001.abcd.partial.png").write_bytes(b"half")
+    (outputs / ".s.next").mkdir()
+    kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
+    stage.generate_samples(tiny_model(), 2, folder, temperature=1.0, **kwargs)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert sorted(p.name for p in outputs.iterdir()) == ["s"]
+
+
+def test_curation_sees_only_the_samples(outputs):
+    from helpers.curate import sample_paths
+
+    kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
+    stage.generate_samples(tiny_model(), 3, outputs / "s", temperature=1.0, **kwargs)
+    Image.new("L", (4, 4)).save(outputs / "s" / "notes.png")  # a learner's own file beside them
+    assert (outputs / "s" / "grid.png").exists()
+    assert [p.name for p in sample_paths(outputs / "s")] == ["sample_00001.png", "sample_00002.png",
+                                                             "sample_00003.png"]
 
 
 @pytest.mark.parametrize("bad", [dict(n=0), dict(batch_size=0), dict(temperature=-1.0), dict(method="slow")])

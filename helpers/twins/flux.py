@@ -19,6 +19,8 @@ a second on a CPU. Seeds are fixed, so a twin is the same on every machine.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Words the tiny CLIP tokenizer knows whole; others are spelled out letter by letter.
 _CLIP_WORDS = ("a the of in and with at on photo painting cinematic light soft warm cold sunset "
                "sky sea city forest mountain night day digit number portrait landscape style "
@@ -62,7 +64,25 @@ def clip_tokenizer(model_max_length: int = 77):
             if merge not in merges:
                 merges.append(merge)
             vocab.setdefault(current, len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    if transformers_major() >= 5:
+        return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=model_max_length)
+    # transformers 4: the tokenizer is read from its two files, as from_pretrained would.
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        vocab_file, merges_file = Path(folder) / "vocab.json", Path(folder) / "merges.txt"
+        vocab_file.write_text(json.dumps(vocab), encoding="utf-8")
+        merges_file.write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+        return CLIPTokenizer(vocab_file=str(vocab_file), merges_file=str(merges_file),
+                             model_max_length=model_max_length)
+
+
+def transformers_major() -> int:
+    """The major version of transformers (4 or 5): tokenizers are built differently in each."""
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
 
 
 def t5_tokenizer(model_max_length: int = 512):

@@ -23,9 +23,9 @@ def t5_tokenizer(model_max_length: int = 128):
     pieces += [("\u2581" + w, -3.0) for w in _WORDS]
     pieces += [(c, -5.0) for c in letters] + [("\u2581" + c, -5.5) for c in letters]
     cls = transformers.T5TokenizerFast
-    try:  # transformers >= 5: the T5 tokenizer takes its Unigram vocabulary directly
+    if int(transformers.__version__.split(".")[0]) >= 5:  # the T5 tokenizer takes its Unigram vocabulary
         return cls(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
-    except TypeError:  # transformers 4: wrap a `tokenizers` object
+    else:  # transformers 4: wrap a `tokenizers` object
         from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
         from tokenizers.models import Unigram
 
