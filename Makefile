@@ -14,13 +14,14 @@ export TOKENIZERS_PARALLELISM ?= false
 export PYTHONWARNINGS ?= ignore::FutureWarning
 export MPLBACKEND ?= Agg
 
-.PHONY: setup demo test test-unit test-notebooks test-gpu lab clean strip help
+.PHONY: setup demo test test-unit test-notebooks test-gpu lab clean strip student help
 
 help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
 	@echo "make test   - unit tests, then every notebook executed with nbval (tiny profile)"
 	@echo "make lab    - open the notebooks in JupyterLab"
 	@echo "make strip  - remove outputs from the notebooks before committing"
+	@echo "make student - student/: the notebooks with exercises blank (SOLUTIONS=0: without the folded solutions)"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,12 @@ lab: setup
 
 strip: setup
 	$(BIN)/nbstripout notebooks/*.ipynb
+
+# For teachers: student/NN_*.ipynb with every exercise blank (the solution blocks removed);
+# SOLUTIONS=0 also removes the folded solutions. Needs only python and nbformat.
+SOLUTIONS ?= 1
+student:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/student.py notebooks student $(if $(filter 0,$(SOLUTIONS)),--no-solutions,)
 
 clean:
 	rm -rf outputs
