@@ -971,7 +971,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lut", help=f"a .cube file or one of {', '.join(LUT_NAMES)}; 'none' = no LUT")
     parser.add_argument("--lut-strength", type=float, dest="lut_strength", help="0 (off) to 1 (the full look)")
     parser.add_argument("--keyframe", help="match colours to this image (strength 1 unless --match says otherwise); "
-                        "default outputs/keyframes/frame_0001.png when the profile's match strength is above 0")
+                        "default the first keyframe `animate` uses (helpers.keyframes.animation_keyframes) when the "
+                        "profile's match strength is above 0")
     parser.add_argument("--match", type=float, dest="match_keyframe", help="colour-match strength, 0 (off) to 1")
     parser.add_argument("--deflicker", type=int, help="frames in the brightness moving average (odd; 1 = off)")
     parser.add_argument("--title", help="title card text ('' = no title card)")
@@ -1024,8 +1025,10 @@ def run(args: argparse.Namespace) -> int:
     if args.keyframe:
         keyframe, _ = load_image(args.keyframe)
     elif settings["match_keyframe"] > 0:
-        default = stage_dir("keyframes") / "frame_0001.png"
-        keyframe = load_image(default)[0] if default.exists() else None
+        from helpers.keyframes import animation_keyframes
+
+        animated = animation_keyframes(standins=False, verbose=False)  # what animate used by default
+        keyframe = load_image(animated[0])[0] if animated else None
     print(profile.banner())
 
     start_time = time.perf_counter()
