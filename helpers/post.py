@@ -42,6 +42,8 @@ METHODS = {
 }
 SPEED_METHODS = ("nearest", "blend", "flow")
 STANDIN_NAME = "standin.mp4"  # helpers.standins.ensure_video's stand-in: no model, nothing to stamp
+# Clips made without any model, so never stamped "random weights": the stand-in, and notebook 08's own lesson clip.
+MODEL_FREE_NAMES = (STANDIN_NAME, "moving_shapes.mp4")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1041,7 +1043,7 @@ def run(args: argparse.Namespace) -> int:
     if len(set(round(r, 3) for r in rates)) > 1:
         clips = [retime(c, r, rates[0]) for c, r in zip(clips, rates)]
         print(f"note: clips had different frame rates; all retimed to {rates[0]:g} fps")
-    stamp = profile.random_weights and any(p.name != STANDIN_NAME for p in paths)
+    stamp = profile.random_weights and any(p.name not in MODEL_FREE_NAMES for p in paths)
     frames, steps = produce(clips, rates[0], settings, keyframe=keyframe, stamp=stamp, start=args.start,
                             end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
     files = {}
