@@ -6,7 +6,7 @@ same kernel: the student version of the exercise cell (``tools/student.py`` remo
 ``### BEGIN SOLUTION ... ### END SOLUTION`` block), then the check cell, which must raise an
 AssertionError whose message names the exercise ("Exercise 2: ..."); then it runs the solved
 exercise cell and the check again, so the cells after it see the solved state. Cost: each exercise
-and check cell runs three times instead of once (a few seconds for the whole series), with no
+and check cell runs three times instead of once (measured: 0.01-0.1 s per exercise), with no
 second execution of the notebooks. ``tests/test_exercises.py`` checks the structure without a kernel.
 """
 
