@@ -20,7 +20,7 @@ TEST_OUTPUTS ?= $(CURDIR)/.test-outputs
 MIN_VENV ?= .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: setup demo test test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip help
+.PHONY: setup demo test test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip student help
 
 help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-min - the unit tests with exactly the lowest allowed versions (a separate venv, $(MIN_VENV))"
 	@echo "make lab    - open the notebooks in JupyterLab"
 	@echo "make strip  - remove outputs from the notebooks before committing"
+	@echo "make student - student/: the notebooks with exercises blank (SOLUTIONS=0: without the folded solutions)"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -106,6 +107,12 @@ lab: setup
 
 strip: setup
 	$(BIN)/nbstripout notebooks/*.ipynb
+
+# For teachers: student/NN_*.ipynb with every exercise blank (the solution blocks removed);
+# SOLUTIONS=0 also removes the folded solutions. Needs only python and nbformat.
+SOLUTIONS ?= 1
+student:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/student.py notebooks student $(if $(filter 0,$(SOLUTIONS)),--no-solutions,)
 
 clean:
 	rm -rf outputs .test-outputs

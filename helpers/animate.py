@@ -488,13 +488,12 @@ def _load_inputs(args: argparse.Namespace) -> tuple[list[Image.Image], list[int 
         images.append(image)
         indices.append(index)
     if not images:
-        from helpers.standins import ensure_keyframes
+        from helpers.keyframes import animation_keyframes
 
-        for path in ensure_keyframes():
+        for path in animation_keyframes():  # refined (real weights) or the keyframes; says which
             image, _ = load_image(path)
             images.append(image)
             indices.append(None)
-        print(f"animating {len(images)} keyframe(s) from {Path(path).parent}")
     return images, indices
 
 

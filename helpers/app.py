@@ -30,7 +30,7 @@ from helpers.device import GenerationError
 from helpers.images import BadInputError, load_image
 from helpers.outputs import stage_dir
 from helpers.profiles import Profile, get_profile
-from helpers.standins import keyframe_paths
+from helpers.keyframes import animation_keyframes
 from helpers.video import write_mp4
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry: the app talks to nobody
@@ -56,8 +56,10 @@ def available_backends() -> list[str]:
 
 
 def source_choices() -> list[tuple[str, str]]:
-    """(label, path) for the picker: the keyframes in outputs/keyframes/, then the demo images."""
-    choices = [(f"keyframe {p.name}", str(p)) for p in keyframe_paths()]
+    """(label, path) for the picker: the pictures to animate (:func:`helpers.keyframes.animation_keyframes`:
+    Flux.1-refined keyframes from real weights, else the keyframes of outputs/keyframes/), then the demo images."""
+    choices = [(f"{'refined keyframe' if p.parent.name == 'refined' else 'keyframe'} {p.name}", str(p))
+               for p in animation_keyframes(standins=False, verbose=False)]
     choices += [(f"demo image: {name}", str(demo_image_path(name))) for name in MAKERS]
     return choices
 

@@ -419,7 +419,7 @@ def ranked_grid(records: Sequence[dict[str, Any]], images: dict[str, Image.Image
 
     shown = list(records)[:n]
     rows = max(1, math.ceil(len(shown) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 2.05), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 2.55), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, record in zip(axes.ravel(), shown):

@@ -17,7 +17,7 @@ CHAIN: list[tuple[str, list[str], str]] = [
     ("sample", [], "sample images from the trained model (03)"),
     ("curate", [], "score, de-duplicate and keep the best samples (04)"),
     ("keyframes", [], "choose, harmonise and upscale keyframes (04)"),
-    ("refine", [], "refine the keyframes with Flux.1 img2img (05)"),
+    ("refine", [], "refine the keyframes with Flux.1 img2img into outputs/refined (05)"),
     ("animate", ["--long", "50"], "animate the keyframes into a >= 50-frame video (06)"),
     ("post", [], "interpolate, grade, title and export (08)"),
     ("slides", [], "side road: the example storyboard as a slide video -> final/slides.mp4 (09)"),

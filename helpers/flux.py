@@ -13,16 +13,18 @@ It makes no video. In this course it sits between the PixelCNN++ keyframes and t
 models: it turns small, rough keyframes into rich 16:9 pictures (img2img), makes consistent
 variations (Kontext) and widens a picture instead of padding it (Fill).
 
-``refine`` reads ``outputs/keyframes/frame_*.png``, keeps the originals in
-``keyframes/original/``, writes the refined frames in their place (each file atomically, and
-only after every frame has been refined) and records each step in ``provenance.json``.
-In ``tiny`` the refining model has random weights: the refined frames are labelled so.
+``refine`` reads ``outputs/keyframes/frame_*.png`` and writes the refined frames to their own folder,
+``outputs/refined/frame_*.png`` (each file atomically, and only after every frame has been refined),
+with ``refined/provenance.json`` recording each step. The keyframes are never touched. Later stages
+choose what to animate with :func:`helpers.keyframes.animation_keyframes`: the refined frames when they
+come from real weights, the keyframes otherwise. In ``tiny`` the refining model has random weights: the
+refined frames are labelled so, and nothing animates them.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from PIL import Image
 
 from helpers.cli import float_range, int_range
 from helpers.images import BadInputError, load_image, stamp_random_weights
-from helpers.outputs import atomic_path, save_image, stage_dir, write_json
+from helpers.outputs import outputs_dir, save_image, stage_dir, write_json
 from helpers.profiles import Profile, get_profile
 from helpers.device import NF4_COMPONENTS, check_output, load
 from helpers.registry import entry
@@ -228,26 +230,27 @@ def structural_similarity(a: Image.Image, b: Image.Image) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# The stage: refine outputs/keyframes in place
+# The stage: outputs/keyframes -> outputs/refined (the keyframes are never replaced)
 # --------------------------------------------------------------------------------------------
 
-def _inputs(folder: Path) -> list[tuple[Path, Path]]:
-    """(frame path, path to read it from): the kept original when a frame was refined before,
-    so refining twice starts from the PixelCNN++ keyframe, not from the last refinement."""
-    from helpers.keyframes import FRAME_GLOB
-
-    frames = sorted(folder.glob(FRAME_GLOB))
-    return [(f, folder / "original" / f.name if (folder / "original" / f.name).exists() else f) for f in frames]
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file: the refined provenance names the exact keyframe each frame came from."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def refine_keyframes(folder: str | Path | None = None, profile: Profile | None = None, mode: str = "img2img",
-                     prompt: str | None = None, seed: int = 0, pipe=None, **overrides: Any) -> list[Path]:
-    """Refine every ``frame_*.png`` in ``folder`` (default outputs/keyframes) with Flux.
+                     prompt: str | None = None, seed: int = 0, pipe=None, out: str | Path | None = None,
+                     **overrides: Any) -> list[Path]:
+    """Refine every ``frame_*.png`` in ``folder`` (default outputs/keyframes) with Flux into ``out``
+    (default outputs/refined), under the same names; returns the refined paths.
 
     ``mode``: ``img2img`` (schnell; strength, prompt, seed), ``kontext`` (an edit instruction
     applied to each frame) or ``fill`` (redraw the padding around each frame's picture).
-    Frame ``i`` uses seed ``seed + i - 1``. Originals are kept in ``folder/original/``.
+    Frame ``i`` uses seed ``seed + i - 1``. ``folder`` is only read; ``out/provenance.json`` records
+    the source of each frame (name and sha256), every step, and ``random_weights``.
     """
+    from helpers.keyframes import FRAME_GLOB, read_provenance
+
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     profile = profile or get_profile()
@@ -261,14 +264,14 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     folder = Path(folder)
     if not folder.is_dir():
         raise BadInputError(folder, "no such keyframes folder")
-    pairs = _inputs(folder)
-    if not pairs:
+    frames = sorted(folder.glob(FRAME_GLOB))
+    if not frames:
         raise BadInputError(folder, "no frame_0001.png ... keyframes here (run: python -m helpers keyframes)")
-    from helpers.keyframes import read_provenance
-
-    provenance = read_provenance(folder)
-    by_frame = {f["frame"]: f for f in provenance.get("frames", [])}
-    inputs = [(frame, load_image(source)[0]) for frame, source in pairs]  # bad files fail before any model
+    out_dir = Path(out) if out is not None else stage_dir("refined")
+    if out_dir.resolve() == folder.resolve():
+        raise ValueError(f"{out_dir}: refined frames go to their own folder, never over the keyframes they come from")
+    by_frame = {f["frame"]: f for f in read_provenance(folder).get("frames", [])}
+    inputs = [(frame, load_image(frame)[0]) for frame in frames]  # bad files fail before any model
     key = MODES[mode] if mode != "img2img" else settings["model"]
     pipe = pipe or load_flux(key, profile, settings["memory"], settings.get("dtype", "auto"))
     results = []
@@ -276,40 +279,51 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     for number, (frame, image) in enumerate(inputs, 1):
         frame_seed = seed + number - 1
         if mode == "img2img":
-            out = refine_image(pipe, image, prompt, settings, frame_seed)
+            refined = refine_image(pipe, image, prompt, settings, frame_seed)
         elif mode == "kontext":
-            out = kontext_edit(pipe, image, prompt, settings, frame_seed)
+            refined = kontext_edit(pipe, image, prompt, settings, frame_seed)
         else:
-            out = outpaint(pipe, image, prompt, settings, frame_seed, content=_content_size(by_frame.get(frame.name)))
-        out = out.resize(image.size, Image.Resampling.LANCZOS) if out.size != image.size else out
+            refined = outpaint(pipe, image, prompt, settings, frame_seed,
+                               content=_content_size(by_frame.get(frame.name)))
+        refined = refined.resize(image.size, Image.Resampling.LANCZOS) if refined.size != image.size else refined
         if profile.random_weights:
-            out = stamp_random_weights(out)
-        results.append((frame, out))
+            refined = stamp_random_weights(refined)
+        results.append((frame, refined))
     seconds = time.perf_counter() - start
-    # Every frame is refined: now write. Originals first (once), then the frames, then provenance.
-    (folder / "original").mkdir(exist_ok=True)
-    for frame, _ in results:
-        kept = folder / "original" / frame.name
-        if not kept.exists():
-            with atomic_path(kept) as tmp:
-                shutil.copyfile(frame, tmp)
-    for frame, out in results:
-        save_image(out, frame)
+    # Every frame is refined: now write the frames (each atomically), drop older extra ones, then provenance.
+    paths = []
+    for frame, refined in results:
+        paths.append(out_dir / frame.name)
+        save_image(refined, paths[-1])
+    for stale in out_dir.glob(FRAME_GLOB):
+        if stale not in paths:
+            stale.unlink()
     item = entry(key)
-    for number, (frame, out) in enumerate(results, 1):
-        record = by_frame.setdefault(frame.name, {"frame": frame.name, "sample": None, "operations": []})
-        record["operations"] = [o for o in record.get("operations", []) if not o["op"].startswith("flux")]
-        record["original"] = f"original/{frame.name}"
-        record["operations"].append({
-            "op": f"flux_{mode}", "model": key, "repo_id": item.repo_id, "licence": item.licence,
-            "prompt": prompt, "seed": seed + number - 1, "strength": settings["strength"] if mode == "img2img" else None,
-            "num_inference_steps": settings["num_inference_steps"], "size": [settings["width"], settings["height"]],
-            "memory": settings["memory"], "random_weights": profile.random_weights})
-    provenance["frames"] = [by_frame[f.name] for f, _ in results]
-    provenance["refined"] = True
-    provenance["refine_seconds"] = round(seconds, 2)
-    write_json(folder / "provenance.json", provenance)
-    return [frame for frame, _ in results]
+    records = []
+    for number, (frame, _) in enumerate(results, 1):
+        earlier = [o for o in by_frame.get(frame.name, {}).get("operations", []) if not o["op"].startswith("flux")]
+        records.append({
+            "frame": frame.name, "sample": by_frame.get(frame.name, {}).get("sample"),
+            "source": _relative(frame), "source_sha256": file_digest(frame),
+            "operations": earlier + [{
+                "op": f"flux_{mode}", "model": key, "repo_id": item.repo_id, "licence": item.licence,
+                "prompt": prompt, "seed": seed + number - 1,
+                "strength": settings["strength"] if mode == "img2img" else None,
+                "num_inference_steps": settings["num_inference_steps"],
+                "size": [settings["width"], settings["height"]], "memory": settings["memory"],
+                "random_weights": profile.random_weights}]})
+    write_json(out_dir / "provenance.json", {
+        "profile": profile.name, "mode": mode, "model": key, "random_weights": profile.random_weights,
+        "refine_seconds": round(seconds, 2), "frames": records})
+    return paths
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the work folder when it lies inside it (provenance stays valid if the folder moves)."""
+    try:
+        return str(path.resolve().relative_to(outputs_dir().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _content_size(record: dict[str, Any] | None) -> tuple[int, int] | None:
@@ -326,7 +340,9 @@ def _content_size(record: dict[str, Any] | None) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------------------------
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keyframes", default=None, help="folder with frame_0001.png ... (default: outputs/keyframes)")
+    parser.add_argument("--keyframes", default=None, help="folder with frame_0001.png ... to read (default: outputs/keyframes)")
+    parser.add_argument("--out", default=None, help="folder for the refined frames (default: outputs/refined; "
+                                                    "never the keyframes folder)")
     parser.add_argument("--mode", choices=list(MODES), default="img2img",
                         help="img2img: refine (FLUX.1 schnell, Apache-2.0); kontext: edit by instruction; "
                              "fill: redraw the padding (Kontext/Fill are FLUX.1 [dev] models: gated, non-commercial)")
@@ -345,10 +361,13 @@ def run(args: argparse.Namespace) -> int:
                             else "no such keyframes folder")
     profile = get_profile(args.profile)
     print(profile.banner())
-    paths = refine_keyframes(args.keyframes, profile, args.mode, args.prompt, args.seed,
+    paths = refine_keyframes(args.keyframes, profile, args.mode, args.prompt, args.seed, out=args.out,
                              strength=args.strength, num_inference_steps=args.steps, memory=args.memory)
-    folder = paths[0].parent
-    tiny = " (random weights: stamped, not a real result)" if profile.random_weights else ""
-    print(f"refined {len(paths)} keyframe(s) in {folder} with Flux.1 {args.mode}{tiny}; "
-          f"originals in {folder / 'original'}")
+    source = Path(args.keyframes) if args.keyframes else stage_dir("keyframes")
+    if profile.random_weights:
+        use = "random weights: stamped noise, so `animate` keeps animating the keyframes themselves"
+    else:
+        use = "`animate` will use them"
+    print(f"refined {len(paths)} keyframe(s) with Flux.1 {args.mode} into {paths[0].parent} "
+          f"({use}); the keyframes in {source} are unchanged")
     return 0

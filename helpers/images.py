@@ -8,6 +8,8 @@ command line turns into exit code 2 and one line naming the file and the problem
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import warnings
 from pathlib import Path
@@ -134,19 +136,54 @@ def fit_to(image: Image.Image, width: int, height: int) -> tuple[Image.Image, li
     return fitted, [f"resized from {image.width}x{image.height} to {width}x{height}{crop}"]
 
 
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _wrap(draw: ImageDraw.ImageDraw, words: list[str], font, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in words:
+        trial = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(trial, font=font) <= width:
+            lines[-1] = trial
+        else:
+            lines.append(word)
+    return lines
+
+
+def _fit_lines(draw: ImageDraw.ImageDraw, text: str, width: int, size: int) -> tuple[list[str], Any]:
+    """One line at the largest font (``size`` down to 6 px) where it fits ``width``; else wrapped at
+    spaces into at most three lines; else, at 6 px, the lines that fit."""
+    words = text.split()
+    for max_lines in (1, 3):
+        for px in range(size, 5, -1):
+            font = _font(px)
+            lines = _wrap(draw, words, font, width)
+            if len(lines) <= max_lines and all(draw.textlength(line, font=font) <= width for line in lines):
+                return lines, font
+    font = _font(6)
+    kept = [line for line in _wrap(draw, words, font, width) if draw.textlength(line, font=font) <= width][:3]
+    return kept or [words[0]], font
+
+
 def stamp(image: Image.Image, text: str) -> Image.Image:
-    """Return a copy with ``text`` on a dark band along the bottom edge."""
+    """Return a copy with ``text`` on a dark band along the bottom edge.
+
+    The text fits the width: on a small picture the font shrinks and the text wraps at spaces (down to
+    6 px and three lines), so a 64 px picture still says RANDOM WEIGHTS in full."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
-    size = max(8, out.height // 14)
-    try:
-        font = ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        font = ImageFont.load_default()
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    band = bottom - top + 4
+    lines, font = _fit_lines(draw, text, out.width - 4, max(8, out.height // 14))
+    boxes = [draw.textbbox((0, 0), line, font=font) for line in lines]
+    line_height = max(b[3] for b in boxes) - min(b[1] for b in boxes) + 1
+    top = min(b[1] for b in boxes)
+    band = line_height * len(lines) + 3
     draw.rectangle([0, out.height - band, out.width, out.height], fill=(0, 0, 0))
-    draw.text((2, out.height - band + 1 - top), text, fill=(255, 210, 0), font=font)
+    for k, line in enumerate(lines):
+        draw.text((2, out.height - band + 1 + k * line_height - top), line, fill=(255, 210, 0), font=font)
     return out
 
 

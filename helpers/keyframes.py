@@ -323,10 +323,6 @@ def _write(out_dir: Path, frames: list[tuple[str, Image.Image]], provenance: lis
     for stale in out_dir.glob(FRAME_GLOB):
         if stale.name not in names:
             stale.unlink()
-    original = out_dir / "original"
-    if original.is_dir():  # originals of an earlier refinement belong to earlier keyframes
-        for old in original.glob(FRAME_GLOB):
-            old.unlink()
     if profile.is_tiny:
         note = ("tiny profile: keyframes are small samples (from a briefly trained 16x16 PixelCNN++ in this "
                 "profile) upscaled many times; they look blocky, which is the honest result")
@@ -334,6 +330,45 @@ def _write(out_dir: Path, frames: list[tuple[str, Image.Image]], provenance: lis
         note = ""
     write_json(out_dir / "provenance.json", {"profile": profile.name, "settings": settings, "refined": False,
                                              "note": note, "frames": provenance})
+
+
+def animation_keyframes(standins: bool = True, verbose: bool = True) -> list[Path]:
+    """The pictures later stages animate (notebooks 06, 07, 10, ``animate``, ``post``, the app), in order.
+
+    The Flux.1-refined frames in ``outputs/refined/`` when they exist, come from real weights (their
+    provenance says ``random_weights: false``) and were made from the keyframes now in ``outputs/keyframes/``;
+    otherwise the keyframes themselves (``standins=True``: stand-ins from the demo images when there are
+    none). ``verbose``: print one line saying which, and why.
+    """
+    from helpers.standins import ensure_keyframes, keyframe_paths
+
+    keyframes = stage_dir("keyframes")
+    refined_dir = stage_dir("refined")
+    refined = sorted(refined_dir.glob(FRAME_GLOB))
+    why = "no refined keyframes (notebook 05 / `python -m helpers refine` makes them)"
+    if refined:
+        record = read_provenance(refined_dir)
+        current = {p.name: p for p in keyframe_paths()}
+        sources = {f.get("frame"): f.get("source_sha256") for f in record.get("frames", [])}
+        if record.get("random_weights", True):
+            why = f"the refined ones in {refined_dir} come from random weights (noise, not worth animating)"
+        elif sorted(current) != [p.name for p in refined] or any(
+                sources.get(name) != _digest(path) for name, path in current.items()):
+            why = f"the refined ones in {refined_dir} were made from other keyframes (refine again)"
+        else:
+            if verbose:
+                print(f"animating the {len(refined)} Flux.1-refined keyframe(s) in {refined_dir} (real weights)")
+            return refined
+    paths = ensure_keyframes() if standins else keyframe_paths()
+    if verbose and paths:
+        print(f"animating the {len(paths)} keyframe(s) in {keyframes}: {why}")
+    return paths
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_provenance(folder: str | Path | None = None) -> dict[str, Any]:

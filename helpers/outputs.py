@@ -2,7 +2,10 @@
 
 Layout (under ``outputs/`` in the repository, or ``$COURSE_OUTPUTS``)::
 
-    checkpoints/  samples/  curated/  keyframes/frame_0001.png ...  videos/  final/final.mp4
+    checkpoints/  samples/  curated/  keyframes/frame_0001.png ...  refined/frame_0001.png ...  videos/
+    final/final.mp4
+
+(``refined/`` holds notebook 05's Flux.1 versions of the keyframes; ``keyframes/`` is never overwritten by it.)
 
 Every write goes to a temporary name in the same folder and is renamed into place only when
 complete, so an interrupted cell never leaves a half-written file behind.
@@ -18,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-LAYOUT = ("checkpoints", "samples", "curated", "keyframes", "videos", "final")
+LAYOUT = ("checkpoints", "samples", "curated", "keyframes", "refined", "videos", "final")
 
 
 def repo_root() -> Path | None:

@@ -43,6 +43,8 @@ METHODS = {
 }
 SPEED_METHODS = ("nearest", "blend", "flow")
 STANDIN_NAME = "standin.mp4"  # helpers.standins.ensure_video's stand-in: no model, nothing to stamp
+# Clips made without any model, so never stamped "random weights": the stand-in, and notebook 08's own lesson clip.
+MODEL_FREE_NAMES = (STANDIN_NAME, "moving_shapes.mp4")
 
 
 # --------------------------------------------------------------------------------------------
@@ -986,7 +988,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lut", help=f"a .cube file or one of {', '.join(LUT_NAMES)}; 'none' = no LUT")
     parser.add_argument("--lut-strength", type=float_range(0, 1), dest="lut_strength", help="0 (off) to 1 (the full look)")
     parser.add_argument("--keyframe", help="match colours to this image (strength 1 unless --match says otherwise); "
-                        "default outputs/keyframes/frame_0001.png when the profile's match strength is above 0")
+                        "default the first keyframe `animate` uses (helpers.keyframes.animation_keyframes) when the "
+                        "profile's match strength is above 0")
     parser.add_argument("--match", type=float_range(0, 1), dest="match_keyframe", help="colour-match strength, 0 (off) to 1")
     parser.add_argument("--deflicker", type=int_range(1, 51), help="frames in the brightness moving average (odd; 1 = off)")
     parser.add_argument("--title", help="title card text ('' = no title card)")
@@ -1054,8 +1057,10 @@ def run(args: argparse.Namespace) -> int:
     if args.keyframe:
         keyframe, _ = load_image(args.keyframe)
     elif settings["match_keyframe"] > 0:
-        default = stage_dir("keyframes") / "frame_0001.png"
-        keyframe = load_image(default)[0] if default.exists() else None
+        from helpers.keyframes import animation_keyframes
+
+        animated = animation_keyframes(standins=False, verbose=False)  # what animate used by default
+        keyframe = load_image(animated[0])[0] if animated else None
     print(profile.banner())
 
     start_time = time.perf_counter()
@@ -1069,7 +1074,7 @@ def run(args: argparse.Namespace) -> int:
         clips = [retime(c, r, rates[0]) for c, r in zip(clips, rates)]
         print(f"note: clips had different frame rates; all retimed to {rates[0]:g} fps")
     check_memory(clips, rates[0], settings, args.speed, args.boomerang)
-    stamp = profile.random_weights and any(p.name != STANDIN_NAME for p in paths)
+    stamp = profile.random_weights and any(p.name not in MODEL_FREE_NAMES for p in paths)
     frames, steps = produce(clips, rates[0], settings, keyframe=keyframe, stamp=stamp, start=args.start,
                             end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
     files = {}

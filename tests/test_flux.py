@@ -123,38 +123,85 @@ def write_frames(folder, count=2):
     (folder / "provenance.json").write_text(json.dumps({"refined": False, "frames": frames}))
 
 
-def test_refine_end_to_end_keeps_originals_and_is_repeatable(outputs):
+def test_refine_writes_its_own_folder_and_leaves_the_keyframes_byte_identical(outputs):
     folder = outputs / "keyframes"
     write_frames(folder)
-    before = [(folder / f"frame_000{i}.png").read_bytes() for i in (1, 2)]
+    before = {p.name: p.read_bytes() for p in sorted(folder.iterdir())}   # frames and provenance.json
     paths = flux.refine_keyframes(profile=get_profile("tiny"), seed=3)
+    assert {p.name: p.read_bytes() for p in sorted(folder.iterdir())} == before   # keyframes/ untouched
+    assert not (folder / "original").exists()
+    assert [p.parent for p in paths] == [outputs / "refined"] * 2
     assert [p.name for p in paths] == ["frame_0001.png", "frame_0002.png"]
     assert all(Image.open(p).size == (256, 144) for p in paths)
-    assert [(folder / "original" / p.name).read_bytes() for p in paths] == before
-    assert all(p.read_bytes() != b for p, b in zip(paths, before))
-    prov = json.loads((folder / "provenance.json").read_text())
-    assert prov["refined"] and prov["frames"][1]["original"] == "original/frame_0002.png"
-    op = prov["frames"][1]["operations"][-1]
+    assert all(p.read_bytes() != before[p.name] for p in paths)
+    prov = json.loads((outputs / "refined" / "provenance.json").read_text())
+    assert prov["random_weights"] is True and prov["mode"] == "img2img"
+    record = prov["frames"][1]
+    assert record["source"] == "keyframes/frame_0002.png" and record["source_sha256"] == flux.file_digest(
+        folder / "frame_0002.png")
+    op = record["operations"][-1]
     assert op["op"] == "flux_img2img" and op["seed"] == 4 and op["random_weights"] is True
     assert [o["op"] for o in prov["frames"][0]["operations"]] == ["upscale", "pad", "flux_img2img"]
     first = [p.read_bytes() for p in paths]
-    # again: starts from the originals (kept unchanged), same seed -> the same frames
+    # again: same keyframes, same seed -> the same frames, provenance replaced (not stacked)
     flux.refine_keyframes(profile=get_profile("tiny"), seed=3)
-    assert [(folder / "original" / p.name).read_bytes() for p in paths] == before
     assert [p.read_bytes() for p in paths] == first
-    ops = json.loads((folder / "provenance.json").read_text())["frames"][0]["operations"]
-    assert [o["op"] for o in ops] == ["upscale", "pad", "flux_img2img"]  # replaced, not stacked
+    ops = json.loads((outputs / "refined" / "provenance.json").read_text())["frames"][0]["operations"]
+    assert [o["op"] for o in ops] == ["upscale", "pad", "flux_img2img"]
+    # fewer keyframes now: the extra refined frame goes
+    (folder / "frame_0002.png").unlink()
+    flux.refine_keyframes(profile=get_profile("tiny"), seed=3)
+    assert sorted(p.name for p in (outputs / "refined").glob("frame_*.png")) == ["frame_0001.png"]
+    with pytest.raises(ValueError, match="own folder"):
+        flux.refine_keyframes(profile=get_profile("tiny"), out=folder)
+
+
+def test_animation_keyframes_are_the_originals_in_tiny_and_refined_ones_from_real_weights(outputs, capsys):
+    from helpers.keyframes import animation_keyframes
+
+    folder = outputs / "keyframes"
+    write_frames(folder)
+    assert animation_keyframes() == sorted(folder.glob("frame_*.png"))
+    assert "no refined keyframes" in capsys.readouterr().out
+    flux.refine_keyframes(profile=get_profile("tiny"))
+    assert animation_keyframes() == sorted(folder.glob("frame_*.png"))     # random weights: not animated
+    assert "random weights" in capsys.readouterr().out
+    # provenance saying real weights (what colab/full write): the refined frames are animated
+    prov_path = outputs / "refined" / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    prov_path.write_text(json.dumps(dict(prov, random_weights=False)))
+    assert animation_keyframes() == sorted((outputs / "refined").glob("frame_*.png"))
+    assert "Flux.1-refined" in capsys.readouterr().out
+    # the keyframes change after refining: the refined frames are stale, the keyframes are animated
+    Image.new("RGB", (256, 144), (10, 200, 30)).save(folder / "frame_0001.png")
+    assert animation_keyframes(verbose=False) == sorted(folder.glob("frame_*.png"))
+    assert capsys.readouterr().out == ""
+
+
+def test_animation_keyframes_make_stand_ins_only_when_asked(outputs):
+    from helpers.keyframes import animation_keyframes
+
+    assert animation_keyframes(standins=False, verbose=False) == []
+    made = animation_keyframes(verbose=False)
+    assert [p.name for p in made] == ["frame_0001.png", "frame_0002.png"] and made[0].parent.name == "keyframes"
 
 
 def test_fill_redraws_the_padding_and_keeps_the_picture(outputs):
     folder = outputs / "keyframes"
     write_frames(folder, count=1)
     original = np.asarray(Image.open(folder / "frame_0001.png").convert("RGB"))
-    flux.refine_keyframes(profile=get_profile("tiny"), mode="fill", prompt="a wide sunset")
-    refined = np.asarray(Image.open(folder / "frame_0001.png").convert("RGB"))
+    (path,) = flux.refine_keyframes(profile=get_profile("tiny"), mode="fill", prompt="a wide sunset")
+    refined = np.asarray(Image.open(path).convert("RGB"))
     top = slice(0, 120)  # above the random-weights stamp along the bottom edge
     assert np.array_equal(refined[top, 56:200], original[top, 56:200])   # the picture is kept
     assert not np.array_equal(refined[top, :56], original[top, :56])     # the padding is redrawn
+
+
+def test_cli_says_where_the_refined_frames_went(outputs, capsys):
+    write_frames(outputs / "keyframes", count=1)
+    assert main(["refine"]) == 0
+    out = capsys.readouterr().out
+    assert str(outputs / "refined") in out and "unchanged" in out and "keeps animating the keyframes" in out
 
 
 def test_cli_bad_input(outputs, tmp_path, capsys):
@@ -170,4 +217,4 @@ def test_cli_bad_input(outputs, tmp_path, capsys):
     assert main(["refine"]) == 2
     err = capsys.readouterr().err
     assert "frame_0002.png" in err and "Traceback" not in err
-    assert (folder / "frame_0001.png").read_bytes() == before and not (folder / "original").exists()
+    assert (folder / "frame_0001.png").read_bytes() == before and not list((outputs / "refined").glob("*.png"))

@@ -97,3 +97,19 @@ def test_stamp_changes_bottom_band_only():
     stamped = np.asarray(stamp_random_weights(image))
     assert (stamped[:20] == (40, 80, 120)).all()
     assert (stamped[-3:] != (40, 80, 120)).any()
+
+
+@pytest.mark.parametrize("side", [64, 96, 200])
+def test_stamp_fits_small_pictures(side):
+    """The label is never cut at the right edge: on small pictures the font shrinks and the text wraps."""
+    from PIL import ImageDraw
+
+    from helpers.images import RANDOM_WEIGHTS_STAMP, _fit_lines
+
+    image = Image.new("RGB", (side, side), (40, 80, 120))
+    stamped = np.asarray(stamp_random_weights(image))
+    rows = np.any(stamped != (40, 80, 120), axis=(1, 2))
+    assert rows[-1] and rows.sum() <= 0.45 * side, "a band along the bottom, not the whole picture"
+    assert (stamped[rows][:, -2:] == 0).all(), "no letter reaches the right edge"
+    lines, _ = _fit_lines(ImageDraw.Draw(image), RANDOM_WEIGHTS_STAMP, side - 4, max(8, side // 14))
+    assert " ".join(lines) == RANDOM_WEIGHTS_STAMP, "every word of the label is there"
