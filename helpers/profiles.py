@@ -19,8 +19,9 @@ from typing import Any
 PROFILES = ("tiny", "colab", "full")
 
 RANDOM_WEIGHTS_NOTE = (
-    "tiny profile: every model here has RANDOM WEIGHTS, built offline in code. "
-    "Pictures and videos from it show that the pipeline runs, not what the real model makes."
+    "tiny profile: the pretrained models (Flux.1, SVD, LTX-Video) have RANDOM WEIGHTS, built offline in code: "
+    "their pictures and videos show that the pipeline runs, not what the real model makes. "
+    "The PixelCNN++ of notebooks 01-04 is really trained."
 )
 
 GPU_TEST_NOTE = (
