@@ -48,10 +48,8 @@ def test_same_seed_same_images_and_naive_agrees(outputs):
     assert not all(np.array_equal(a[k], c[k]) for k in a)
 
 
-def test_an_interrupted_run_resumes_and_ends_with_the_same_images(outputs, monkeypatch):
-    kwargs = dict(batch_size=2, temperature=1.0, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
-    stage.generate_samples(tiny_model(), 6, outputs / "whole", **kwargs)
-
+def interrupt_second_chunk(monkeypatch) -> tuple:
+    """Make helpers.pixelcnnpp.sample raise KeyboardInterrupt on its second call; returns (the call log, the real sample)."""
     import helpers.pixelcnnpp as pixelcnnpp
 
     real_sample, calls = pixelcnnpp.sample, []
@@ -63,6 +61,16 @@ def test_an_interrupted_run_resumes_and_ends_with_the_same_images(outputs, monke
         return real_sample(*args, **kw)
 
     monkeypatch.setattr(pixelcnnpp, "sample", failing_on_second_chunk)
+    return calls, real_sample
+
+
+def test_an_interrupted_run_resumes_and_ends_with_the_same_images(outputs, monkeypatch):
+    kwargs = dict(batch_size=2, temperature=1.0, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
+    stage.generate_samples(tiny_model(), 6, outputs / "whole", **kwargs)
+
+    import helpers.pixelcnnpp as pixelcnnpp
+
+    calls, real_sample = interrupt_second_chunk(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         stage.generate_samples(tiny_model(), 6, outputs / "resumed", **kwargs)
     assert sorted(pixels(outputs / "resumed")) == ["sample_00001.png", "sample_00002.png"]
@@ -102,15 +110,7 @@ def test_an_interrupted_replacement_keeps_the_old_run_and_then_resumes(outputs, 
     stage.generate_samples(tiny_model(), 4, outputs / "s", info=INFO, **kwargs)
     before = pixels(outputs / "s")
     newer = dict(INFO, step=9, path=str(outputs / "checkpoints" / "pixelcnnpp" / "step_0000009"))
-    real_sample, calls = pixelcnnpp.sample, []
-
-    def failing_on_second_chunk(*args, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_sample(*args, **kw)
-
-    monkeypatch.setattr(pixelcnnpp, "sample", failing_on_second_chunk)
+    calls, real_sample = interrupt_second_chunk(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         stage.generate_samples(tiny_model(), 4, outputs / "s", info=newer, **kwargs)
     after = pixels(outputs / "s")  # the old run, whole: never half old, half new
