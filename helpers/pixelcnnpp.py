@@ -361,7 +361,7 @@ def _draw_uniforms(n: int, image_shape: tuple[int, int, int], m: int, generator:
 @torch.no_grad()
 def sample(model: PixelCNNpp, n: int, image_shape: Sequence[int], temperature: float = 1.0,
            generator: torch.Generator | None = None, method: str = "fast",
-           progress: bool = False) -> torch.Tensor:
+           progress: bool = False, cuda_graphs: bool | None = None) -> torch.Tensor:
     """Draw ``n`` images (n, C, H, W) in [-1, 1] on the 8-bit grid, pixel by pixel in raster order.
 
     ``temperature`` T > 0: the mixture logits are divided by T and every logistic scale is
@@ -369,7 +369,8 @@ def sample(model: PixelCNNpp, n: int, image_shape: Sequence[int], temperature: f
     likeliest component wins more often and each colour spreads less), T > 1 is wilder.
     ``method``: "naive" (one full network pass per pixel) or "fast" (cached, see FastSampler);
     both use the same random numbers, so the same ``generator`` gives the same images.
-    The model is put in eval mode for the draw (dropout off) and restored afterwards."""
+    ``cuda_graphs``: the fast sampler on CUDA captures its steps as CUDA graphs (default on CUDA;
+    False runs them eagerly, for comparison). The model is put in eval mode for the draw (dropout off) and restored afterwards."""
     c, h, w = (int(s) for s in image_shape)
     if c != model.in_channels:
         raise ValueError(f"image_shape {tuple(image_shape)} has {c} channel(s); the model has {model.in_channels}")
@@ -389,7 +390,7 @@ def sample(model: PixelCNNpp, n: int, image_shape: Sequence[int], temperature: f
     try:
         if method == "naive":
             return _sample_naive(model, n, (c, h, w), u_mix, u_log, temperature, progress)
-        return FastSampler(model, (c, h, w)).run(n, u_mix, u_log, temperature, progress)
+        return FastSampler(model, (c, h, w)).run(n, u_mix, u_log, temperature, progress, cuda_graphs)
     finally:
         model.train(was_training)
 
@@ -674,8 +675,69 @@ class FastSampler:
             node.allocate(batch, device, dtype)
         self.input.raw[:, :-1, -1] = 1.0  # the channel of ones (padding stays 0)
 
-    def _params_at(self, position: int) -> torch.Tensor:
-        return F.linear(F.elu(self.last.raw[:, position]), self.w_out, self.b_out)
+    def _reset(self) -> None:
+        """Empty every cache in place (the buffers keep their addresses: captured graphs read them)."""
+        for node in self.nodes:
+            for buffer in (node.raw, node.ce):
+                if buffer is not None:
+                    buffer.zero_()
+        self.input.raw[:, :-1, -1] = 1.0
+
+    def step_classes(self) -> tuple[list[int], list[list[tuple[_Node, int]]], list[torch.Tensor]]:
+        """Group the H*W steps by the *shape* of their work, so one function serves a whole group.
+
+        Step t draws pixel t, then computes ``schedule[t + 1]``. Two steps have the same shape when
+        they compute the same layers with the same number of positions each (e.g. every step in the
+        middle of a row that is not at a stride boundary). Returns, per step, its class; per class, its
+        layout ``[(node, positions), ...]``; and per class a table (steps of the class, L) whose rows
+        hold, for one step, ``[t, positions and gather indices of every job]`` in the layout's order.
+        Fixed shapes per class are what a CUDA graph needs: capture one step of each class once, then
+        replay it with the next row of its table."""
+        n_pix = self.shape[1] * self.shape[2]
+        index = {id(node): k for k, node in enumerate(self.nodes)}
+        class_of: dict[tuple, int] = {}
+        step_class: list[int] = []
+        layouts: list[list[tuple[_Node, int]]] = []
+        rows: list[list[torch.Tensor]] = []
+        for t in range(n_pix):
+            jobs = self.schedule[t + 1] if t + 1 < n_pix else []
+            signature = tuple((index[id(node)], len(positions)) for node, positions, _ in jobs)
+            if signature not in class_of:
+                class_of[signature] = len(layouts)
+                layouts.append([(node, len(positions)) for node, positions, _ in jobs])
+                rows.append([])
+            step_class.append(class_of[signature])
+            parts = [torch.tensor([t])] + [piece for _, positions, flats in jobs for piece in (positions, *flats)]
+            rows[class_of[signature]].append(torch.cat(parts))
+        return step_class, layouts, [torch.stack(r) for r in rows]
+
+    def _make_step(self, batch: int, layout: list[tuple[_Node, int]], table: torch.Tensor, counter: torch.Tensor,
+                   u_mix: torch.Tensor, u_log: torch.Tensor, temperature: float):
+        """One step of a class: read the class's next table row (``counter``), draw pixel t, write it,
+        compute the positions it completes. Only tensor operations with fixed shapes, no host sync:
+        the same function runs eagerly (CPU) or is captured once and replayed (CUDA graph)."""
+        c = self.shape[0]
+        ones = torch.ones(batch, 1, device=table.device, dtype=self.input.raw.dtype)
+
+        def step() -> None:
+            row = table.index_select(0, counter).view(-1)
+            counter.add_(1)
+            t = row[:1]
+            params = F.linear(F.elu(self.last.raw.index_select(1, t)[:, 0]), self.w_out, self.b_out)
+            pixel = sample_pixel(params, c, u_mix.index_select(0, t)[0], u_log.index_select(0, t)[0], temperature)
+            self.input.raw.index_copy_(1, t, torch.cat([pixel, ones], dim=1).unsqueeze(1))
+            offset = 1
+            for node, n_pos in layout:
+                positions = row[offset:offset + n_pos]
+                offset += n_pos
+                flats = []
+                for _, _, index in node.gathers:
+                    length = n_pos * index.shape[1]
+                    flats.append(row[offset:offset + length])
+                    offset += length
+                node.compute(batch, positions, flats)
+
+        return step
 
     @torch.no_grad()
     def forward_all(self, x: torch.Tensor) -> torch.Tensor:
@@ -693,23 +755,34 @@ class FastSampler:
 
     @torch.no_grad()
     def run(self, n: int, u_mix: torch.Tensor, u_log: torch.Tensor, temperature: float = 1.0,
-            progress: bool = False) -> torch.Tensor:
-        """Sample n images with the given uniforms (see :func:`sample`)."""
+            progress: bool = False, cuda_graphs: bool | None = None) -> torch.Tensor:
+        """Sample n images with the given uniforms (see :func:`sample`).
+
+        ``cuda_graphs`` (default: on for CUDA tensors): capture each step class once as a CUDA graph
+        and replay it, so a step costs one launch instead of hundreds of small ones from Python. On the
+        CPU the very same step functions run eagerly, which is what the tests check against naive."""
         c, h, w = self.shape
         device, dtype = u_mix.device, u_mix.dtype
+        if cuda_graphs is None:
+            cuda_graphs = device.type == "cuda"
+        if cuda_graphs and device.type != "cuda":
+            raise ValueError(f"cuda_graphs=True needs CUDA tensors; these are on {device}")
+        u_mix = u_mix.reshape(h * w, n, -1)
+        u_log = u_log.reshape(h * w, n, -1)
         self._allocate(n, device, dtype)
-        schedule = [[(node, pos.to(device), [f.to(device) for f in flats]) for node, pos, flats in jobs]
-                    for jobs in self.schedule] if device.type != "cpu" else self.schedule
-        for node, positions, flats in schedule[0]:
+        step_class, layouts, tables = self.step_classes()
+        counters = [torch.zeros(1, dtype=torch.long, device=device) for _ in tables]
+        steps = [self._make_step(n, layout, table.to(device), counter, u_mix, u_log, temperature)
+                 for layout, table, counter in zip(layouts, tables, counters)]
+        if cuda_graphs:
+            steps = _capture(steps, counters)
+            self._reset()
+        first = [(node, positions.to(device), [f.to(device) for f in flats]) for node, positions, flats in self.schedule[0]]
+        for node, positions, flats in first:
             node.compute(n, positions, flats)
-        bar = _progress(h * w, progress, "fast sampling")
-        for t in range(h * w):
-            i, j = divmod(t, w)
-            pixel = sample_pixel(self._params_at(t), c, u_mix[i, j], u_log[i, j], temperature)
-            self.input.raw[:, t, :c] = pixel
-            if t + 1 < h * w:  # after the last pixel nothing more is needed
-                for node, positions, flats in schedule[t + 1]:
-                    node.compute(n, positions, flats)
+        bar = _progress(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
+        for k in step_class:
+            steps[k]()
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -718,3 +791,28 @@ class FastSampler:
         for node in self.nodes:  # free the caches
             node.raw = node.ce = None
         return images
+
+
+def _capture(steps: list, counters: list[torch.Tensor]) -> list:
+    """Each step function captured as a CUDA graph; returns their ``replay`` methods.
+
+    Warm-up first (one eager call of each on a side stream, as PyTorch's CUDA-graph notes ask), then
+    capture; the warm-up wrote into the caches and counters, so the caller empties them. All graphs
+    share one memory pool: they never run at the same time and keep nothing between replays."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for step in steps:
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    pool = torch.cuda.graph_pool_handle()
+    graphs = []
+    for step in steps:
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=pool):
+            step()
+        graphs.append(graph)
+    torch.cuda.synchronize()
+    for counter in counters:
+        counter.zero_()
+    return [graph.replay for graph in graphs]

@@ -250,6 +250,47 @@ def test_fast_equals_naive(channels, h, w, nr_resnet):
     assert torch.equal(to_grid(fast), fast) and fast.min() >= -1 and fast.max() <= 1
 
 
+def test_step_classes_cover_every_step_with_fixed_shapes():
+    """The steps fall into a few classes of equal shape (what one CUDA graph per class needs), and each
+    class table row holds exactly that step's pixel index, positions and gather indices."""
+    sampler = FastSampler(tiny_model(3, 2), (3, 16, 16))
+    step_class, layouts, tables = sampler.step_classes()
+    assert len(step_class) == 16 * 16
+    assert len(layouts) < 16 * 16 // 4                    # far fewer shapes than steps
+    seen = [0] * len(layouts)
+    for t, k in enumerate(step_class):
+        row = tables[k][seen[k]]
+        seen[k] += 1
+        assert int(row[0]) == t                           # rows are in drawing order within a class
+        jobs = sampler.schedule[t + 1] if t + 1 < 16 * 16 else []
+        expected = torch.cat([torch.tensor([t])] + [x for _, pos, flats in jobs for x in (pos, *flats)])
+        assert torch.equal(row, expected)
+        assert [(node.name, n) for node, n in layouts[k]] == [(node.name, len(pos)) for node, pos, _ in jobs]
+    assert seen == [len(table) for table in tables]
+
+
+def test_cuda_graphs_need_cuda():
+    with pytest.raises(ValueError, match="cuda_graphs=True needs CUDA"):
+        sample(tiny_model(1, 1), 1, (1, 4, 4), generator=torch.Generator().manual_seed(0), cuda_graphs=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graphs_draw_what_naive_draws_in_float64():
+    from helpers.device import exact_float64
+
+    with exact_float64():
+        model = tiny_model(3, 1, filters=5, mix=2).cuda()
+        kwargs = dict(n=3, image_shape=(3, 8, 8))
+        gen = lambda: torch.Generator(device="cuda").manual_seed(3)  # noqa: E731
+        graphed = sample(model, generator=gen(), method="fast", cuda_graphs=True, **kwargs)
+        eager = sample(model, generator=gen(), method="fast", cuda_graphs=False, **kwargs)
+        naive = sample(model, generator=gen(), method="naive", **kwargs)
+    # float64 with TF32 off: a flip at a bin edge is practically impossible, but two CUDA calls are not
+    # promised bitwise equal without deterministic algorithms; a broken replay differs almost everywhere.
+    for other in (eager, naive):
+        assert (graphed == other).double().mean().item() > 0.99
+
+
 def test_strided_layers_update_on_a_sparse_schedule():
     sampler = FastSampler(tiny_model(1, 1), (1, 8, 8))
     work = sampler.work_per_step()
