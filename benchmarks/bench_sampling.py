@@ -9,7 +9,10 @@ On CUDA the fast sampler is timed twice, side by side: with its steps captured a
 ``sample`` does by default there) and eagerly (``cuda_graphs=False``: one Python call per small op).
 
     .venv/bin/python benchmarks/bench_sampling.py --device cuda --nr-resnet 5 --nr-filters 160 \
-        --sizes 32 --batches 16 256 1000 --naive-budget 40     # paper size on a GPU
+        --sizes 32 --batches 16 256 --naive-budget 40 --images 1000 --chunk 256   # paper size on a GPU
+
+``--images N --chunk B`` also times drawing N images with the fast sampler in chunks of B (the caches of
+a paper-size model take about 0.1 GB per image, so 1000 at once do not fit on one GPU).
 
     .venv/bin/python benchmarks/bench_sampling.py                 # batches 1..256, sizes 16 and 32
     .venv/bin/python benchmarks/bench_sampling.py --quick         # batches 1 and 16, size 16
@@ -40,6 +43,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="batches 1 and 16, size 16 only")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--images", type=int, default=0, help="also time N images drawn in chunks (fast only)")
+    parser.add_argument("--chunk", type=int, default=256, help="chunk size for --images")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.sizes = [1, 16], [16]
@@ -69,6 +74,7 @@ def main() -> None:
     rows = []
     for size in args.sizes:
         shape = (args.channels, size, size)
+        sample(model, 1, shape, method="fast")  # warm-up: library initialisation is not the sampler's time
         for batch in args.batches:
             gen = lambda: torch.Generator(device=args.device).manual_seed(0)  # noqa: E731
             fast, fast_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))
@@ -97,6 +103,15 @@ def main() -> None:
             row["speedup"] = round(row["naive_s"] / fast_s, 1)
             rows.append(row)
             print(json.dumps(row), flush=True)
+
+    if args.images:
+        size = max(args.sizes)
+        chunks = [min(args.chunk, args.images - k) for k in range(0, args.images, args.chunk)]
+        _, many_s = timed(lambda: [sample(model, b, (args.channels, size, size), method="fast",
+                                          generator=torch.Generator(device=args.device).manual_seed(k))
+                                   for k, b in enumerate(chunks)])
+        print(f"{args.images} images {args.channels}x{size}x{size}, fast, chunks of {args.chunk}: {many_s:.2f} s "
+              f"({args.images / many_s:.1f} images/s)")
 
     # Exactness where it is exact: a float64 copy of the model, TF32 off. In float32 on a GPU, TF32
     # matmuls and other kernel choices can flip a rare 8-bit draw between the two samplers (99.94% of
