@@ -28,6 +28,7 @@ all their random numbers up front in the same order, so one generator gives the 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import torch
@@ -775,7 +776,14 @@ class FastSampler:
         steps = [self._make_step(n, layout, table.to(device), counter, u_mix, u_log, temperature)
                  for layout, table, counter in zip(layouts, tables, counters)]
         if cuda_graphs:
-            steps = _capture(steps, counters)
+            try:
+                steps = _capture(steps, counters)
+            except RuntimeError as err:  # a driver or torch build that cannot capture: slower, still right
+                warnings.warn(f"CUDA graph capture failed ({str(err).splitlines()[0]}); sampling without "
+                              "CUDA graphs, which is slower but draws the same images", RuntimeWarning)
+                cuda_graphs = False
+                for counter in counters:
+                    counter.zero_()
             self._reset()
         first = [(node, positions.to(device), [f.to(device) for f in flats]) for node, positions, flats in self.schedule[0]]
         for node, positions, flats in first:

@@ -291,6 +291,21 @@ def test_cuda_graphs_draw_what_naive_draws_in_float64():
         assert (graphed == other).double().mean().item() > 0.99
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_failed_capture_warns_and_samples_without_graphs(monkeypatch):
+    import helpers.pixelcnnpp as pp
+
+    def refuse(steps, counters):
+        raise RuntimeError("capture refused by this test")
+
+    monkeypatch.setattr(pp, "_capture", refuse)
+    model = tiny_model(1, 1).cuda()
+    with pytest.warns(RuntimeWarning, match="capture refused by this test"):
+        images = sample(model, 2, (1, 8, 8), generator=torch.Generator(device="cuda").manual_seed(0))
+    eager = sample(model, 2, (1, 8, 8), generator=torch.Generator(device="cuda").manual_seed(0), cuda_graphs=False)
+    assert (images == eager).double().mean().item() > 0.99
+
+
 def test_strided_layers_update_on_a_sparse_schedule():
     sampler = FastSampler(tiny_model(1, 1), (1, 8, 8))
     work = sampler.work_per_step()
