@@ -120,6 +120,32 @@ def test_ltx_backend_rounds_frames_to_8k_plus_1(served):
     assert probe(video)["frames"] == 9 and "3 became 9" in status and "slow dolly in" in status
 
 
+def test_fast_ltx_is_offered_and_makes_its_8_steps(served):
+    assert studio_app.available_backends() == ["svd", "ltx-distilled", "ltx"]
+    client, _, _ = served
+    video, status = ask(client, choice=str(studio_app.source_choices()[0][1]), backend="ltx-distilled", frames=9,
+                        steps=8, prompt="slow dolly in")
+    assert probe(video)["frames"] == 9 and "8 steps" in status and "0.9.8 distilled" in status
+
+
+def test_the_two_minute_promise_is_stated_per_profile(served):
+    import httpx
+
+    from helpers.profiles import Profile, get_profile
+
+    _, url, _ = served
+    config = httpx.get(url + "config", timeout=30).text
+    assert "A video in under 2 minutes" in config and "measured" in config
+    tiny = studio_app.promise(get_profile("tiny"))
+    assert "measured" in tiny and "ESTIMATE" not in tiny
+    for name in ("colab", "full"):
+        profile = Profile(name, "cuda", "float16", "test")
+        app = profile.settings("app")
+        text = studio_app.promise(profile)
+        assert "not yet measured" in text and "ESTIMATE" in text, name
+        assert f"{app['svd_num_frames']} frames x {app['svd_steps']} steps" in text, name  # follows the defaults
+
+
 def test_bad_knobs_are_messages(studio):
     image = Image.new("RGB", (64, 64), (10, 120, 200))
     with pytest.raises(ValueError, match="motion must be between 1 and 255"):
