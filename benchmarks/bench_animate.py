@@ -5,12 +5,19 @@ RSS from ``resource.getrusage`` (no psutil needed) and, on a GPU, ``torch.cuda.m
 Each configuration is run once (the "first call": loading caches, compiling) and then ``--repeats``
 times; the median of those is reported. Ratios are only meaningful between rows of one run.
 
+Comparisons of speed (SVD's speed options, LTX-Video 0.9.5 against 0.9.8 distilled, the studio app's
+backends) run as *groups*: the configurations of a group load in one process and take turns, call by
+call, so that other work on a shared machine slows them alike; their peak RSS is the group's.
+
 Tiny twins on the CPU (what this machine can do; random weights, the numbers only compare configurations):
 
-    .venv/bin/python benchmarks/bench_animate.py --threads 2 --repeats 3
-    .venv/bin/python benchmarks/bench_animate.py --threads 2 --repeats 3 --only "svd speed"   # eager / channels_last / compile
-    .venv/bin/python benchmarks/bench_animate.py --threads 2 --repeats 3 --only ltx          # 0.9.5 vs 0.9.8 distilled
-    .venv/bin/python benchmarks/bench_animate.py --threads 2 --repeats 3 --only app          # the studio's defaults
+    .venv/bin/python benchmarks/bench_animate.py --threads 2 --repeats 3              # everything
+    .venv/bin/python benchmarks/bench_animate.py --threads 1 --repeats 5 --only "svd speed"   # SVD speed options
+    .venv/bin/python benchmarks/bench_animate.py --threads 1 --repeats 5 --only "ltx recipe"  # 0.9.5 vs 0.9.8 distilled
+    .venv/bin/python benchmarks/bench_animate.py --threads 1 --repeats 5 --only app           # the studio's defaults
+
+On a small shared machine use one thread: two threads on two busy cores oversubscribe them and the times
+swing several-fold between identical runs.
 
 The full-size architectures with random weights, built from the published configurations
 (helpers/twins/full_size.py; nothing is downloaded), on a GPU: SVD-XT at 25 frames, 576x1024, 25 steps,
@@ -45,21 +52,22 @@ TINY_CASES = {
     "svd: none (decode all frames at once)": ("svd", "none", {"decode_chunk_size": 8}),
     "svd: decode_chunk_size=1": ("svd", "none", {"decode_chunk_size": 1}),
     "svd: forward_chunking": ("svd", "forward_chunking", {"decode_chunk_size": 8}),
-    # the speed options of the svd block (helpers.animate.apply_speed_options), side by side
-    "svd speed: eager": ("svd", "none", {"channels_last": False, "compile": False}),
-    "svd speed: channels_last": ("svd", "none", {"channels_last": True, "compile": False}),
-    "svd speed: torch.compile (first call compiles)": ("svd", "none", {"channels_last": False, "compile": True}),
     "ltx: none": ("ltx", "none", {}),
     # VAE tiling only starts above 512 px, so these two run the LTX twin at 576x576
     "ltx 576x576: none": ("ltx", "none", {"width": 576, "height": 576}),
     "ltx 576x576: vae_tiling": ("ltx", "vae_tiling", {"width": 576, "height": 576}),
+}
+# group -> {label: (backend, memory, overrides)}: compared call by call in one process
+TINY_GROUPS = {
+    # the speed options of the svd block (helpers.animate.apply_speed_options)
+    "svd speed": {"eager": ("svd", "none", {"channels_last": False, "compile": False}),
+                  "channels_last": ("svd", "none", {"channels_last": True, "compile": False}),
+                  "torch.compile (first call compiles)": ("svd", "none", {"channels_last": False, "compile": True})},
     # each model's own recipe at the tiny size: 0.9.5 at the full profile's 40 steps with CFG, distilled at 8 without
-    "ltx recipe: 0.9.5, 40 steps, guidance 3": ("ltx", "none", {"num_inference_steps": 40}),
-    "ltx recipe: 0.9.8 distilled, 8 steps, guidance 1": ("ltx-distilled", "none", {}),
-    # the studio app (helpers.app.Studio.make_video) with its defaults, per backend; the first call loads the model
-    "app: svd": ("app", "none", {"backend": "svd"}),
-    "app: ltx-distilled": ("app", "none", {"backend": "ltx-distilled"}),
-    "app: ltx": ("app", "none", {"backend": "ltx"}),
+    "ltx recipe": {"0.9.5, 40 steps, guidance 3": ("ltx", "none", {"num_inference_steps": 40}),
+                   "0.9.8 distilled, 8 steps, guidance 1": ("ltx-distilled", "none", {})},
+    # the studio app (helpers.app.Studio.make_video) with its defaults per backend; the first call loads the model
+    "app": {backend: ("app", "none", {"backend": backend}) for backend in ("svd", "ltx-distilled", "ltx")},
 }
 
 # name -> (backend, memory, overrides, compiled). Compiled cases run only with --compile.
@@ -165,8 +173,21 @@ def tiny_call(spec: dict, image):
                                        **{**overrides, "memory": memory})
 
 
-def run_one(spec: dict) -> dict:
-    """Measure one configuration in this process; returns a JSON-able record."""
+def timed(call, cuda: bool) -> float:
+    """Seconds of one call (the GPU's queue drained before and after)."""
+    import torch
+
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    call()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def run_one(spec: dict) -> list[dict]:
+    """Measure one configuration, or a group taking turns, in this process; returns JSON-able records."""
     import torch
 
     from helpers.demo_images import demo_image
@@ -175,32 +196,31 @@ def run_one(spec: dict) -> dict:
         torch.set_num_threads(spec["threads"])
     image = demo_image("sunset")
     cuda = spec["device"] == "cuda"
-    start = time.perf_counter()
-    call = full_size_call(spec, image) if spec["kind"] == "full" else tiny_call(spec, image)
-    load_s = time.perf_counter() - start
+    members = spec.get("members") or {spec["name"]: spec}
+    calls, load_s, first_s, times = {}, {}, {}, {name: [] for name in members}
+    for name, member in members.items():
+        start = time.perf_counter()
+        calls[name] = full_size_call(member, image) if spec["kind"] == "full" else tiny_call(member, image)
+        load_s[name] = time.perf_counter() - start
     rss_loaded = current_rss_mb()
-    if cuda:
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    call()  # first call: warm-up (and compilation, and the app's model load)
-    if cuda:
-        torch.cuda.synchronize()
-    first_s = time.perf_counter() - start
-    times = []
+    for name, call in calls.items():  # first call: warm-up (and compilation, and the app's model load)
+        first_s[name] = timed(call, cuda)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     for _ in range(spec["repeats"]):
-        start = time.perf_counter()
-        call()
+        for name, call in calls.items():  # a group takes turns, call by call
+            times[name].append(timed(call, cuda))
+    records = []
+    for name in members:
+        label = f"{spec['name']}: {name}" if spec.get("members") else name
+        record = {"name": label, "median_s": statistics.median(times[name]), "times_s": times[name],
+                  "load_s": load_s[name], "first_call_s": first_s[name], "rss_after_load_mb": rss_loaded,
+                  "peak_rss_mb": peak_rss_mb()}
         if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    record = {"name": spec["name"], "median_s": statistics.median(times), "times_s": times, "load_s": load_s,
-              "first_call_s": first_s, "rss_after_load_mb": rss_loaded, "peak_rss_mb": peak_rss_mb()}
-    if cuda:
-        record["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 1024**2
-        record["gpu"] = torch.cuda.get_device_name(0)
-    return record
+            record["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 1024**2
+            record["gpu"] = torch.cuda.get_device_name(0)
+        records.append(record)
+    return records
 
 
 def count_params() -> None:
@@ -212,7 +232,8 @@ def count_params() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full-size", action="store_true", help="full-size SVD-XT / LTX-Video with random weights (GPU)")
+    parser.add_argument("--full-size", action="store_true",
+                        help="full-size SVD-XT / LTX-Video with random weights (GPU)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile (full size)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs after the first call")
@@ -237,10 +258,15 @@ def main() -> None:
     else:
         specs = [dict(kind="tiny", name=name, backend=backend, memory=memory, overrides=overrides)
                  for name, (backend, memory, overrides) in TINY_CASES.items()]
+        specs += [dict(kind="tiny", name=group, members={
+                      label: dict(backend=backend, memory=memory, overrides=overrides)
+                      for label, (backend, memory, overrides) in members.items()})
+                  for group, members in TINY_GROUPS.items()]
     specs = [s for s in specs if not args.only or args.only in s["name"]]
     scratch = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_animate_{os.getpid()}"
+    # a fresh compile cache per run: a "first call" with torch.compile really compiles
     env = dict(os.environ, COURSE_PROFILE="tiny", HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT),
-               COURSE_OUTPUTS=str(scratch))
+               COURSE_OUTPUTS=str(scratch), TORCHINDUCTOR_CACHE_DIR=str(scratch / "inductor"))
     records = []
     for spec in specs:
         spec.update(device=args.device, repeats=args.repeats, threads=args.threads)
@@ -250,14 +276,15 @@ def main() -> None:
         if line is None:
             print(f"{spec['name']}: failed\n{result.stderr[-1500:]}", file=sys.stderr)
             continue
-        records.append(json.loads(line[len("RESULT "):]))
+        records.extend(json.loads(line[len("RESULT "):]))
         print(f"done: {spec['name']}", file=sys.stderr)
     shutil.rmtree(scratch, ignore_errors=True)
     import torch
 
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                f"torch threads {args.threads or 'default'}")
-    print(f"\nMachine: {machine}; first call, then the median of {args.repeats} timed run(s)\n")
+    print(f"\nMachine: {machine}; first call, then the median of {args.repeats} timed run(s); groups take turns "
+          "in one process (RSS: the group's)\n")
     gpu = args.device == "cuda"
     print("| configuration | median time (s) | first call (s) | load (s) | RSS after load (MB) | peak RSS (MB) |"
           + (" peak CUDA (MB) |" if gpu else ""))
