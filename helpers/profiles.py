@@ -119,11 +119,12 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     #   channels_last: the UNet's 2D convolution weights in NHWC layout (cuDNN's fast path for fp16 on
     #     tensor cores); same numbers, no warm-up, no extra memory. Off in tiny: on a CPU it buys nothing.
     #   compile / compile_mode: torch.compile(unet, mode=compile_mode, fullgraph=True), as diffusers' SVD
-    #     guide shows ("20-25% speed-up", cited). The first call compiles (slow: 109 s for the tiny twin
-    #     on 2 CPU cores, measured; on a GPU not yet measured) and every new size compiles again, so it
-    #     pays only when one process makes many clips of one size (a batch job, an app after its first
-    #     request). Off by default everywhere: a notebook or `animate` run makes one to a few clips, and
-    #     on colab the UNet is offloaded to the CPU between calls, which compile cannot keep (refused).
+    #     guide shows ("20-25% speed-up", cited). The first call compiles (slow: 74 s for the tiny twin
+    #     on one CPU thread, measured in docs/benchmarks.md; on a GPU not yet measured) and every new size
+    #     compiles again, so it pays only when one process makes many clips of one size (a batch job, an
+    #     app after its first request). Off by default everywhere: a notebook or `animate` run makes one
+    #     to a few clips, and on colab the UNet is offloaded to the CPU between calls, which compile
+    #     cannot keep (refused).
     "svd": {
         "tiny": dict(model="svd-xt-1-1", width=128, height=64, num_frames=8, num_inference_steps=2,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,

@@ -123,7 +123,8 @@ def test_cli_speed_flags_reach_the_settings_and_stay_svd_only(tmp_path, outputs,
         return frames, animate.svd_settings(profile, **overrides)
 
     monkeypatch.setattr(animate, "animate_image", fake_animate_image)
-    code = main(["animate", str(tmp_path / "ok.png"), "--channels-last", "--no-compile", "--out", str(tmp_path / "v.mp4")])
+    code = main(["animate", str(tmp_path / "ok.png"), "--channels-last", "--no-compile",
+                 "--out", str(tmp_path / "v.mp4")])
     assert code == 0 and seen["channels_last"] is True and seen["compile"] is False
     code = main(["animate", "--backend", "ltx", "--compile", "--out", str(tmp_path / "w.mp4")])
     assert code == 2 and "SVD options" in capsys.readouterr().err
