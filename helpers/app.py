@@ -55,8 +55,8 @@ PROMISE_TIME = {
              "at 1024x576 with the same memory options in 23.2 s; a T4 is 10-15x slower (232-348 s), and these "
              "defaults are 0.19 of that work (frames x steps x pixels). Loading is extra: the first request "
              "downloads ~9.6 GB",
-    "full": "not yet measured here. ESTIMATE about 19 s on an H100 (18.8 s measured there for exactly these "
-            "settings with the full-size architecture, eager, before channels_last); A100: not estimated",
+    "full": "not yet measured on a GPU. ESTIMATE about 19 s on an H100: 18.8 s were measured there for exactly "
+            "these settings with the full-size architecture (eager, without channels_last); A100: not estimated",
 }
 TINY_NOTE = ("**tiny profile: every model here has RANDOM WEIGHTS.** The video shows that the app "
              "works end to end, not what the real model makes; every frame is stamped to say so.")
