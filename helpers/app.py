@@ -152,8 +152,20 @@ class Studio:
         raise ValueError(f"unknown backend {backend!r}; this installation has: {', '.join(available_backends())}")
 
     def pipeline(self, backend: str, settings: dict[str, Any]):
-        """The loaded pipeline of ``backend`` (loaded on first use, then kept)."""
+        """The loaded pipeline of ``backend`` (loaded on first use, then kept).
+
+        On a GPU only the last one is kept: switching model frees the other first, because a Colab machine
+        (~12 GB of RAM, 15 GB of GPU memory) cannot hold SVD and LTX-Video at once. The tiny twins all stay.
+        """
         if backend not in self._pipes:
+            if self.profile.device != "cpu" and self._pipes:
+                import gc
+
+                import torch
+
+                self._pipes.clear()
+                gc.collect()
+                torch.cuda.empty_cache()
             loader = animate.load_svd if backend == "svd" else animate.load_ltx
             self._pipes[backend] = loader(self.profile, settings)
         return self._pipes[backend]

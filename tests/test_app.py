@@ -146,6 +146,24 @@ def test_the_two_minute_promise_is_stated_per_profile(served):
         assert f"{app['svd_num_frames']} frames x {app['svd_steps']} steps" in text, name  # follows the defaults
 
 
+def test_on_a_gpu_switching_model_frees_the_previous_one(monkeypatch):
+    import torch
+
+    from helpers.profiles import Profile
+
+    loaded = []
+    monkeypatch.setattr(studio_app.animate, "load_svd", lambda profile, settings: loaded.append("svd") or "svd pipe")
+    monkeypatch.setattr(studio_app.animate, "load_ltx", lambda profile, settings: loaded.append("ltx") or "ltx pipe")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    gpu = studio_app.Studio(Profile("colab", "cuda", "float16", "test"))
+    assert gpu.pipeline("svd", {}) == gpu.pipeline("svd", {}) == "svd pipe" and loaded == ["svd"]  # kept
+    gpu.pipeline("ltx-distilled", {})
+    assert list(gpu._pipes) == ["ltx-distilled"]                    # SVD was freed first
+    tiny = studio_app.Studio()
+    tiny.pipeline("svd", {}), tiny.pipeline("ltx", {})
+    assert list(tiny._pipes) == ["svd", "ltx"]                      # the tiny twins all stay
+
+
 def test_bad_knobs_are_messages(studio):
     image = Image.new("RGB", (64, 64), (10, 120, 200))
     with pytest.raises(ValueError, match="motion must be between 1 and 255"):
