@@ -146,6 +146,14 @@ def test_the_two_minute_promise_is_stated_per_profile(served):
         assert f"{app['svd_num_frames']} frames x {app['svd_steps']} steps" in text, name  # follows the defaults
 
 
+def test_the_promise_follows_an_ltx_default_too(monkeypatch):
+    from helpers.profiles import STAGE_SETTINGS, get_profile
+
+    monkeypatch.setitem(STAGE_SETTINGS["app"]["tiny"], "backend", "ltx-distilled")
+    text = studio_app.promise(get_profile("tiny"))
+    assert "LTX-Video 0.9.8 distilled" in text and "9 frames x 8 steps at 64x64" in text
+
+
 def test_on_a_gpu_switching_model_frees_the_previous_one(monkeypatch):
     import torch
 
