@@ -207,7 +207,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # The video studio app (notebook 10, `python -m helpers app`): its default knobs per backend.
     # The promise: a video in under two minutes once the model is loaded. The defaults are chosen for it,
-    # per profile, with the time each takes (measured in tiny, estimated elsewhere: helpers.app.PROMISE).
+    # per profile, with the time each takes (measured in tiny, estimated elsewhere: helpers.app.promise).
     # colab: fewer frames/steps and a smaller SVD size than notebook 06. None keeps the size of the
     # svd/ltx block. ltx_distilled_*: the fast LTX-Video (8 steps, no CFG).
     "app": {
