@@ -1,6 +1,6 @@
 """Image to video (notebooks 00, 06, 07): ``python -m helpers animate [IMAGE] [--out OUT.mp4]``.
 
-Two backends:
+Three backends:
 
 - ``svd``: Stable Video Diffusion XT 1.1. One image in, ``num_frames`` frames out. Read any image
   safely, fit it to the model's size, run the pipeline (tiny twin offline, real weights in
@@ -11,6 +11,11 @@ Two backends:
 - ``ltx``: LTX-Video through diffusers' ``LTXConditionPipeline``: a text prompt for motion and
   atmosphere plus one or more keyframes placed at chosen frame indices (:func:`animate_ltx`).
   Its size rules (sides multiples of 32, 8k+1 frames) are checked by :func:`ltx_check_size`.
+- ``ltx-distilled``: the same with LTX-Video 0.9.8 distilled 2B, the fast choice: 8 steps on the
+  schedule it was distilled for and no classifier-free guidance (the profile's ``ltx_distilled`` block).
+
+SVD's speed options (:func:`apply_speed_options`, the ``svd`` block's ``channels_last`` and ``compile``)
+are applied when the pipeline loads; attention always runs through torch's scaled_dot_product_attention.
 
 Without an IMAGE argument the command animates the keyframes in ``outputs/keyframes`` (stand-ins
 are made when there are none) into ``outputs/videos/animation.mp4``. In ``tiny`` every frame is
@@ -31,10 +36,16 @@ from PIL import Image
 from helpers.cli import float_range, int_range
 from helpers.images import fit_to, load_image, stamp_random_weights
 from helpers.profiles import Profile, get_profile
-from helpers.device import MEMORY_OPTIONS, apply_memory_options, check_output, load  # noqa: F401 (re-exported)
+from helpers.device import MEMORY_OPTIONS, apply_memory_options, check_output, load, parse_memory  # noqa: F401
 from helpers.video import write_mp4
 
-BACKENDS = ("svd", "ltx")
+BACKENDS = ("svd", "ltx", "ltx-distilled")
+# Each LTX backend's block of settings in helpers.profiles.
+LTX_BLOCKS = {"ltx": "ltx", "ltx-distilled": "ltx_distilled"}
+# torch.compile modes (torch docs): "reduce-overhead" adds CUDA graphs, "max-autotune" also tunes kernels.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# diffusers' attention processors that call torch's scaled_dot_product_attention (flash / memory-efficient kernels).
+SDPA_PROCESSORS = ("AttnProcessor2_0",)
 # LTX-Video's VAE compresses 32x in space and 8x in time (the first frame is kept on its own).
 LTX_SPATIAL, LTX_TEMPORAL = 32, 8
 # Ranges of the command line's numbers, checked before any model loads.
@@ -74,8 +85,81 @@ def svd_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
 
 
 def load_svd(profile: Profile, settings: dict[str, Any]):
-    """The SVD pipeline of ``settings["model"]`` with the memory options of ``settings``."""
-    return load(settings["model"], profile, settings["memory"], settings.get("dtype", "auto"), variant="fp16")
+    """The SVD pipeline of ``settings["model"]`` with the memory and speed options of ``settings``."""
+    check_speed_options(settings)  # a refused combination fails before any weights load
+    pipe = load(settings["model"], profile, settings["memory"], settings.get("dtype", "auto"), variant="fp16")
+    return apply_speed_options(pipe, settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Speed options: SDPA attention, channels-last UNet, torch.compile
+# --------------------------------------------------------------------------------------------
+
+def attention_processors(module) -> set[str]:
+    """The class names of ``module``'s attention processors (``{"AttnProcessor2_0"}``: all SDPA)."""
+    return {type(processor).__name__ for processor in module.attn_processors.values()}
+
+
+def use_sdpa(module) -> None:
+    """Make every attention layer of ``module`` use torch's scaled_dot_product_attention.
+
+    It is diffusers' default with torch 2, but ``set_default_attn_processor()`` (or a library that
+    installs its own processors) switches to the plain matmul-softmax path, which is slower and
+    keeps the whole attention matrix in memory.
+    """
+    if attention_processors(module) - set(SDPA_PROCESSORS):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        module.set_attn_processor(AttnProcessor2_0())
+
+
+def channels_last(module) -> int:
+    """Store every 4-D weight of ``module`` (its 2-D convolutions) channels-last (NHWC); returns how many.
+
+    ``module.to(memory_format=torch.channels_last)``, the usual one-liner, fails on SVD's UNet: its
+    temporal layers are 3-D convolutions whose 5-D weights have no channels-last layout. So only the
+    4-D weights move. The numbers are the same; only their order in memory changes, which lets cuDNN
+    pick its NHWC kernels (tensor cores in float16) for the convolutions.
+    """
+    import torch
+
+    moved = 0
+    for parameter in module.parameters():
+        if parameter.dim() == 4:
+            parameter.data = parameter.data.contiguous(memory_format=torch.channels_last)
+            moved += 1
+    return moved
+
+
+def check_speed_options(settings: dict[str, Any]) -> None:
+    """Refuse speed options that cannot work, in one line, before anything loads."""
+    if not settings.get("compile"):
+        return
+    mode = settings.get("compile_mode")
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+    offload = [o for o in parse_memory(settings["memory"]) if o.endswith("offload")]
+    if offload:
+        raise ValueError(f"compile does not work with {offload[0]}: the UNet moves to the CPU between calls, "
+                         "which a compiled graph cannot follow; drop the offload option or set compile=False")
+
+
+def apply_speed_options(pipe, settings: dict[str, Any]):
+    """SDPA attention everywhere, then the ``channels_last`` and ``compile`` settings on the UNet.
+
+    compile is ``torch.compile(unet, mode=compile_mode, fullgraph=True)`` as in diffusers' SVD guide:
+    lazy, so the first call compiles (slow) and later calls of the same size are faster.
+    """
+    import torch
+
+    check_speed_options(settings)
+    for module in (pipe.unet, pipe.vae):
+        use_sdpa(module)
+    if settings.get("channels_last"):
+        channels_last(pipe.unet)
+    if settings.get("compile"):
+        pipe.unet = torch.compile(pipe.unet, mode=settings["compile_mode"], fullgraph=True)
+    return pipe
 
 
 def animate_image(image: Image.Image, profile: Profile | None = None, seed: int = 0,
@@ -335,14 +419,27 @@ def evenly_spaced(count: int, num_frames: int) -> list[int]:
     return [round(i * (num_frames - 1) / (count - 1)) for i in range(count)]
 
 
-def ltx_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
-    """The profile's ``ltx`` block with ``overrides`` applied (unknown names are refused)."""
-    settings = profile.settings("ltx")
+def ltx_settings(profile: Profile, distilled: bool = False, **overrides: Any) -> dict[str, Any]:
+    """The profile's ``ltx`` block (``ltx_distilled`` with ``distilled=True``) with ``overrides`` applied
+    (unknown names are refused)."""
+    settings = profile.settings(LTX_BLOCKS["ltx-distilled" if distilled else "ltx"])
     unknown = set(overrides) - set(settings)
     if unknown:
         raise ValueError(f"unknown LTX setting(s) {sorted(unknown)}; known: {', '.join(settings)}")
     settings.update(overrides)
     return settings
+
+
+def ltx_timesteps(settings: dict[str, Any]) -> list[float] | None:
+    """The custom schedule handed to the pipeline, or None for its own linear-quadratic one.
+
+    A distilled model's ``timesteps`` (the schedule it was distilled for) are used when their count is
+    ``num_inference_steps``; another step count gets the pipeline's schedule of that many steps.
+    """
+    timesteps = settings.get("timesteps")
+    if timesteps and len(timesteps) == settings["num_inference_steps"]:
+        return [float(t) for t in timesteps]
+    return None
 
 
 def load_ltx(profile: Profile, settings: dict[str, Any]):
@@ -367,8 +464,10 @@ def ltx_frames(pipe, keyframes: Sequence[tuple[Image.Image, int]], settings: dic
             conditions=conditions or None, prompt=settings["prompt"], negative_prompt=settings["negative_prompt"],
             width=settings["width"], height=settings["height"], num_frames=settings["num_frames"],
             frame_rate=settings["frame_rate"], num_inference_steps=settings["num_inference_steps"],
-            guidance_scale=settings["guidance_scale"], image_cond_noise_scale=settings["image_cond_noise_scale"],
-            max_sequence_length=settings["max_sequence_length"], generator=generator,
+            timesteps=ltx_timesteps(settings), guidance_scale=settings["guidance_scale"],
+            image_cond_noise_scale=settings["image_cond_noise_scale"], decode_timestep=settings["decode_timestep"],
+            decode_noise_scale=settings["decode_noise_scale"], max_sequence_length=settings["max_sequence_length"],
+            generator=generator,
         )
     finally:
         diffusers_logging.set_verbosity(verbosity)
@@ -376,15 +475,16 @@ def ltx_frames(pipe, keyframes: Sequence[tuple[Image.Image, int]], settings: dic
 
 
 def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile | None = None, seed: int = 0,
-                pipe=None, **overrides: Any) -> tuple[list[Image.Image], dict[str, Any]]:
+                pipe=None, distilled: bool = False, **overrides: Any) -> tuple[list[Image.Image], dict[str, Any]]:
     """Keyframes (+ a prompt) -> frames with LTX-Video. Returns (frames, the settings used).
 
     ``keyframes``: images (spread evenly from the first to the last frame) or (image, frame index)
     pairs; a negative index counts from the end. ``prompt`` describes motion and atmosphere
-    (default: the profile's). ``overrides`` replace the profile's ``ltx`` settings.
+    (default: the profile's). ``distilled``: LTX-Video 0.9.8 distilled (the ``ltx_distilled`` block)
+    instead of 0.9.5. ``overrides`` replace the block's settings.
     """
     profile = profile or get_profile()
-    settings = ltx_settings(profile, **overrides)
+    settings = ltx_settings(profile, distilled, **overrides)
     if prompt is not None:
         settings["prompt"] = prompt
     ltx_check_size(settings["width"], settings["height"], settings["num_frames"])
@@ -413,9 +513,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", help="the still image to animate (any format PIL reads); "
                         "leave it out to animate the keyframes in outputs/keyframes")
     parser.add_argument("--out", help="where to write the video (.mp4); default outputs/videos/animation.mp4 "
-                        "(animation_ltx.mp4 for --backend ltx), or outputs/videos/IMAGE_NAME.mp4 for an image")
+                        "(animation_ltx.mp4 / animation_ltx-distilled.mp4 for the LTX backends), "
+                        "or outputs/videos/IMAGE_NAME.mp4 for an image")
     parser.add_argument("--backend", choices=BACKENDS, default="svd",
-                        help="svd: Stable Video Diffusion (image only); ltx: LTX-Video (prompt + keyframes)")
+                        help="svd: Stable Video Diffusion (image only); ltx: LTX-Video 0.9.5 (prompt + keyframes); "
+                        "ltx-distilled: LTX-Video 0.9.8 distilled, the fast one (8 steps, no CFG)")
     parser.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0, help="random seed (same seed, same video)")
     parser.add_argument("--num-frames", "--frames", type=int_range(2, MAX_FRAMES), dest="num_frames",
                         help=f"frames per generation, 2-{MAX_FRAMES} (SVD-XT is trained on 25; LTX needs 8k+1)")
@@ -437,7 +539,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     svd.add_argument("--export-fps", type=float_range(0, 120, low_open=True), help="frame rate of the written MP4")
     svd.add_argument("--decode-chunk-size", type=int_range(1, MAX_FRAMES),
                      help="frames decoded at once (less memory, more flicker)")
-    ltx = parser.add_argument_group("ltx only")
+    svd.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                     help="UNet convolutions in channels-last layout (default: the profile's; on for GPUs)")
+    svd.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                     help="torch.compile the UNet: a slow first call, then faster (pays off over many clips)")
+    ltx = parser.add_argument_group("ltx and ltx-distilled only")
     ltx.add_argument("--prompt", help='motion and atmosphere, e.g. "slow dolly-in, soft lighting"')
     ltx.add_argument("--keyframe", action="append", default=[], metavar="IMAGE@FRAME",
                      help="an image placed at a frame index (repeatable; @-1 or @end = last frame)")
@@ -449,7 +555,7 @@ def _default_out(args: argparse.Namespace) -> Path:
 
     if args.image:
         return stage_dir("videos") / f"{Path(args.image).stem}.mp4"
-    return stage_dir("videos") / ("animation.mp4" if args.backend == "svd" else "animation_ltx.mp4")
+    return stage_dir("videos") / ("animation.mp4" if args.backend == "svd" else f"animation_{args.backend}.mp4")
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -457,10 +563,11 @@ def _check_flags(args: argparse.Namespace) -> None:
         used = [f for f, v in (("--prompt", args.prompt), ("--keyframe", args.keyframe),
                                ("--strength", args.strength)) if v not in (None, [])]
         if used:
-            raise ValueError(f"{', '.join(used)} need --backend ltx (SVD takes one image and no text)")
+            raise ValueError(f"{', '.join(used)} need --backend ltx or ltx-distilled (SVD takes one image and no text)")
     else:
         used = [f for f, v in (("--motion-bucket-id", args.motion_bucket_id), ("--fps", args.fps),
-                               ("--decode-chunk-size", args.decode_chunk_size)) if v is not None]
+                               ("--decode-chunk-size", args.decode_chunk_size), ("--compile", args.compile),
+                               ("--channels-last", args.channels_last)) if v is not None]
         if used:
             raise ValueError(f"{', '.join(used)} are SVD options; LTX-Video does not take them")
     for name in ("num_frames", "long", "num_inference_steps"):
@@ -521,7 +628,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_svd(args, profile: Profile, images: list[Image.Image]):
     names = ("num_frames", "num_inference_steps", "motion_bucket_id", "fps", "export_fps",
-             "decode_chunk_size", "width", "height")
+             "decode_chunk_size", "width", "height", "channels_last", "compile")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     for n in ("width", "height"):
         if n in overrides and (overrides[n] < 16 or overrides[n] % 8):
@@ -548,14 +655,15 @@ def _run_svd(args, profile: Profile, images: list[Image.Image]):
 
 
 def _run_ltx(args, profile: Profile, images: list[Image.Image], indices: list[int | None]):
+    distilled = args.backend == "ltx-distilled"
     overrides = {n: getattr(args, n) for n in ("num_frames", "num_inference_steps", "width", "height", "strength")
                  if getattr(args, n) is not None}
-    settings = ltx_settings(profile, **overrides)
+    settings = ltx_settings(profile, distilled, **overrides)
     if args.seconds is not None and args.num_frames is None:
         overrides["num_frames"] = ltx_frames_for(args.seconds, settings["frame_rate"])
     if args.long is not None:
         overrides["num_frames"] = max(overrides.get("num_frames", 0), ltx_frames_at_least(args.long))
-    settings = ltx_settings(profile, **overrides)
+    settings = ltx_settings(profile, distilled, **overrides)
     if settings["num_frames"] > MAX_FRAMES:
         raise ValueError(f"--seconds/--long ask for {settings['num_frames']} frames; LTX-Video makes at most "
                          f"{MAX_FRAMES} in one generation")
@@ -566,4 +674,4 @@ def _run_ltx(args, profile: Profile, images: list[Image.Image], indices: list[in
     for image, index in zip(images, indices):
         spot = next(automatic)
         keyframes.append((image, resolve_frame_index(spot if index is None else index, n)))
-    return animate_ltx(keyframes, args.prompt, profile, seed=args.seed, **overrides)
+    return animate_ltx(keyframes, args.prompt, profile, seed=args.seed, distilled=distilled, **overrides)

@@ -7,6 +7,10 @@ public link). In a notebook: ``build_app().launch()`` (on Colab ``launch(share=T
 Both are thin layers over :class:`Studio`, which keeps the loaded pipelines between requests and
 turns one image into one MP4 under ``outputs/final/``. Bad uploads (empty, truncated, not an
 image) come back as a message, never as a crash.
+
+The promise of the studio: **a video in under two minutes** once the model is loaded. The app's
+defaults (the profile's ``app`` block) are chosen for it, and :func:`promise` states, per profile, the
+settings and the time they take: measured in tiny, estimated (and labelled so) on the GPU profiles.
 """
 
 from __future__ import annotations
@@ -35,7 +39,25 @@ from helpers.video import write_mp4
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry: the app talks to nobody
 
-BACKEND_NAMES = {"svd": "Stable Video Diffusion (image only)", "ltx": "LTX-Video (image + prompt)"}
+BACKEND_NAMES = {"svd": "Stable Video Diffusion (image only)",
+                 "ltx-distilled": "LTX-Video 0.9.8 distilled (image + prompt, fast: 8 steps, no CFG)",
+                 "ltx": "LTX-Video 0.9.5 (image + prompt, 20-40 steps with CFG)"}
+LTX_BACKENDS = ("ltx-distilled", "ltx")
+PROMISE_SECONDS = 120
+# The time of one video with the app's default backend and settings, once the model is loaded, and where
+# the figure comes from. tiny: measured (docs/benchmarks.md, "Studio app"). GPU profiles: not measured, so an
+# ESTIMATE from figures measured on an H100 with the full-size SVD-XT architecture (random weights, same
+# compute as the real weights), scaled to a T4 by docs/benchmarks.md's 10-15x H100/T4 ratio.
+PROMISE_TIME = {
+    "tiny": "measured: 1.2 s per video on 2 shared CPU cores with 1 torch thread (median of 5, model loaded); "
+            "the first request, which loads the model, took 4.3 s",
+    "colab": "not yet measured on a GPU. ESTIMATE 45-70 s on a free Colab T4: an H100 made 25 frames x 25 steps "
+             "at 1024x576 with the same memory options in 23.2 s; a T4 is 10-15x slower (232-348 s), and these "
+             "defaults are 0.19 of that work (frames x steps x pixels). Loading is extra: the first request "
+             "downloads ~9.6 GB",
+    "full": "not yet measured on a GPU. ESTIMATE about 19 s on an H100: 18.8 s were measured there for exactly "
+            "these settings with the full-size architecture (eager, without channels_last); A100: not estimated",
+}
 TINY_NOTE = ("**tiny profile: every model here has RANDOM WEIGHTS.** The video shows that the app "
              "works end to end, not what the real model makes; every frame is stamped to say so.")
 ProgressFn = Callable[[float, str], None]
@@ -51,8 +73,25 @@ def download_button(component) -> dict[str, Any]:
 
 
 def available_backends() -> list[str]:
-    """The backends this installation can run: svd always, ltx once helpers.animate has it."""
-    return [b for b in ("svd", "ltx") if b == "svd" or hasattr(animate, "animate_ltx")]
+    """The backends this installation can run: svd, then the fast LTX-Video, then LTX-Video 0.9.5."""
+    return ["svd", *LTX_BACKENDS]
+
+
+def promise(profile: Profile) -> str:
+    """One paragraph: the app's default settings on ``profile`` and how long one video takes with them."""
+    defaults = profile.settings("app")
+    backend = defaults["backend"]
+    if backend == "svd":
+        svd = profile.settings("svd")
+        size = f"{defaults['svd_width'] or svd['width']}x{defaults['svd_height'] or svd['height']}"
+        what = (f"{BACKEND_NAMES[backend]}, {defaults['svd_num_frames']} frames x {defaults['svd_steps']} steps "
+                f"at {size}, memory {svd['memory']}")
+    else:
+        ltx = animate.ltx_settings(profile, backend == "ltx-distilled")
+        what = (f"{BACKEND_NAMES[backend]}, {defaults[backend.replace('-', '_') + '_num_frames']} frames x "
+                f"{defaults[backend.replace('-', '_') + '_steps']} steps at {ltx['width']}x{ltx['height']}")
+    return (f"**A video in under {PROMISE_SECONDS // 60} minutes** ({profile.name} profile, model loaded): "
+            f"{what}. Time: {PROMISE_TIME[profile.name]}.")
 
 
 def source_choices() -> list[tuple[str, str]]:
@@ -75,11 +114,12 @@ class Studio:
 
     def banner(self) -> str:
         note = f"\n\n{TINY_NOTE}" if self.profile.random_weights else ""
-        return f"Profile **{self.profile.name}** ({self.profile.device}): {self.profile.reason}.{note}"
+        return (f"Profile **{self.profile.name}** ({self.profile.device}): {self.profile.reason}.\n\n"
+                f"{promise(self.profile)}{note}")
 
     def default(self, backend: str, knob: str) -> Any:
         """The app's default for ``knob`` (num_frames, steps) of ``backend``."""
-        return self.defaults[f"{backend}_{knob}"]
+        return self.defaults[f"{backend.replace('-', '_')}_{knob}"]
 
     def _settings(self, backend: str, num_frames: int, steps: int, motion: int | None,
                   prompt: str | None) -> tuple[dict[str, Any], list[str]]:
@@ -99,7 +139,7 @@ class Studio:
                 if self.defaults[f"svd_{side}"]:
                     overrides[side] = self.defaults[f"svd_{side}"]
             return overrides, notes
-        if backend == "ltx":
+        if backend in LTX_BACKENDS:
             valid = animate.ltx_frames_at_least(int(num_frames))
             if valid != num_frames:
                 notes.append(f"LTX-Video makes 8k+1 frames: {num_frames} became {valid}")
@@ -112,8 +152,20 @@ class Studio:
         raise ValueError(f"unknown backend {backend!r}; this installation has: {', '.join(available_backends())}")
 
     def pipeline(self, backend: str, settings: dict[str, Any]):
-        """The loaded pipeline of ``backend`` (loaded on first use, then kept)."""
+        """The loaded pipeline of ``backend`` (loaded on first use, then kept).
+
+        On a GPU only the last one is kept: switching model frees the other first, because a Colab machine
+        (~12 GB of RAM, 15 GB of GPU memory) cannot hold SVD and LTX-Video at once. The tiny twins all stay.
+        """
         if backend not in self._pipes:
+            if self.profile.device != "cpu" and self._pipes:
+                import gc
+
+                import torch
+
+                self._pipes.clear()
+                gc.collect()
+                torch.cuda.empty_cache()
             loader = animate.load_svd if backend == "svd" else animate.load_ltx
             self._pipes[backend] = loader(self.profile, settings)
         return self._pipes[backend]
@@ -141,11 +193,12 @@ class Studio:
                 frames, settings = animate.animate_image(image, self.profile, seed=int(seed), pipe=pipe, **overrides)
                 fps = settings["export_fps"]
             else:
-                settings = animate.ltx_settings(self.profile, **overrides)
+                distilled = backend == "ltx-distilled"
+                settings = animate.ltx_settings(self.profile, distilled, **overrides)
                 pipe = self.pipeline(backend, settings)
                 progress(0.2, f"generating {settings['num_frames']} frames ({steps} steps)")
                 frames, settings = animate.animate_ltx([image], profile=self.profile, seed=int(seed), pipe=pipe,
-                                                       **overrides)
+                                                       distilled=distilled, **overrides)
                 fps = settings["frame_rate"]
             progress(0.9, "writing the MP4")
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -208,7 +261,7 @@ def build_app(studio: Studio | None = None):
         return image, f"{name}: {image.width}x{image.height}, ready."
 
     def on_backend(backend):
-        ltx = backend == "ltx"
+        ltx = backend in LTX_BACKENDS
         return (gr.update(visible=ltx), gr.update(visible=not ltx),
                 gr.update(value=studio.default(backend, "num_frames")),
                 gr.update(value=studio.default(backend, "steps")))
@@ -390,7 +443,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from helpers.device import configure_threads
+
     profile = get_profile(args.profile)
+    configure_threads(profile)  # tiny: one torch thread, as the notebooks (and the promise's measurement) use
     print(profile.banner())
     studio = Studio(profile)
     port = args.port if args.port is not None else studio.defaults["port"]

@@ -34,6 +34,8 @@ GPU_TEST_CAPS = {"num_inference_steps": 2, "steps": 50, "n_images": 16, "eval_ev
 # patches at the profile's size) instead of CIFAR-10.
 GPU_TEST_OVERRIDES = {"dataset": "photos"}
 DTYPES = ("float32", "float16", "bfloat16")
+# The schedule LTX-Video 0.9.7/0.9.8 distilled was distilled for (diffusers' LTX-Video docs), on the 0-1000 scale.
+LTX_DISTILLED_TIMESTEPS = (1000.0, 993.0, 987.0, 981.0, 975.0, 909.0, 725.0, 0.03)
 
 # Every size, step count and memory option of every stage, per profile, in one place.
 # A notebook's `parameters` cell reads its stage's block; the command line does the same.
@@ -113,38 +115,56 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # SVD-XT 1.1 was fine-tuned at 1024x576, 25 frames, fps 6 and motion bucket 127 (model card):
     # colab keeps that size and saves memory with offload + chunking instead (diffusers docs: < 8 GB).
     # overlap / color_match: how chained segments join (animate_long), see notebook 06.
+    # Speed options (helpers.animate.apply_speed_options; measured in docs/benchmarks.md):
+    #   channels_last: the UNet's 2D convolution weights in NHWC layout (cuDNN's fast path for fp16 on
+    #     tensor cores); same numbers, no warm-up, no extra memory. Off in tiny: on a CPU it buys nothing.
+    #   compile / compile_mode: torch.compile(unet, mode=compile_mode, fullgraph=True), as diffusers' SVD
+    #     guide shows ("20-25% speed-up", cited). The first call compiles (slow: 74 s for the tiny twin
+    #     on one CPU thread, measured in docs/benchmarks.md; on a GPU not yet measured) and every new size
+    #     compiles again, so it pays only when one process makes many clips of one size (a batch job, an
+    #     app after its first request). Off by default everywhere: a notebook or `animate` run makes one
+    #     to a few clips, and on colab the UNet is offloaded to the CPU between calls, which compile
+    #     cannot keep (refused).
     "svd": {
         "tiny": dict(model="svd-xt-1-1", width=128, height=64, num_frames=8, num_inference_steps=2,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=4,
-                     dtype="auto", memory="none", overlap=2, color_match=1.0),
+                     dtype="auto", memory="none", overlap=2, color_match=1.0,
+                     channels_last=False, compile=False, compile_mode="reduce-overhead"),
         "colab": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
                       fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                       min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=2,
-                      dtype="auto", memory="model_offload+forward_chunking", overlap=3, color_match=1.0),
+                      dtype="auto", memory="model_offload+forward_chunking", overlap=3, color_match=1.0,
+                      channels_last=True, compile=False, compile_mode="reduce-overhead"),
         "full": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=8,
-                     dtype="auto", memory="none", overlap=3, color_match=1.0),
+                     dtype="auto", memory="none", overlap=3, color_match=1.0,
+                     channels_last=True, compile=False, compile_mode="reduce-overhead"),
     },
-    # Prompted / multi-keyframe video with LTX-Video (notebook 07, `python -m helpers animate --backend ltx`).
+    # Prompted / multi-keyframe video with LTX-Video 0.9.5 (notebook 07, `python -m helpers animate --backend ltx`).
     # Sizes: sides multiples of 32, frames 8k+1 (helpers.animate.ltx_check_size).
+    # timesteps None: the pipeline's own linear-quadratic schedule of num_inference_steps;
+    # decode_timestep / decode_noise_scale: the VAE decodes at this noise level (pipeline defaults here).
     "ltx": {
         "tiny": dict(model="ltx-video", width=64, height=64, num_frames=9, num_inference_steps=2,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                      prompt="slow dolly-in, soft lighting",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                     max_sequence_length=64, memory="none", dtype="auto"),
+                     max_sequence_length=64, memory="none", dtype="auto",
+                     timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
         "colab": dict(model="ltx-video", width=704, height=480, num_frames=97, num_inference_steps=30,
                       frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                       prompt="slow dolly-in, soft lighting",
                       negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                      max_sequence_length=128, memory="nf4+model_offload+vae_tiling", dtype="auto"),
+                      max_sequence_length=128, memory="nf4+model_offload+vae_tiling", dtype="auto",
+                      timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
         "full": dict(model="ltx-video", width=1216, height=704, num_frames=121, num_inference_steps=40,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                      prompt="slow dolly-in, soft lighting",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                     max_sequence_length=256, memory="none", dtype="auto"),
+                     max_sequence_length=256, memory="none", dtype="auto",
+                     timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
     },
     # Post-production (notebook 08, `python -m helpers post`), applied in this order:
     # crossfade_s: seconds two input clips overlap when joined (0 = a cut; also the title card's fade);
@@ -186,16 +206,34 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      fps=24, crossfade_s=0.5),
     },
     # The video studio app (notebook 10, `python -m helpers app`): its default knobs per backend.
-    # colab aims at "a video in under two minutes on a T4": fewer frames/steps and a smaller SVD
-    # size than notebook 06 (not yet measured). None keeps the size of the svd/ltx block.
+    # The promise: a video in under two minutes once the model is loaded. The defaults are chosen for it,
+    # per profile, with the time each takes (measured in tiny, estimated elsewhere: helpers.app.promise).
+    # colab: fewer frames/steps and a smaller SVD size than notebook 06. None keeps the size of the
+    # svd/ltx block. ltx_distilled_*: the fast LTX-Video (8 steps, no CFG).
     "app": {
         "tiny": dict(backend="svd", svd_num_frames=4, svd_steps=2, svd_width=None, svd_height=None,
-                     motion_bucket_id=127, ltx_num_frames=9, ltx_steps=2, max_frames=25, port=7860),
+                     motion_bucket_id=127, ltx_num_frames=9, ltx_steps=2, ltx_distilled_num_frames=9,
+                     ltx_distilled_steps=8, max_frames=25, port=7860),
         "colab": dict(backend="svd", svd_num_frames=14, svd_steps=15, svd_width=768, svd_height=432,
-                      motion_bucket_id=127, ltx_num_frames=65, ltx_steps=20, max_frames=121, port=7860),
+                      motion_bucket_id=127, ltx_num_frames=65, ltx_steps=20, ltx_distilled_num_frames=49,
+                      ltx_distilled_steps=8, max_frames=121, port=7860),
         "full": dict(backend="svd", svd_num_frames=25, svd_steps=25, svd_width=None, svd_height=None,
-                     motion_bucket_id=127, ltx_num_frames=121, ltx_steps=40, max_frames=161, port=7860),
+                     motion_bucket_id=127, ltx_num_frames=121, ltx_steps=40, ltx_distilled_num_frames=121,
+                     ltx_distilled_steps=8, max_frames=161, port=7860),
     },
+}
+
+# The fast choice: LTX-Video 0.9.8 distilled 2B (notebook 07, the studio app, `animate --backend ltx-distilled`).
+# Guidance- and timestep-distilled: guidance_scale 1 (no classifier-free guidance: one transformer pass
+# per step instead of two) and 8 steps on the schedule it was distilled for (diffusers' LTX-Video docs,
+# 0.9.7/0.9.8 distilled: timesteps [1000, 993, 987, 981, 975, 909, 725, 0.03], decode_timestep 0.05,
+# decode_noise_scale 0.025, image_cond_noise_scale 0). Another step count (4-8) uses the pipeline's
+# own schedule instead (helpers.animate.ltx_timesteps). Same sizes and memory options as 0.9.5.
+STAGE_SETTINGS["ltx_distilled"] = {
+    profile: dict(block, model="ltx-video-distilled", num_inference_steps=8, guidance_scale=1.0,
+                  image_cond_noise_scale=0.0, timesteps=LTX_DISTILLED_TIMESTEPS, decode_timestep=0.05,
+                  decode_noise_scale=0.025)
+    for profile, block in STAGE_SETTINGS["ltx"].items()
 }
 
 

@@ -6,6 +6,12 @@ built in code (tokenizers too), saved with ``save_pretrained`` and loaded back w
 ``from_pretrained``. In the ``tiny`` profile :func:`load_pipeline` loads the twin, so the
 lessons run the real loading code on any CPU, offline. In ``colab`` / ``full`` it loads the
 real weights from the Hub (or your local Hugging Face cache).
+
+Some checkpoints are published as **one file** in the original (non-diffusers) key layout, e.g.
+LTX-Video 0.9.8 distilled: its transformer and VAE come from that file with ``from_single_file``
+(diffusers converts the keys), the rest of the pipeline from a diffusers repo (``base_repo``).
+Their tiny twins are saved the same way (one original-layout file beside the base folder), so the
+tiny profile runs the same ``from_single_file`` code offline.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ class ModelEntry:
     download_gb: float           # approximate size of what from_pretrained downloads
     what: str
     full_size: str | None = None  # "module:function" building the full-size architecture, random weights
+    single_file: str | None = None  # a file in repo_id holding the transformer + VAE in the original layout
+    base_repo: str | None = None    # with single_file: the diffusers repo of the other parts and the configs
 
 
 MODELS: dict[str, ModelEntry] = {m.key: m for m in [
@@ -66,10 +74,20 @@ MODELS: dict[str, ModelEntry] = {m.key: m for m in [
                "LTXConditionPipeline", "helpers.twins.ltx:build", "LTX-Video Open Weights License",
                False, 21.0, "LTX-Video: text-conditioned video with image/keyframe conditions at chosen frames.",
                "helpers.twins.full_size:ltx"),
+    ModelEntry("ltx-video-distilled", "Lightricks/LTX-Video",
+               "LTXConditionPipeline", "helpers.twins.ltx:build_distilled", "LTX-Video Open Weights License",
+               False, 6.3, "LTX-Video 0.9.8 distilled 2B: the fast LTX-Video (8 steps, no CFG); one file holds the "
+               "transformer and VAE, the T5 text encoder comes from LTX-Video 0.9.5 (shared with ltx-video).",
+               "helpers.twins.full_size:ltx_distilled", single_file="ltxv-2b-0.9.8-distilled.safetensors",
+               base_repo="Lightricks/LTX-Video-0.9.5"),
     ModelEntry("wan-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
                "WanImageToVideoPipeline", None, "Apache-2.0",
                False, 77.0, "Wan 2.1 first-last-frame-to-video, 14B: the large alternative (>= 40 GB GPU)."),
 ]}
+
+# The parts a single-file checkpoint holds, with their diffusers classes, per pipeline class.
+SINGLE_FILE_PARTS = {"LTXConditionPipeline": {"transformer": "LTXVideoTransformer3DModel",
+                                              "vae": "AutoencoderKLLTXVideo"}}
 
 
 def entry(key: str) -> ModelEntry:
@@ -102,6 +120,10 @@ def ensure_twin(key: str, rebuild: bool = False) -> Path:
         pipeline = _resolve(item.twin)()
         with atomic_dir(path) as tmp:
             pipeline.save_pretrained(tmp, safe_serialization=True)
+            if item.single_file:  # the transformer + VAE live in one original-layout file, as published
+                from helpers.twins.ltx import write_single_file
+
+                write_single_file(pipeline, tmp, item.single_file)
     return path
 
 
@@ -123,14 +145,47 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
         kwargs = {k: v for k, v in kwargs.items() if k != "variant"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if item.single_file:
+                return from_single_file(item, source / item.single_file, str(source), local_files_only=True,
+                                        **kwargs)
             return cls.from_pretrained(source, local_files_only=True, **kwargs)
     kwargs.setdefault("torch_dtype", profile.dtype)
     try:
+        if item.single_file:
+            from huggingface_hub import hf_hub_download
+
+            return from_single_file(item, hf_hub_download(item.repo_id, item.single_file), item.base_repo, **kwargs)
         return cls.from_pretrained(item.repo_id, **kwargs)
     except OSError as err:
         hint = (" It is gated: accept its licence on huggingface.co and log in with "
                 "huggingface_hub.login() (on Colab, add HF_TOKEN in Secrets).") if item.gated else ""
         raise RuntimeError(f"could not load {item.repo_id} ({err.__class__.__name__}).{hint}") from err
+
+
+def from_single_file(item: ModelEntry, checkpoint, base: str, **kwargs: Any):
+    """The pipeline of ``item`` with the single-file parts (transformer, VAE) read from ``checkpoint``.
+
+    Each part is ``Class.from_single_file(checkpoint, config=base, subfolder=part)``: diffusers converts
+    the original keys and takes the configuration from ``base`` (a repo id or a local folder), so nothing
+    else is downloaded; the other parts come from ``base`` with ``from_pretrained``. ``torch_dtype`` may
+    be one dtype or a dict per part (``"default"`` for the rest), as for ``from_pretrained``.
+    """
+    import diffusers
+    from diffusers.utils import logging as diffusers_logging
+
+    dtypes = kwargs.get("torch_dtype")
+    parts = {}
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # a note on casting after loading, which from_single_file does itself
+    try:
+        for name, class_name in SINGLE_FILE_PARTS[item.pipeline_class].items():
+            dtype = dtypes.get(name, dtypes.get("default")) if isinstance(dtypes, dict) else dtypes
+            parts[name] = getattr(diffusers, class_name).from_single_file(
+                str(checkpoint), config=base, subfolder=name, torch_dtype=dtype,
+                local_files_only=kwargs.get("local_files_only"))
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    return getattr(diffusers, item.pipeline_class).from_pretrained(base, **parts, **kwargs)
 
 
 def build_full_size(key: str, profile: Profile):

@@ -120,6 +120,58 @@ def test_ltx_backend_rounds_frames_to_8k_plus_1(served):
     assert probe(video)["frames"] == 9 and "3 became 9" in status and "slow dolly in" in status
 
 
+def test_fast_ltx_is_offered_and_makes_its_8_steps(served):
+    assert studio_app.available_backends() == ["svd", "ltx-distilled", "ltx"]
+    client, _, _ = served
+    video, status = ask(client, choice=str(studio_app.source_choices()[0][1]), backend="ltx-distilled", frames=9,
+                        steps=8, prompt="slow dolly in")
+    assert probe(video)["frames"] == 9 and "8 steps" in status and "0.9.8 distilled" in status
+
+
+def test_the_two_minute_promise_is_stated_per_profile(served):
+    import httpx
+
+    from helpers.profiles import Profile, get_profile
+
+    _, url, _ = served
+    config = httpx.get(url + "config", timeout=30).text
+    assert "A video in under 2 minutes" in config and "measured" in config
+    tiny = studio_app.promise(get_profile("tiny"))
+    assert "measured" in tiny and "ESTIMATE" not in tiny
+    for name in ("colab", "full"):
+        profile = Profile(name, "cuda", "float16", "test")
+        app = profile.settings("app")
+        text = studio_app.promise(profile)
+        assert "not yet measured" in text and "ESTIMATE" in text, name
+        assert f"{app['svd_num_frames']} frames x {app['svd_steps']} steps" in text, name  # follows the defaults
+
+
+def test_the_promise_follows_an_ltx_default_too(monkeypatch):
+    from helpers.profiles import STAGE_SETTINGS, get_profile
+
+    monkeypatch.setitem(STAGE_SETTINGS["app"]["tiny"], "backend", "ltx-distilled")
+    text = studio_app.promise(get_profile("tiny"))
+    assert "LTX-Video 0.9.8 distilled" in text and "9 frames x 8 steps at 64x64" in text
+
+
+def test_on_a_gpu_switching_model_frees_the_previous_one(monkeypatch):
+    import torch
+
+    from helpers.profiles import Profile
+
+    loaded = []
+    monkeypatch.setattr(studio_app.animate, "load_svd", lambda profile, settings: loaded.append("svd") or "svd pipe")
+    monkeypatch.setattr(studio_app.animate, "load_ltx", lambda profile, settings: loaded.append("ltx") or "ltx pipe")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    gpu = studio_app.Studio(Profile("colab", "cuda", "float16", "test"))
+    assert gpu.pipeline("svd", {}) == gpu.pipeline("svd", {}) == "svd pipe" and loaded == ["svd"]  # kept
+    gpu.pipeline("ltx-distilled", {})
+    assert list(gpu._pipes) == ["ltx-distilled"]                    # SVD was freed first
+    tiny = studio_app.Studio()
+    tiny.pipeline("svd", {}), tiny.pipeline("ltx", {})
+    assert list(tiny._pipes) == ["svd", "ltx"]                      # the tiny twins all stay
+
+
 def test_bad_knobs_are_messages(studio):
     image = Image.new("RGB", (64, 64), (10, 120, 200))
     with pytest.raises(ValueError, match="motion must be between 1 and 255"):

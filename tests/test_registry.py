@@ -64,3 +64,48 @@ def test_gpu_test_mode_builds_published_sizes_without_downloads(monkeypatch):
     assert type(flux).__name__ == "FluxFillPipeline"
     assert 11.8 < full_size.parameter_count(flux.transformer) / 1e9 < 12.0  # FLUX.1's 12B transformer
     assert flux.transformer.config.in_channels == 384 and flux.transformer.config.guidance_embeds
+
+
+def test_single_file_entries_name_their_file_base_repo_and_parts():
+    items = [item for item in registry.MODELS.values() if item.single_file]
+    assert [item.key for item in items] == ["ltx-video-distilled"]
+    for item in items:
+        assert item.single_file.endswith(".safetensors") and item.base_repo and item.base_repo != item.repo_id
+        assert set(registry.SINGLE_FILE_PARTS[item.pipeline_class]) == {"transformer", "vae"}
+
+
+def test_real_weights_path_downloads_the_single_file_and_takes_the_rest_from_the_base_repo(monkeypatch):
+    """colab/full without a download: the single file is the tiny twin's, the base repo its folder."""
+    import dataclasses
+
+    import huggingface_hub
+
+    from helpers.profiles import Profile
+
+    key = "ltx-video-distilled"
+    folder = registry.ensure_twin(key)
+    item = registry.entry(key)
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo_id, filename: asked.append((repo_id, filename)) or str(folder / filename))
+    monkeypatch.setitem(registry.MODELS, key, dataclasses.replace(item, base_repo=str(folder)))
+    pipe = registry.load_pipeline(key, Profile("full", "cpu", "float32", "test"))
+    assert asked == [("Lightricks/LTX-Video", "ltxv-2b-0.9.8-distilled.safetensors")]
+    assert type(pipe).__name__ == "LTXConditionPipeline" and pipe.vae.config.timestep_conditioning
+
+
+def test_distilled_full_size_matches_the_published_2b_file(monkeypatch):
+    """On the meta device: transformer 1.92 B + VAE 1.25 B weights, which in bf16 are the ~6.34 GB of
+    ltxv-2b-0.9.8-distilled.safetensors, in the layout diffusers detects for that file."""
+    from diffusers.loaders.single_file_utils import infer_diffusers_model_type
+
+    from helpers.profiles import Profile
+    from helpers.twins import full_size, ltx
+
+    monkeypatch.setenv("COURSE_WEIGHTS", "random")
+    pipe = registry.load_pipeline("ltx-video-distilled", Profile("full", "meta", "bfloat16", "test"))
+    transformer, vae = full_size.parameter_count(pipe.transformer), full_size.parameter_count(pipe.vae)
+    assert 1.90e9 < transformer < 1.95e9 and 1.24e9 < vae < 1.26e9
+    assert 6.2 < 2 * (transformer + vae) / 1e9 < 6.5  # bf16: 2 bytes per weight
+    assert infer_diffusers_model_type(ltx.original_checkpoint(pipe.transformer, pipe.vae)) == "ltx-video-0.9.5"
+    assert pipe.vae_spatial_compression_ratio == 32 and pipe.vae_temporal_compression_ratio == 8

@@ -105,6 +105,31 @@ def ltx(device: str = "cuda", dtype=None):
     """LTX-Video at full size: transformer 1.9B (class defaults = the published 2B config), T5-XXL,
     and the video VAE with the 0.9.1 configuration from diffusers' conversion script (0.9.5's VAE
     differs in block layout; compression 32x space / 8x time is the same)."""
+    return _ltx_pipeline(device, dtype, dict(
+        latent_channels=128, block_out_channels=(128, 256, 512, 512), decoder_block_out_channels=(256, 512, 1024),
+        layers_per_block=(4, 3, 3, 3, 4), decoder_layers_per_block=(5, 6, 7, 8),
+        spatio_temporal_scaling=(True, True, True, False), decoder_spatio_temporal_scaling=(True, True, True),
+        decoder_inject_noise=(False, True, True, True), upsample_residual=(True, True, True),
+        upsample_factor=(2, 2, 2), timestep_conditioning=True, patch_size=4, patch_size_t=1))
+
+
+def ltx_distilled(device: str = "cuda", dtype=None):
+    """LTX-Video 0.9.8 distilled 2B at full size: the same 1.9B transformer, T5-XXL, and the VAE of 0.9.5's
+    layout (diffusers' scripts/convert_ltx_to_diffusers.py, get_vae_config("0.9.5")), which is what
+    diffusers' single-file loader detects in ltxv-2b-0.9.8-distilled.safetensors."""
+    return _ltx_pipeline(device, dtype, dict(
+        latent_channels=128, block_out_channels=(128, 256, 512, 1024, 2048),
+        down_block_types=("LTXVideo095DownBlock3D",) * 4,
+        downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+        decoder_block_out_channels=(256, 512, 1024), layers_per_block=(4, 6, 6, 2, 2),
+        decoder_layers_per_block=(5, 5, 5, 5), spatio_temporal_scaling=(True, True, True, True),
+        decoder_spatio_temporal_scaling=(True, True, True), decoder_inject_noise=(False, False, False, False),
+        upsample_residual=(True, True, True), upsample_factor=(2, 2, 2), timestep_conditioning=True,
+        patch_size=4, patch_size_t=1, spatial_compression_ratio=32, temporal_compression_ratio=8))
+
+
+def _ltx_pipeline(device: str, dtype, vae_config: dict):
+    """An LTXConditionPipeline with the default (2B) transformer, T5-XXL and a VAE of ``vae_config``."""
     import torch
     from diffusers import AutoencoderKLLTXVideo, LTXConditionPipeline, LTXVideoTransformer3DModel
 
@@ -113,12 +138,7 @@ def ltx(device: str = "cuda", dtype=None):
     twin = tiny.build()
     with building_on(device, dtype or torch.bfloat16):
         transformer = LTXVideoTransformer3DModel()
-        vae = AutoencoderKLLTXVideo(
-            latent_channels=128, block_out_channels=(128, 256, 512, 512), decoder_block_out_channels=(256, 512, 1024),
-            layers_per_block=(4, 3, 3, 3, 4), decoder_layers_per_block=(5, 6, 7, 8),
-            spatio_temporal_scaling=(True, True, True, False), decoder_spatio_temporal_scaling=(True, True, True),
-            decoder_inject_noise=(False, True, True, True), upsample_residual=(True, True, True),
-            upsample_factor=(2, 2, 2), timestep_conditioning=True, patch_size=4, patch_size_t=1)
+        vae = AutoencoderKLLTXVideo(**vae_config)
         text_encoder = _t5_xxl()
     return LTXConditionPipeline(scheduler=twin.scheduler, vae=vae, text_encoder=text_encoder,
                                 tokenizer=twin.tokenizer, transformer=transformer)
