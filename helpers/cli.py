@@ -101,9 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         args = stage_parser(top.stage, module).parse_args(argv[1:])
     except SystemExit as done:
         return int(done.code or 0) if not isinstance(done.code, str) else 2
-    from helpers.device import GenerationError
+    from helpers.device import GenerationError, configure_threads
     from helpers.images import BadInputError
     from helpers.outputs import clean_stale, layout_dirs
+    from helpers.profiles import get_profile
+
+    try:  # tiny: one torch thread, as in the notebooks (two oversubscribe a busy 2-core machine)
+        configure_threads(get_profile(getattr(args, "profile", None)))
+    except ValueError:
+        pass  # an unknown profile: the stage itself reports it, with its own message
 
     existed = {folder for folder in layout_dirs() if folder.exists()}
     for folder in existed:
