@@ -22,6 +22,7 @@ from helpers.post.exporting import FORMATS, export, format_table, parse_formats,
 from helpers.post.frames import MODEL_FREE_NAMES, Frames, as_frames, check_clip, check_positive, read_video
 from helpers.post.grading import LUT_NAMES, apply_lut, check_window, deflicker, load_lut, match_to_keyframe
 from helpers.post.interpolation import METHODS, change_speed, check_factor, check_method, interpolate, retime
+from helpers.post.torch_path import DEVICES, describe_device, resolve_device
 
 
 def post_settings(profile=None, **overrides: Any) -> dict[str, Any]:
@@ -40,6 +41,7 @@ def check_settings(settings: dict[str, Any]) -> None:
     """Every problem with ``settings`` as one clear ValueError, before any work is done."""
     check_factor(settings["interpolate"])
     check_method(settings["method"], tuple(METHODS))
+    resolve_device(settings["device"])
     check_positive(settings["fps"], "fps", "frames per second")
     if settings["crossfade_s"] < 0:
         raise ValueError(f"crossfade must be >= 0 s (0 = a cut), got {settings['crossfade_s']}")
@@ -64,6 +66,7 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
 
     Order: fit to one size, join (crossfades), trim, speed, match the keyframe, deflicker, LUT,
     interpolate, retime to the final fps, boomerang, caption, title card, random-weights stamp.
+    The LUT and the optical flow run on ``settings["device"]`` (:func:`helpers.post.torch_path.resolve_device`).
     """
     check_settings(settings)
     clips = [as_frames(c) for c in clips]
@@ -94,12 +97,14 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
         frames = deflicker(frames, settings["deflicker"])
         steps.append(f"deflickered ({settings['deflicker']}-frame moving average of brightness)")
     if settings["lut"] not in (None, "", "none") and settings["lut_strength"] > 0:
-        frames = apply_lut(frames, settings["lut"], settings["lut_strength"])
-        steps.append(f"LUT {settings['lut']} at strength {settings['lut_strength']:g}")
+        frames = apply_lut(frames, settings["lut"], settings["lut_strength"], settings["device"])
+        steps.append(f"LUT {settings['lut']} at strength {settings['lut_strength']:g} "
+                     f"({describe_device(settings['device'])})")
     factor = settings["interpolate"]
     if factor > 1:
-        frames = interpolate(frames, factor, settings["method"])
-        steps.append(f"interpolated x{factor} ({settings['method']})")
+        frames = interpolate(frames, factor, settings["method"], settings["device"])
+        where = f", {describe_device(settings['device'])}" if settings["method"] == "flow" else ""
+        steps.append(f"interpolated x{factor} ({settings['method']}{where})")
     if abs(fps * factor - settings["fps"]) > 1e-9:
         frames = retime(frames, fps * factor, settings["fps"], "blend")
         steps.append(f"retimed from {fps * factor:g} to {settings['fps']:g} fps (duration kept)")
@@ -140,6 +145,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interpolate", type=int_range(1, 8),
                         help="frame interpolation factor, 1-8 (2: n -> 2n-1 frames; 1 = off)")
     parser.add_argument("--method", choices=list(METHODS), help="how in-between frames are made")
+    parser.add_argument("--device", choices=list(DEVICES),
+                        help="where the optical flow and the LUT run: auto (the GPU when there is one, else torch "
+                             "on the CPU), numpy (the reference), cpu or cuda; default: the profile's")
     parser.add_argument("--fps", type=float_range(0, 120, low_open=True),
                         help="frame rate of the final video, up to 120 (the clip is retimed to it)")
     parser.add_argument("--crossfade", type=float_range(0, 10), dest="crossfade_s", help="seconds of crossfade between clips")
@@ -194,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Check everything that can be checked before reading or writing anything.
     profile = get_profile(args.profile)
-    names = ("interpolate", "method", "fps", "crossfade_s", "lut", "lut_strength", "match_keyframe",
+    names = ("interpolate", "method", "device", "fps", "crossfade_s", "lut", "lut_strength", "match_keyframe",
              "deflicker", "title", "title_s", "gif_width")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.keyframe and args.match_keyframe is None:
@@ -220,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
         animated = animation_keyframes(standins=False, verbose=False)  # what animate used by default
         keyframe = load_image(animated[0])[0] if animated else None
     print(profile.banner())
+    print(f"post-production runs on: {describe_device(settings['device'])}")
 
     start_time = time.perf_counter()
     paths = find_inputs(args.videos)
@@ -245,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         "inputs": [str(p) for p in paths], "steps": steps, "fps": settings["fps"], "frames": len(frames),
         "size": list(frames[0].shape[1::-1]), "seconds_of_video": round(len(frames) / settings["fps"], 3),
         "files": rows, "profile": profile.name, "random_weights": profile.random_weights, "stamped": stamp,
-        "settings": settings,
+        "settings": settings, "device": describe_device(settings["device"]),
         "took_s": round(seconds, 2),
     }
     write_json(out.with_suffix(".json"), record)

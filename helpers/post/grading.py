@@ -17,6 +17,7 @@ from helpers.images import BadInputError, check_file
 from helpers.outputs import atomic_path
 from helpers.post.frames import Frames, as_frames, check_clip, pipe_ffmpeg, raw_to_frames
 from helpers.post.interpolation import luma
+from helpers.post.torch_path import apply_lut as apply_lut_torch, resolve_device
 
 
 LUT_NAMES = {
@@ -189,16 +190,21 @@ def load_lut(lut: Lut | str | Path) -> Lut:
     return read_cube(lut_path(lut))
 
 
-def apply_lut(frames: Sequence, lut: Lut | str | Path, strength: float = 1.0) -> Frames:
+def apply_lut(frames: Sequence, lut: Lut | str | Path, strength: float = 1.0, device: str | None = "auto") -> Frames:
     """Grade ``frames`` through a 3D LUT with trilinear interpolation (what ffmpeg's ``lut3d`` does).
 
     Each colour falls in one cell of the N^3 grid; its output is the weighted mean of the cell's 8
     corners (weights from the position inside the cell). ``strength`` mixes the graded frame with the
-    original (0 = untouched, 1 = the full look).
+    original (0 = untouched, 1 = the full look). ``device``: ``numpy`` runs the loop below, one frame at
+    a time; ``auto``, ``cpu`` or ``cuda`` run :func:`helpers.post.torch_path.apply_lut` (the same
+    trilinear look-up by ``grid_sample``, batched; within 1 level of this one).
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"LUT strength must be between 0 and 1, got {strength}")
+    path = resolve_device(device)
     lut = load_lut(lut)
+    if path != "numpy":
+        return apply_lut_torch(as_frames(frames), lut.table, lut.domain_min, lut.domain_max, strength, path)
     table, n = lut.table, lut.size
     lo, hi = np.array(lut.domain_min), np.array(lut.domain_max)
     out = []

@@ -1,8 +1,10 @@
 """Frame interpolation: in-between frames by optical flow, by a plain blend, or by ffmpeg's ``minterpolate``.
 
 The optical flow here is the numpy reference, written out in notebook 08 (Lucas-Kanade, coarse to fine,
-warping both neighbours). ``x2`` of ``n`` frames gives ``2n - 1`` frames and keeps the originals exactly.
-Speed changes and frame-rate conversion pick or make frames at real-valued positions (:func:`resample`).
+warping both neighbours); :mod:`helpers.post.torch_path` runs the same steps in torch, batched on a GPU
+when there is one (the ``device`` argument). ``x2`` of ``n`` frames gives ``2n - 1`` frames and keeps the
+originals exactly. Speed changes and frame-rate conversion pick or make frames at real-valued positions
+(:func:`resample`).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from typing import Sequence
 import numpy as np
 
 from helpers.post.frames import Frames, as_frames, check_clip, check_positive, pipe_ffmpeg, raw_to_frames
+from helpers.post.torch_path import inbetweens, resolve_device
 
 METHODS = {
-    "flow": "optical flow (Lucas-Kanade, coarse to fine) and a warp of both neighbours: numpy, notebook 08",
+    "flow": "optical flow (Lucas-Kanade, coarse to fine) and a warp of both neighbours: notebook 08, on the device",
     "blend": "a cross-dissolve of the two neighbours: no motion, just a fade",
     "ffmpeg": "ffmpeg's minterpolate: motion-compensated, block based",
 }
@@ -142,11 +145,13 @@ def check_method(method: str, allowed: Sequence[str]) -> None:
         raise ValueError(f"unknown interpolation method {method!r}; choose one of {', '.join(allowed)}")
 
 
-def interpolate(frames: Sequence, factor: int = 2, method: str = "flow") -> Frames:
+def interpolate(frames: Sequence, factor: int = 2, method: str = "flow", device: str | None = "auto") -> Frames:
     """``factor - 1`` new frames between each pair: n frames -> (n - 1) * factor + 1, originals kept exactly.
 
     ``method``: ``flow`` (:func:`flow_inbetween`), ``blend`` (:func:`blend_inbetween`) or ``ffmpeg``
     (:func:`interpolate_ffmpeg`: minterpolate makes the in-betweens, the originals are put back).
+    ``device`` says where the flow runs (:func:`helpers.post.torch_path.resolve_device`): ``auto``, ``numpy``,
+    ``cpu`` or ``cuda``.
     """
     check_factor(factor)
     check_method(method, tuple(METHODS))
@@ -155,7 +160,7 @@ def interpolate(frames: Sequence, factor: int = 2, method: str = "flow") -> Fram
     if method == "ffmpeg":
         return interpolate_ffmpeg(frames, factor)
     # Positions k / factor: every factor-th one is a whole number, i.e. an original frame, kept as is.
-    return resample(frames, [k / factor for k in range((len(frames) - 1) * factor + 1)], method)
+    return resample(frames, [k / factor for k in range((len(frames) - 1) * factor + 1)], method, device)
 
 
 def interpolate_ffmpeg(frames: Sequence, factor: int = 2, mode: str = "mci") -> Frames:
@@ -183,17 +188,21 @@ def interpolate_ffmpeg(frames: Sequence, factor: int = 2, mode: str = "mci") -> 
     return out
 
 
-def resample(frames: Sequence, positions: Sequence[float], method: str = "blend") -> Frames:
+def resample(frames: Sequence, positions: Sequence[float], method: str = "blend",
+             device: str | None = "auto") -> Frames:
     """Frames at real-valued ``positions`` of the clip (0 = first frame, n - 1 = last).
 
     Whole positions return the original frame; between two frames ``nearest`` picks the closer one,
-    ``blend`` fades and ``flow`` warps along the optical flow (computed once per pair).
+    ``blend`` fades and ``flow`` warps along the optical flow (computed once per pair): in numpy here, or
+    in torch on ``device`` (:func:`helpers.post.torch_path.inbetweens`, every pair batched).
     """
     check_method(method, SPEED_METHODS)
+    path = resolve_device(device)
     frames = as_frames(frames)
     check_clip(frames)
-    flows: dict[int, np.ndarray] = {}
-    out = []
+    out: list[np.ndarray | None] = []
+    jobs: list[tuple[int, float]] = []  # (pair i, time t) of each in-between to make ...
+    slots: list[int] = []               # ... and where it goes in ``out``
     for p in positions:
         p = min(max(float(p), 0.0), len(frames) - 1.0)
         i = int(math.floor(p + 1e-9))
@@ -203,18 +212,28 @@ def resample(frames: Sequence, positions: Sequence[float], method: str = "blend"
         elif method == "nearest":
             out.append(frames[i + (t >= 0.5)].copy())
         else:
+            slots.append(len(out))
+            out.append(None)
+            jobs.append((i, t))
+    if method == "flow" and path != "numpy" and jobs:
+        made = inbetweens(frames, jobs, path)
+    else:
+        made, pair, flow = [], None, None
+        for i, t in jobs:
             a, b = frames[i], frames[i + 1]
             if method == "flow":
-                if i not in flows:
-                    flows[i] = optical_flow(a, b)
-                middle = flow_inbetween(a, b, t, flows[i])
+                if i != pair:  # one flow per pair (positions come in order), only the current one kept
+                    pair, flow = i, optical_flow(a, b)
+                middle = flow_inbetween(a, b, t, flow)
             else:
                 middle = blend_inbetween(a, b, t)
-            out.append(np.clip(np.rint(middle), 0, 255).astype(np.uint8))
+            made.append(np.clip(np.rint(middle), 0, 255).astype(np.uint8))
+    for slot, frame in zip(slots, made):
+        out[slot] = frame
     return out
 
 
-def change_speed(frames: Sequence, speed: float, method: str = "blend") -> Frames:
+def change_speed(frames: Sequence, speed: float, method: str = "blend", device: str | None = "auto") -> Frames:
     """Play ``speed`` times faster at the same frame rate (2: half the frames; 0.5: twice as many).
 
     The same operation converts frame rates with the duration kept: ``retime(frames, 8, 16)`` is
@@ -225,13 +244,14 @@ def change_speed(frames: Sequence, speed: float, method: str = "blend") -> Frame
     frames = as_frames(frames)
     check_clip(frames)
     positions = np.arange(0, len(frames) - 1 + 1e-9, speed)
-    return resample(frames, positions, method)
+    return resample(frames, positions, method, device)
 
 
-def retime(frames: Sequence, source_fps: float, target_fps: float, method: str = "blend") -> Frames:
+def retime(frames: Sequence, source_fps: float, target_fps: float, method: str = "blend",
+           device: str | None = "auto") -> Frames:
     """The clip at ``target_fps`` instead of ``source_fps``, lasting as long (frames picked or made)."""
     check_positive(source_fps, "source fps", "frames per second")
     check_positive(target_fps, "target fps", "frames per second")
     if abs(source_fps - target_fps) < 1e-9:
         return as_frames(frames)
-    return change_speed(frames, source_fps / target_fps, method)
+    return change_speed(frames, source_fps / target_fps, method, device)
