@@ -13,8 +13,9 @@ Four jobs, one module each, every one a few small functions on lists of frames (
   HQ (.mov) and WebM (VP9), and a table of size and quality (PSNR against the frames) per file.
 
 :mod:`~helpers.post.frames` reads clips and holds the checks the jobs share; :mod:`~helpers.post.cli` is
-the whole chain (:func:`produce`) and the command line. Every public name is importable from here
-(``from helpers.post import interpolate``).
+the whole chain (:func:`produce`) and the command line. :mod:`~helpers.post.torch_path` runs the optical
+flow, the in-betweens and the LUT in torch, batched on a GPU when there is one (the ``device`` setting).
+Every public name is importable from here (``from helpers.post import interpolate``).
 """
 
 from helpers.post.cli import (MAX_BYTES, add_arguments, check_memory, check_settings, find_inputs, post_settings,
@@ -31,3 +32,4 @@ from helpers.post.grading import (LUT_NAMES, SHIPPED_LUT_SIZE, Lut, apply_lut, a
 from helpers.post.interpolation import (METHODS, SPEED_METHODS, bilinear_sample, blend_inbetween, box_mean,
                                         change_speed, flow_inbetween, interpolate, interpolate_ffmpeg,
                                         lucas_kanade_step, luma, optical_flow, resample, retime)
+from helpers.post.torch_path import DEVICES, describe_device, resolve_device
