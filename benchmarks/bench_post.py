@@ -74,20 +74,22 @@ def full_size_clip(frames: int, repeats: int, numpy_frames: int | None) -> None:
              (f"torch CPU, {threads} threads (float32)", "cpu", threads),
              ("torch CPU, 1 thread (float32)", "cpu", 1)]
     print(f"\n{frames} frames of 1024x576: interpolation x2 (flow) and the warm LUT at 0.6, median of {repeats}\n")
-    print("| path | interpolation x2 | grading | both | per frame pair | per graded frame |\n|---|---|---|---|---|---|")
+    print("| path | interpolation x2 | grading | both | per frame pair | per graded frame | load average |\n"
+          "|---|---|---|---|---|---|---|")
     for name, device, count in cases + [("torch CUDA (float32)", "cuda", None)]:
         if device == "cuda" and not torch.cuda.is_available():
-            print(f"| {name} | not yet measured (no GPU here) | | | | |")
+            print(f"| {name} | not yet measured (no GPU here) | | | | | |")
             continue
         if count:
             torch.set_num_threads(count)
         used = source[:numpy_frames] if device == "numpy" and numpy_frames else source
+        load_before = os.getloadavg()[0]
         interp = median_time(lambda: post.interpolate(used, 2, "flow", device), repeats) * (frames - 1) / (len(used) - 1)
         grade = median_time(lambda: post.apply_lut(used, "warm", 0.6, device), repeats) * frames / len(used)
         scaled = f" (scaled from {len(used)} measured frames)" if len(used) < frames else ""
         label = f"{name}: {torch_path.describe_device(device)}" if device == "cuda" else name
         print(f"| {label}{scaled} | {interp:.2f} s | {grade:.2f} s | {interp + grade:.2f} s | "
-              f"{interp / (frames - 1):.3f} s | {grade / frames:.3f} s |")
+              f"{interp / (frames - 1):.3f} s | {grade / frames:.3f} s | {load_before:.1f} -> {os.getloadavg()[0]:.1f} |")
     torch.set_num_threads(threads)
 
 

@@ -29,7 +29,10 @@ DEVICES = ("auto", "numpy", "cpu", "cuda")
 # What "auto" runs without CUDA: torch on the CPU, measured faster than numpy on 1 and 2 cores
 # (benchmarks/bench_post.py, docs/benchmarks.md). Set to "numpy" if a CPU ever measures the other way.
 CPU_PATH = "cpu"
-BATCH = 8  # frame pairs (or frames) on the device at once: 8 pairs of 1024x576 need about 0.5 GB in float32
+# Frame pairs (or frames) worked on at once. A GPU wants big batches (memory grows by about 85 MB per 1024x576
+# pair in float32, measured on the CPU: 8 pairs ~0.7 GB); a CPU is fastest with small ones that stay in its
+# caches (measured at 1024x576, one thread: 1-2 pairs 0.12 s per pair, 8 pairs 0.15 s).
+BATCH = {"cpu": 2, "cuda": 8}
 # float32 against the float64 numpy reference (tests/test_post_torch.py). Measured on CPU on panning pictures from
 # 96x64 to 1024x576: flow median <= 5e-6 px and worst 4e-4 px; in-betweens before rounding <= 0.013 levels; uint8
 # in-betweens and graded frames <= 1 level (a rounding). The bounds below leave about 10x room (4x for in-betweens).
@@ -200,13 +203,20 @@ def flow_inbetween(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, fl
     return ((1 - t) * from_a + t * from_b).permute(0, 2, 3, 1)
 
 
+def batch_size(device: str) -> int:
+    """Frame pairs (or frames) per batch on ``device`` (:data:`BATCH`)."""
+    return BATCH["cpu" if device == "cpu" else "cuda"]
+
+
 def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], device: str,
-               dtype: torch.dtype = torch.float32, batch: int = BATCH) -> list[np.ndarray]:
+               dtype: torch.dtype = torch.float32, batch: int | None = None) -> list[np.ndarray]:
     """The uint8 frames at ``jobs`` = [(i, t), ...]: time ``t`` (0 < t < 1) between frames i and i + 1.
 
-    The flow of each pair is computed once, ``batch`` pairs at a time on ``device``; every in-between of
-    those pairs is made there too, and each batch comes back to the host in one copy.
+    The flow of each pair is computed once, ``batch`` pairs at a time on ``device`` (default
+    :func:`batch_size`); every in-between of those pairs is made there too, and each batch comes back to
+    the host in one copy.
     """
+    batch = batch or batch_size(device)
     pairs = sorted({i for i, _ in jobs})
     out: dict[int, np.ndarray] = {}
     for start in range(0, len(pairs), batch):
@@ -230,7 +240,7 @@ def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], 
 
 def apply_lut(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Sequence[float],
               domain_max: Sequence[float], strength: float, device: str, dtype: torch.dtype = torch.float32,
-              batch: int = BATCH) -> list[np.ndarray]:
+              batch: int | None = None) -> list[np.ndarray]:
     """uint8 frames through a 3D LUT ``table[b, g, r]`` with trilinear interpolation, on ``device``.
 
     The table becomes a 5-D volume (1, 3, blue, green, red) for ``grid_sample``, whose grid holds
@@ -238,6 +248,7 @@ def apply_lut(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Seque
     ``align_corners=True``, -1 and 1 are the first and last grid points, so a colour's position on the grid
     is just ``2 * (colour - min) / (max - min) - 1``, clipped to [-1, 1] like the numpy version.
     """
+    batch = batch or batch_size(device)
     volume = torch.as_tensor(np.ascontiguousarray(table), dtype=dtype, device=device).permute(3, 0, 1, 2)[None]
     lo = torch.as_tensor(domain_min, dtype=dtype, device=device)
     hi = torch.as_tensor(domain_max, dtype=dtype, device=device)
