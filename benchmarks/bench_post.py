@@ -2,8 +2,8 @@
 
 Median of ``--repeats`` runs after one warm-up; every comparison is measured side by side in one run.
 
-    .venv/bin/python benchmarks/bench_post.py --clip-only     # the 50-frame 1024x576 clip, every device
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_post.py
+    .venv/bin/python benchmarks/bench_post.py --clip-only                # the 50-frame 1024x576 clip, every device
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_post.py --no-clip  # pairs, LUTs, exports, the command
 
 Reports: the full-size case first, interpolation x2 and grading (the ``warm`` LUT at 0.6, as the profiles
 do) of a 50-frame 1024x576 clip by numpy, by torch on the CPU with all of its threads and with one, and by
@@ -99,16 +99,18 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=50, help="frames of the 1024x576 clip")
     parser.add_argument("--numpy-frames", type=int, help="measure numpy on this many frames only, scaled to --frames")
     parser.add_argument("--clip-only", action="store_true", help="only the 1024x576 clip on every device")
+    parser.add_argument("--no-clip", action="store_true", help="everything but the 1024x576 clip")
     args = parser.parse_args()
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
              if line.startswith("model name")]
     cpu = names[0] if names else platform.processor() or platform.machine()
     print(f"# {platform.machine()} ({cpu}), {os.cpu_count()} CPUs, numpy {np.__version__}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"load average {os.getloadavg()[0]:.1f}, GPU: "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
-    full_size_clip(args.frames, args.repeats, args.numpy_frames)
+    if not args.no_clip:
+        full_size_clip(args.frames, args.repeats, args.numpy_frames)
     if args.clip_only:
         return 0
 
