@@ -84,7 +84,8 @@ def full_size_clip(frames: int, repeats: int, numpy_frames: int | None) -> None:
             torch.set_num_threads(count)
         used = source[:numpy_frames] if device == "numpy" and numpy_frames else source
         load_before = os.getloadavg()[0]
-        interp = median_time(lambda: post.interpolate(used, 2, "flow", device), repeats) * (frames - 1) / (len(used) - 1)
+        interp = median_time(lambda: post.interpolate(used, 2, "flow", device), repeats)
+        interp *= (frames - 1) / (len(used) - 1)  # 1 unless numpy was measured on fewer frames
         grade = median_time(lambda: post.apply_lut(used, "warm", 0.6, device), repeats) * frames / len(used)
         scaled = f" (scaled from {len(used)} measured frames)" if len(used) < frames else ""
         label = f"{name}: {torch_path.describe_device(device)}" if device == "cuda" else name
