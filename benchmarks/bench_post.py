@@ -1,14 +1,18 @@
-"""Post-production timings (notebook 08, ``python -m helpers post``) on this machine's CPU.
+"""Post-production timings (notebook 08, ``python -m helpers post``): numpy, torch on the CPU, torch on CUDA.
 
-Everything here runs on the CPU in every profile (numpy and ffmpeg), so the numbers carry over to a
-GPU machine's CPU roughly in proportion to its cores. Median of ``--repeats`` runs after one warm-up.
+Median of ``--repeats`` runs after one warm-up; every comparison is measured side by side in one run.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_post.py
+    .venv/bin/python benchmarks/bench_post.py --clip-only                # the 50-frame 1024x576 clip, every device
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_post.py --no-clip  # pairs, LUTs, exports, the command
 
-Reports: interpolation of one frame pair per method and size, one LUT-graded frame (numpy vs ffmpeg
-lut3d), export of a clip per format (time, size, PSNR), and the whole ``python -m helpers post`` in a
-fresh process on a 50-frame 128x64 clip at 8 fps (the size ``animate --long 50`` writes in tiny).
-Results go to docs/benchmarks.md by hand, with the command and the machine.
+Reports: the full-size case first, interpolation x2 and grading (the ``warm`` LUT at 0.6, as the profiles
+do) of a 50-frame 1024x576 clip by numpy, by torch on the CPU with all of its threads and with one, and by
+torch on CUDA when there is a GPU (else "not yet measured"); ``--numpy-frames N`` measures the numpy path
+on the first N frames only and scales it to the clip, saying so. Then (without ``--clip-only``):
+interpolation of one frame pair per method and size, one LUT-graded frame, export of a clip per format
+(time, size, PSNR), and the whole ``python -m helpers post`` in a fresh process on a 50-frame 128x64 clip
+at 8 fps (the size ``animate --long 50`` writes in tiny). Results go to docs/benchmarks.md by hand, with
+the command and the machine.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from helpers import post  # noqa: E402
+from helpers.post import torch_path  # noqa: E402
 from helpers.demo_images import demo_image  # noqa: E402
 from helpers.video import write_mp4  # noqa: E402
 
@@ -60,26 +66,69 @@ def clip(size: tuple[int, int], frames: int) -> list[np.ndarray]:
     return [big[:, frames - i:frames - i + w].copy() for i in range(frames)]
 
 
+def full_size_clip(frames: int, repeats: int, numpy_frames: int | None) -> None:
+    """Interpolation x2 and grading of ``frames`` frames of 1024x576 on every device, side by side."""
+    source = clip((1024, 576), frames)
+    threads = torch.get_num_threads()
+    cases = [("numpy (float64, one pair at a time)", "numpy", None),
+             (f"torch CPU, {threads} threads (float32)", "cpu", threads),
+             ("torch CPU, 1 thread (float32)", "cpu", 1)]
+    print(f"\n{frames} frames of 1024x576: interpolation x2 (flow) and the warm LUT at 0.6, median of {repeats}\n")
+    print("| path | interpolation x2 | grading | both | per frame pair | per graded frame | load average |\n"
+          "|---|---|---|---|---|---|---|")
+    for name, device, count in cases + [("torch CUDA (float32)", "cuda", None)]:
+        if device == "cuda" and not torch.cuda.is_available():
+            print(f"| {name} | not yet measured (no GPU here) | | | | | |")
+            continue
+        if count:
+            torch.set_num_threads(count)
+        used = source[:numpy_frames] if device == "numpy" and numpy_frames else source
+        load_before = os.getloadavg()[0]
+        interp = median_time(lambda: post.interpolate(used, 2, "flow", device), repeats)
+        interp *= (frames - 1) / (len(used) - 1)  # 1 unless numpy was measured on fewer frames
+        grade = median_time(lambda: post.apply_lut(used, "warm", 0.6, device), repeats) * frames / len(used)
+        scaled = f" (scaled from {len(used)} measured frames)" if len(used) < frames else ""
+        label = f"{name}: {torch_path.describe_device(device)}" if device == "cuda" else name
+        print(f"| {label}{scaled} | {interp:.2f} s | {grade:.2f} s | {interp + grade:.2f} s | "
+              f"{interp / (frames - 1):.3f} s | {grade / frames:.3f} s | {load_before:.1f} -> {os.getloadavg()[0]:.1f} |")
+    torch.set_num_threads(threads)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=50, help="frames of the 1024x576 clip")
+    parser.add_argument("--numpy-frames", type=int, help="measure numpy on this many frames only, scaled to --frames")
+    parser.add_argument("--clip-only", action="store_true", help="only the 1024x576 clip on every device")
+    parser.add_argument("--no-clip", action="store_true", help="everything but the 1024x576 clip")
     args = parser.parse_args()
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, load average {os.getloadavg()[0]:.1f}")
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+             if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor() or platform.machine()
+    print(f"# {platform.machine()} ({cpu}), {os.cpu_count()} CPUs, numpy {np.__version__}, torch {torch.__version__}, "
+          f"torch threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"load average {os.getloadavg()[0]:.1f}, GPU: "
+          f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    if not args.no_clip:
+        full_size_clip(args.frames, args.repeats, args.numpy_frames)
+    if args.clip_only:
+        return 0
 
-    print("\n| size | flow (numpy) | ffmpeg minterpolate | blend |\n|---|---|---|---|")
+    print("\n| size | flow (numpy) | flow (torch CPU) | ffmpeg minterpolate | blend |\n|---|---|---|---|---|")
     for size in SIZES:
         a, b = pan_pair(size)
-        cells = [f"{median_time(lambda m=m: post.interpolate([a, b], 2, m), args.repeats):.3f} s"
-                 for m in ("flow", "ffmpeg", "blend")]
+        cells = [f"{median_time(lambda m=m, d=d: post.interpolate([a, b], 2, m, d), args.repeats):.3f} s"
+                 for m, d in (("flow", "numpy"), ("flow", "cpu"), ("ffmpeg", "numpy"), ("blend", "numpy"))]
         print(f"| {size[0]}x{size[1]} (one pair, x2) | " + " | ".join(cells) + " |")
 
-    print("\n| size | LUT numpy (trilinear) | LUT ffmpeg lut3d |\n|---|---|---|")
+    print("\n| size | LUT numpy (trilinear) | LUT torch CPU | LUT ffmpeg lut3d |\n|---|---|---|---|")
     for size in SIZES:
         frame = pan_pair(size)[0]
-        numpy_s = median_time(lambda: post.apply_lut([frame], "warm"), args.repeats)
+        numpy_s = median_time(lambda: post.apply_lut([frame], "warm", device="numpy"), args.repeats)
+        torch_s = median_time(lambda: post.apply_lut([frame], "warm", device="cpu"), args.repeats)
         ffmpeg_s = median_time(lambda: post.apply_lut_ffmpeg([frame], "warm"), args.repeats)
-        print(f"| {size[0]}x{size[1]} (one frame) | {numpy_s:.3f} s | {ffmpeg_s:.3f} s |")
+        print(f"| {size[0]}x{size[1]} (one frame) | {numpy_s:.3f} s | {torch_s:.3f} s | {ffmpeg_s:.3f} s |")
 
     print("\n| clip | format | time | size | PSNR |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

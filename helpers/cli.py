@@ -176,6 +176,7 @@ def oom_advice(stage: str) -> str:
         "refine": "Try --profile colab (sequential CPU offload) or a smaller size.",
         "train": "Try a smaller --batch-size or a smaller model (fewer filters/resnets).",
         "sample": "Try a smaller --batch-size.",
+        "post": "Try --device cpu: post-production runs on the CPU too (torch, or --device numpy).",
     }.get(stage, "Try --profile colab or smaller sizes.")
 
 

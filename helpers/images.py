@@ -15,7 +15,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+from helpers.drawing import load_font
 
 # Images up to this many pixels are read (PIL's own limit is ~179 MP and raises beyond 2x).
 MAX_PIXELS = 250_000_000
@@ -136,13 +138,6 @@ def fit_to(image: Image.Image, width: int, height: int) -> tuple[Image.Image, li
     return fitted, [f"resized from {image.width}x{image.height} to {width}x{height}{crop}"]
 
 
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
 def _wrap(draw: ImageDraw.ImageDraw, words: list[str], font, width: int) -> list[str]:
     lines: list[str] = []
     for word in words:
@@ -160,11 +155,11 @@ def _fit_lines(draw: ImageDraw.ImageDraw, text: str, width: int, size: int) -> t
     words = text.split()
     for max_lines in (1, 3):
         for px in range(size, 5, -1):
-            font = _font(px)
+            font = load_font(px)
             lines = _wrap(draw, words, font, width)
             if len(lines) <= max_lines and all(draw.textlength(line, font=font) <= width for line in lines):
                 return lines, font
-    font = _font(6)
+    font = load_font(6)
     kept = [line for line in _wrap(draw, words, font, width) if draw.textlength(line, font=font) <= width][:3]
     return kept or [words[0]], font
 

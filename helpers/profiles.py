@@ -174,7 +174,9 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # lut / lut_strength: a .cube look (identity, warm, teal_orange from data/luts/, or a file; "none")
     #   and how much of it, 0-1;
     # interpolate / method: frame interpolation factor (2: n -> 2n-1 frames, originals kept; 1 = off)
-    #   and how in-betweens are made: flow (numpy optical flow), blend or ffmpeg (minterpolate);
+    #   and how in-betweens are made: flow (optical flow), blend or ffmpeg (minterpolate);
+    # device: where the optical flow and the LUT run: auto (torch on the GPU when there is one, else
+    #   torch on the CPU, measured faster than numpy), numpy (notebook 08's reference), cpu or cuda;
     # fps: frame rate of the final video; the interpolated clip is retimed to it, its duration kept
     #   (8 fps SVD x 2 = 16: nothing to do in tiny; 16 -> 24 on a GPU);
     # title / title_s: a title card before the video ("" = none) and its seconds;
@@ -182,13 +184,16 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # gif_width: the GIF is scaled down to at most this many pixels wide (None = the video's width);
     #   a full-size GIF of a 1024x576 clip runs to tens of MB, 480 px keeps it chat-sized.
     "post": {
-        "tiny": dict(interpolate=2, method="flow", fps=16, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
+        "tiny": dict(interpolate=2, method="flow", device="auto", fps=16, crossfade_s=0.5,
+                     match_keyframe=0.0, deflicker=5,
                      lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.0,
                      formats=("mp4", "gif", "prores"), gif_width=None),
-        "colab": dict(interpolate=2, method="flow", fps=24, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
+        "colab": dict(interpolate=2, method="flow", device="auto", fps=24, crossfade_s=0.5,
+                      match_keyframe=0.0, deflicker=5,
                       lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.5,
                       formats=("mp4", "gif", "prores", "webm"), gif_width=480),
-        "full": dict(interpolate=2, method="flow", fps=24, crossfade_s=0.5, match_keyframe=0.0, deflicker=5,
+        "full": dict(interpolate=2, method="flow", device="auto", fps=24, crossfade_s=0.5,
+                     match_keyframe=0.0, deflicker=5,
                      lut="warm", lut_strength=0.6, title="Pixels to Motion", title_s=1.5,
                      formats=("mp4", "gif", "prores", "webm"), gif_width=640),
     },

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from helpers import post
+from helpers.post import exporting
 from helpers.animate import mean_color_distance
 from helpers.cli import main
 from helpers.demo_images import demo_image
@@ -200,7 +201,7 @@ def test_an_interrupted_export_leaves_nothing(clip, tmp_path, monkeypatch):
         Path(output).write_bytes(b"half a video")
         raise RuntimeError("ffmpeg failed: simulated")
 
-    monkeypatch.setattr(post, "_pipe_ffmpeg", broken)
+    monkeypatch.setattr(exporting, "pipe_ffmpeg", broken)
     with pytest.raises(RuntimeError):
         post.export(clip, tmp_path / "v.webm", 8)
     assert list(tmp_path.iterdir()) == []

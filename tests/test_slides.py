@@ -128,8 +128,8 @@ def test_caption_wraps_inside_the_frame_on_a_dark_band():
     assert len(layer.lines) >= 2 and " ".join(layer.lines) == text and not layer.shortened
     from PIL import ImageDraw
     draw = ImageDraw.Draw(Image.new("RGB", size))
-    from helpers.slides import _font
-    assert all(draw.textlength(line, font=_font(layer.font_size)) <= size[0] for line in layer.lines)
+    from helpers.drawing import load_font
+    assert all(draw.textlength(line, font=load_font(layer.font_size)) <= size[0] for line in layer.lines)
     white = solid((255, 255, 255), size)
     captioned = np.asarray(layer.apply(white), dtype=np.float64)
     assert captioned[5].mean() == 255                       # the top of the picture is untouched

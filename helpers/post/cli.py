@@ -1,0 +1,268 @@
+"""The whole chain and its command line: ``python -m helpers post [VIDEO ...] [--out final.mp4]``.
+
+Without arguments the command reads ``outputs/videos/`` (``animation.mp4`` when present, else every
+video there in name order, else a stand-in) and writes ``outputs/final/final.mp4``, the profile's
+other formats beside it, and ``final.json``, a record of what was done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from helpers.cli import float_range, int_range
+from helpers.drawing import stamp_band_height
+from helpers.post.editing import add_caption, boomerang, crossfade_clips, fit_clip, stamp_frames, title_card, trim
+from helpers.post.exporting import FORMATS, export, format_table, parse_formats, quality_table, shrink_to_width
+from helpers.post.frames import MODEL_FREE_NAMES, Frames, as_frames, check_clip, check_positive, read_video
+from helpers.post.grading import LUT_NAMES, apply_lut, check_window, deflicker, load_lut, match_to_keyframe
+from helpers.post.interpolation import METHODS, change_speed, check_factor, check_method, interpolate, retime
+from helpers.post.torch_path import DEVICES, describe_device, resolve_device
+
+
+def post_settings(profile=None, **overrides: Any) -> dict[str, Any]:
+    """The profile's ``post`` block with ``overrides`` (unknown names are refused)."""
+    from helpers.profiles import get_profile
+
+    settings = (profile or get_profile()).settings("post")
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise ValueError(f"unknown post setting(s) {sorted(unknown)}; known: {', '.join(settings)}")
+    settings.update(overrides)
+    return settings
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Every problem with ``settings`` as one clear ValueError, before any work is done."""
+    check_factor(settings["interpolate"])
+    check_method(settings["method"], tuple(METHODS))
+    resolve_device(settings["device"])
+    check_positive(settings["fps"], "fps", "frames per second")
+    if settings["crossfade_s"] < 0:
+        raise ValueError(f"crossfade must be >= 0 s (0 = a cut), got {settings['crossfade_s']}")
+    if not 0.0 <= settings["match_keyframe"] <= 1.0:
+        raise ValueError(f"match_keyframe strength must be between 0 and 1, got {settings['match_keyframe']}")
+    check_window(settings["deflicker"])
+    if settings["gif_width"] is not None and settings["gif_width"] < 2:
+        raise ValueError(f"gif_width must be at least 2 pixels (or None), got {settings['gif_width']}")
+    if not 0.0 <= settings["lut_strength"] <= 1.0:
+        raise ValueError(f"LUT strength must be between 0 and 1, got {settings['lut_strength']}")
+    if settings["lut"] not in (None, "", "none"):
+        load_lut(settings["lut"])
+    if settings["title"].strip():
+        check_positive(settings["title_s"], "title card duration")
+    parse_formats(settings["formats"])
+
+
+def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], keyframe=None,
+            stamp: bool = False, start: float = 0.0, end: float | None = None, speed: float = 1.0,
+            boomerang_clip: bool = False, caption: str = "") -> tuple[Frames, list[str]]:
+    """Clips (all at ``fps``) -> the finished frames at ``settings["fps"]``, and a list of the steps done.
+
+    Order: fit to one size, join (crossfades), trim, speed, match the keyframe, deflicker, LUT,
+    interpolate, retime to the final fps, boomerang, caption, title card, random-weights stamp.
+    The LUT and the optical flow run on ``settings["device"]`` (:func:`helpers.post.torch_path.resolve_device`).
+    """
+    check_settings(settings)
+    clips = [as_frames(c) for c in clips]
+    if not clips:
+        raise ValueError("no clips to post-produce (the list is empty)")
+    for index, clip in enumerate(clips):
+        check_clip(clip, f"clip {index + 1}")
+    steps = []
+    size = clips[0][0].shape[1::-1]
+    if any(c[0].shape[1::-1] != size for c in clips[1:]):
+        clips = [fit_clip(c, size) for c in clips]
+        steps.append(f"fitted every clip to {size[0]}x{size[1]}")
+    overlap = round(settings["crossfade_s"] * fps) if len(clips) > 1 else 0
+    overlap = min(overlap, *(len(c) for c in clips))
+    frames = crossfade_clips(clips, overlap)
+    if len(clips) > 1:
+        steps.append(f"joined {len(clips)} clips with {overlap}-frame crossfades")
+    if start or end is not None:
+        frames = trim(frames, fps, start, end)
+        steps.append(f"trimmed to {start:g}-{'end' if end is None else f'{end:g}'} s")
+    if speed != 1.0:
+        frames = change_speed(frames, speed, "blend")
+        steps.append(f"speed x{speed:g}")
+    if keyframe is not None and settings["match_keyframe"] > 0:
+        frames = match_to_keyframe(frames, keyframe, settings["match_keyframe"])
+        steps.append(f"colours matched to the keyframe (strength {settings['match_keyframe']:g})")
+    if settings["deflicker"] > 1:
+        frames = deflicker(frames, settings["deflicker"])
+        steps.append(f"deflickered ({settings['deflicker']}-frame moving average of brightness)")
+    if settings["lut"] not in (None, "", "none") and settings["lut_strength"] > 0:
+        frames = apply_lut(frames, settings["lut"], settings["lut_strength"], settings["device"])
+        steps.append(f"LUT {settings['lut']} at strength {settings['lut_strength']:g} "
+                     f"({describe_device(settings['device'])})")
+    factor = settings["interpolate"]
+    if factor > 1:
+        frames = interpolate(frames, factor, settings["method"], settings["device"])
+        where = f", {describe_device(settings['device'])}" if settings["method"] == "flow" else ""
+        steps.append(f"interpolated x{factor} ({settings['method']}{where})")
+    if abs(fps * factor - settings["fps"]) > 1e-9:
+        frames = retime(frames, fps * factor, settings["fps"], "blend")
+        steps.append(f"retimed from {fps * factor:g} to {settings['fps']:g} fps (duration kept)")
+    if boomerang_clip:
+        frames = boomerang(frames)
+        steps.append("boomerang (forwards, then backwards)")
+    if caption.strip():
+        frames = add_caption(frames, caption, bottom=stamp_band_height(size) if stamp else 0)
+        steps.append("caption")
+    if settings["title"].strip():
+        count = max(1, round(settings["title_s"] * settings["fps"]))
+        card = title_card(settings["title"], size, count)
+        fade = min(round(settings["crossfade_s"] * settings["fps"]), count, len(frames))
+        frames = crossfade_clips([card, frames], fade)
+        steps.append(f"title card {settings['title']!r} ({settings['title_s']:g} s, {fade}-frame crossfade)")
+    if stamp:
+        frames = stamp_frames(frames)
+        steps.append("stamped RANDOM WEIGHTS on every frame")
+    return frames, steps
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+MAX_BYTES = 4 * 2**30  # the most the finished frames may take in memory
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("videos", nargs="*", help="videos to post-produce, joined in this order; default: "
+                        "outputs/videos/animation.mp4, else every video in outputs/videos/ by name")
+    parser.add_argument("--out", help="the final MP4; other formats are written beside it with their own "
+                        "suffix (default: outputs/final/final.mp4)")
+    parser.add_argument("--formats", help=f"comma-separated, from {', '.join(FORMATS)} (mp4 is always written); "
+                        "default: the profile's")
+    parser.add_argument("--gif-width", type=int_range(16, 4096), dest="gif_width",
+                        help="scale the GIF down to at most this width in pixels (default: the profile's)")
+    parser.add_argument("--interpolate", type=int_range(1, 8),
+                        help="frame interpolation factor, 1-8 (2: n -> 2n-1 frames; 1 = off)")
+    parser.add_argument("--method", choices=list(METHODS), help="how in-between frames are made")
+    parser.add_argument("--device", choices=list(DEVICES),
+                        help="where the optical flow and the LUT run: auto (the GPU when there is one, else torch "
+                             "on the CPU), numpy (the reference), cpu or cuda; default: the profile's")
+    parser.add_argument("--fps", type=float_range(0, 120, low_open=True),
+                        help="frame rate of the final video, up to 120 (the clip is retimed to it)")
+    parser.add_argument("--crossfade", type=float_range(0, 10), dest="crossfade_s", help="seconds of crossfade between clips")
+    parser.add_argument("--lut", help=f"a .cube file or one of {', '.join(LUT_NAMES)}; 'none' = no LUT")
+    parser.add_argument("--lut-strength", type=float_range(0, 1), dest="lut_strength", help="0 (off) to 1 (the full look)")
+    parser.add_argument("--keyframe", help="match colours to this image (strength 1 unless --match says otherwise); "
+                        "default the first keyframe `animate` uses (helpers.keyframes.animation_keyframes) when the "
+                        "profile's match strength is above 0")
+    parser.add_argument("--match", type=float_range(0, 1), dest="match_keyframe", help="colour-match strength, 0 (off) to 1")
+    parser.add_argument("--deflicker", type=int_range(1, 51), help="frames in the brightness moving average (odd; 1 = off)")
+    parser.add_argument("--title", help="title card text ('' = no title card)")
+    parser.add_argument("--title-seconds", type=float_range(0, 30, low_open=True), dest="title_s",
+                        help="title card duration in seconds, up to 30")
+    parser.add_argument("--caption", default="", help="a caption burnt into every frame")
+    parser.add_argument("--start", type=float_range(0, 36_000), default=0.0, help="trim: start at this second of the joined clips")
+    parser.add_argument("--end", type=float_range(0, 36_000, low_open=True), help="trim: end at this second")
+    parser.add_argument("--speed", type=float_range(0.1, 10), default=1.0,
+                        help="play faster (2) or slower (0.5), 0.1-10")
+    parser.add_argument("--boomerang", action="store_true", help="play forwards then backwards (a seamless loop)")
+
+
+def check_memory(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], speed: float = 1.0,
+                 boomerang_clip: bool = False) -> None:
+    """Refuse, before any work, settings whose frames would not fit in memory (:data:`MAX_BYTES`)."""
+    frames_in = sum(len(c) for c in clips)
+    height, width = np.asarray(clips[0][0]).shape[:2]
+    peak = max(frames_in / speed * settings["interpolate"], frames_in / fps / speed * settings["fps"])
+    peak = math.ceil(peak * (2 if boomerang_clip else 1) + settings["title_s"] * settings["fps"])
+    size = peak * width * height * 3
+    if size > MAX_BYTES:
+        raise ValueError(f"these settings make about {peak} frames of {width}x{height} ({size / 2**30:.1f} GiB, "
+                         f"more than {MAX_BYTES / 2**30:.0f} GiB): lower --fps or --interpolate, or raise --speed")
+
+
+def find_inputs(given: Sequence[str]) -> list[Path]:
+    """The videos to work on: ``given``, else outputs/videos/animation.mp4, else all videos there, else a stand-in."""
+    from helpers.outputs import stage_dir
+    from helpers.standins import ensure_video, video_paths
+
+    if given:
+        return [Path(p) for p in given]
+    animation = stage_dir("videos") / "animation.mp4"
+    if animation.exists():
+        return [animation]
+    return video_paths() or [ensure_video()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from helpers.outputs import stage_dir, write_json
+    from helpers.profiles import get_profile
+    from helpers.images import load_image
+
+    # Check everything that can be checked before reading or writing anything.
+    profile = get_profile(args.profile)
+    names = ("interpolate", "method", "device", "fps", "crossfade_s", "lut", "lut_strength", "match_keyframe",
+             "deflicker", "title", "title_s", "gif_width")
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.keyframe and args.match_keyframe is None:
+        overrides["match_keyframe"] = 1.0  # naming a keyframe means: match it
+    if args.formats is not None:
+        overrides["formats"] = tuple(parse_formats(args.formats))
+    settings = post_settings(profile, **overrides)
+    check_settings(settings)
+    check_positive(args.speed, "--speed", "(1 = unchanged)")
+    if args.start < 0:
+        raise ValueError(f"--start must be >= 0 s, got {args.start}")
+    if args.end is not None and args.end <= args.start:
+        raise ValueError(f"--end ({args.end:g} s) must be after --start ({args.start:g} s)")
+    out = Path(args.out) if args.out else stage_dir("final") / "final.mp4"
+    if out.suffix.lower() != ".mp4":
+        raise ValueError(f"{out}: --out must end in .mp4 (other formats are written beside it)")
+    keyframe = None
+    if args.keyframe:
+        keyframe, _ = load_image(args.keyframe)
+    elif settings["match_keyframe"] > 0:
+        from helpers.keyframes import animation_keyframes
+
+        animated = animation_keyframes(standins=False, verbose=False)  # what animate used by default
+        keyframe = load_image(animated[0])[0] if animated else None
+    print(profile.banner())
+    print(f"post-production runs on: {describe_device(settings['device'])}")
+
+    start_time = time.perf_counter()
+    paths = find_inputs(args.videos)
+    clips, rates = [], []
+    for path in paths:
+        frames, fps = read_video(path)
+        clips.append(frames)
+        rates.append(fps)
+    if len(set(round(r, 3) for r in rates)) > 1:
+        clips = [retime(c, r, rates[0]) for c, r in zip(clips, rates)]
+        print(f"note: clips had different frame rates; all retimed to {rates[0]:g} fps")
+    check_memory(clips, rates[0], settings, args.speed, args.boomerang)
+    stamp = profile.random_weights and any(p.name not in MODEL_FREE_NAMES for p in paths)
+    frames, steps = produce(clips, rates[0], settings, keyframe=keyframe, stamp=stamp, start=args.start,
+                            end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
+    files = {}
+    for fmt in parse_formats(settings["formats"]):
+        clip = shrink_to_width(frames, settings["gif_width"]) if fmt == "gif" else frames
+        files[fmt] = export(clip, out.with_suffix(FORMATS[fmt].suffix), settings["fps"], fmt)
+    rows = quality_table(frames, files)
+    seconds = time.perf_counter() - start_time
+    record = {
+        "inputs": [str(p) for p in paths], "steps": steps, "fps": settings["fps"], "frames": len(frames),
+        "size": list(frames[0].shape[1::-1]), "seconds_of_video": round(len(frames) / settings["fps"], 3),
+        "files": rows, "profile": profile.name, "random_weights": profile.random_weights, "stamped": stamp,
+        "settings": settings, "device": describe_device(settings["device"]),
+        "took_s": round(seconds, 2),
+    }
+    write_json(out.with_suffix(".json"), record)
+    for step in steps:
+        print(f"  - {step}")
+    print(format_table(rows))
+    tiny = " (random weights: shows the pipeline runs, not a real result)" if stamp else ""
+    print(f"wrote {out} and {', '.join(str(p.name) for f, p in files.items() if f != 'mp4') or 'no other formats'}: "
+          f"{len(frames)} frames at {settings['fps']:g} fps, {frames[0].shape[1]}x{frames[0].shape[0]}, "
+          f"in {seconds:.1f} s{tiny}")
+    return 0

@@ -1,0 +1,262 @@
+"""The same optical flow, in-between frames and LUT grading as the numpy reference, in torch, batched on a device.
+
+Where the work runs is one setting, ``device`` (the profile's ``post`` block, ``--device``, or the
+``device=`` argument of :func:`~helpers.post.interpolate` / :func:`~helpers.post.apply_lut`):
+
+- ``auto``: torch on the GPU when CUDA is available; otherwise :data:`CPU_PATH`, the faster of the two CPU
+  paths as measured by ``benchmarks/bench_post.py`` (docs/benchmarks.md): torch on the CPU;
+- ``numpy``: the numpy reference of notebook 08 (float64, one frame pair at a time);
+- ``cpu`` / ``cuda`` (or ``cuda:1``...): torch on that device.
+
+Every function here follows its numpy twin step by step (same pyramid, same Lucas-Kanade update, same
+confidence-weighted smoothing, same bilinear reads with edges repeated, same trilinear LUT), but works on a
+batch of frames at once and leaves the data on the device until the finished uint8 frames come back.
+In float64 the flow matches the numpy reference within 1e-6 px (measured: ~1e-8 px); torch runs in float32
+by default (what a GPU is fast at), which stays within :data:`FLOAT32_TOLERANCE` (tests/test_post_torch.py).
+Nothing here is a matmul or a convolution, so TF32 never enters: the window sums add shifted slices and every
+read is ``grid_sample``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DEVICES = ("auto", "numpy", "cpu", "cuda")
+# What "auto" runs without CUDA: torch on the CPU, measured faster than numpy on 1 and 2 cores
+# (benchmarks/bench_post.py, docs/benchmarks.md). Set to "numpy" if a CPU ever measures the other way.
+CPU_PATH = "cpu"
+# Frame pairs (or frames) worked on at once. A GPU wants big batches (memory grows by about 85 MB per 1024x576
+# pair in float32, measured on the CPU: 8 pairs ~0.7 GB); a CPU is fastest with small ones that stay in its
+# caches (measured at 1024x576, one thread: 1-2 pairs 0.12 s per pair, 8 pairs 0.15 s).
+BATCH = {"cpu": 2, "cuda": 8}
+# float32 against the float64 numpy reference (tests/test_post_torch.py). Measured on CPU on panning pictures from
+# 96x64 to 1024x576: flow median <= 5e-6 px and worst 4e-4 px; in-betweens before rounding <= 0.013 levels; uint8
+# in-betweens and graded frames <= 1 level (a rounding). The bounds below leave at least 10x room (4x for in-betweens).
+FLOAT32_TOLERANCE = {"flow_median_px": 1e-4, "flow_max_px": 5e-3, "inbetween_levels": 0.05, "uint8_levels": 1}
+
+
+# --------------------------------------------------------------------------------------------
+# Which device
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """The path that runs for a ``device`` setting: ``"numpy"``, ``"cpu"`` or a CUDA device such as ``"cuda"``.
+
+    ``auto`` (or None) gives ``cuda`` when CUDA is available, else :data:`CPU_PATH`. Asking for CUDA without
+    a GPU, or for an unknown device, is a one-line ValueError.
+    """
+    name = "auto" if device is None else str(device).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else CPU_PATH
+    if name in ("numpy", "cpu"):
+        return name
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"post-production device {device!r}: no CUDA GPU is available here; "
+                             "use 'auto', 'cpu' or 'numpy'")
+        try:
+            index = torch.device(name).index or 0
+        except RuntimeError:
+            index = -1
+        if not 0 <= index < torch.cuda.device_count():
+            raise ValueError(f"post-production device {device!r}: this machine has "
+                             f"{torch.cuda.device_count()} CUDA GPU(s)")
+        return name
+    raise ValueError(f"unknown post-production device {device!r}; choose one of {', '.join(DEVICES)}")
+
+
+def describe_device(device: str | None = "auto") -> str:
+    """Which path runs for ``device``, in words: e.g. ``torch on cuda: NVIDIA H100 80GB HBM3, float32``."""
+    path = resolve_device(device)
+    if path == "numpy":
+        return "numpy on the CPU, float64: notebook 08's reference"
+    if path == "cpu":
+        threads = torch.get_num_threads()
+        return f"torch on the CPU, {threads} thread{'s' if threads > 1 else ''}, float32"
+    return f"torch on {path}: {torch.cuda.get_device_name(torch.device(path))}, float32"
+
+
+def to_device(frames: Sequence[np.ndarray], device: str) -> torch.Tensor:
+    """uint8 frames -> one (N, H, W, 3) uint8 tensor on ``device`` (a quarter of the bytes of float32)."""
+    return torch.from_numpy(np.stack([np.asarray(f, dtype=np.uint8) for f in frames])).to(device)
+
+
+def to_frames(batch: torch.Tensor) -> list[np.ndarray]:
+    """Float frames in 0..255 (N, H, W, 3) -> uint8 arrays, rounded like ``np.rint``; one copy back to the host."""
+    return list(batch.round().clamp_(0, 255).to(torch.uint8).cpu().numpy())
+
+
+# --------------------------------------------------------------------------------------------
+# Optical flow (the numpy reference: helpers.post.interpolation)
+
+
+def luma(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Brightness of (N, H, W, 3) RGB frames in 0..255 -> (N, H, W) in 0..1 (Rec. 709 weights, no matmul)."""
+    rgb = frames.to(dtype)
+    return (0.2126 * rgb[..., 0] + 0.7152 * rgb[..., 1] + 0.0722 * rgb[..., 2]) / 255.0
+
+
+def box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1) x (2r+1) window around each pixel of (N, H, W) images, edges repeated.
+
+    A sum of shifted slices, rows then columns: exact in float32 (the numpy version's cumulative sums
+    would lose digits there) and no convolution (so no TF32 on a GPU).
+    """
+    k = 2 * radius + 1
+    height, width = image.shape[-2:]
+    padded = F.pad(image[:, None], (radius, radius, radius, radius), mode="replicate")[:, 0]
+    rows = padded[:, :, 0:width].clone()
+    for shift in range(1, k):
+        rows += padded[:, :, shift:shift + width]
+    out = rows[:, 0:height].clone()
+    for shift in range(1, k):
+        out += rows[:, shift:shift + height]
+    return out / (k * k)
+
+
+def bilinear_sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) images read at real positions ``x``, ``y`` (N, h, w) in pixels -> (N, C, h, w).
+
+    ``grid_sample`` with ``align_corners=True`` (-1 and 1 are the centres of the first and last pixels) and
+    ``padding_mode="border"`` (outside reads the nearest edge): the numpy ``bilinear_sample``.
+    """
+    height, width = image.shape[-2:]
+    grid = torch.stack([x * (2.0 / max(width - 1, 1)) - 1.0, y * (2.0 / max(height - 1, 1)) - 1.0], dim=-1)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def pixel_grid(count: int, height: int, width: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x and y of every pixel, (count, height, width) each, on ``like``'s device and dtype."""
+    ys = torch.arange(height, dtype=like.dtype, device=like.device).view(1, height, 1).expand(count, height, width)
+    xs = torch.arange(width, dtype=like.dtype, device=like.device).view(1, 1, width).expand(count, height, width)
+    return xs, ys
+
+
+def _downsample(image: torch.Tensor) -> torch.Tensor:
+    """Half size by averaging 2x2 blocks (an odd last row/column is repeated first)."""
+    height, width = image.shape[-2:]
+    if height % 2 or width % 2:
+        image = F.pad(image[:, None], (0, width % 2, 0, height % 2), mode="replicate")[:, 0]
+    return 0.25 * (image[:, 0::2, 0::2] + image[:, 1::2, 0::2] + image[:, 0::2, 1::2] + image[:, 1::2, 1::2])
+
+
+def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """A coarse (N, 2, h, w) flow brought to height x width: sampled bilinearly, vectors doubled."""
+    xs, ys = pixel_grid(flow.shape[0], height, width, flow)
+    return 2.0 * bilinear_sample(flow, (xs + 0.5) / 2 - 0.5, (ys + 0.5) / 2 - 0.5)
+
+
+def lucas_kanade_step(a: torch.Tensor, b: torch.Tensor, flow: torch.Tensor, radius: int = 3,
+                      eps: float = 1e-4) -> torch.Tensor:
+    """One Lucas-Kanade update of ``flow`` (N, 2, H, W) for (N, H, W) images, as the numpy ``lucas_kanade_step``."""
+    xs, ys = pixel_grid(*a.shape, a)
+    warped = bilinear_sample(b[:, None], xs + flow[:, 0], ys + flow[:, 1])[:, 0]
+    iy, ix = torch.gradient(0.5 * (a + warped), dim=(1, 2))
+    it = warped - a
+    sxx, sxy, syy = box_mean(ix * ix, radius) + eps, box_mean(ix * iy, radius), box_mean(iy * iy, radius) + eps
+    sxt, syt = box_mean(ix * it, radius), box_mean(iy * it, radius)
+    det = sxx * syy - sxy * sxy
+    u = flow[:, 0] - (syy * sxt - sxy * syt) / det
+    v = flow[:, 1] - (sxx * syt - sxy * sxt) / det
+    trace = sxx + syy
+    confidence = 0.5 * (trace - torch.sqrt(torch.clamp(trace * trace - 4 * det, min=0.0)))
+    weight = box_mean(confidence, radius)
+    return torch.stack([box_mean(confidence * u, radius) / weight, box_mean(confidence * v, radius) / weight], dim=1)
+
+
+def optical_flow(a: torch.Tensor, b: torch.Tensor, levels: int = 4, radius: int = 3, iterations: int = 3,
+                 eps: float = 1e-4, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Dense flow from each frame of ``a`` to the same frame of ``b``, both (N, H, W, 3) in 0..255.
+
+    Returns (N, H, W, 2) (dx, dy) in pixels with ``a(p) ~ b(p + flow(p))``, on the frames' device: the numpy
+    ``optical_flow`` of every pair at once (same pyramid, same steps).
+    """
+    pyramid = [(luma(a, dtype), luma(b, dtype))]
+    while len(pyramid) < levels and min(pyramid[-1][0].shape[-2:]) >= 16:
+        pyramid.append((_downsample(pyramid[-1][0]), _downsample(pyramid[-1][1])))
+    flow = torch.zeros((a.shape[0], 2, *pyramid[-1][0].shape[-2:]), dtype=dtype, device=a.device)
+    for ga, gb in reversed(pyramid):
+        if flow.shape[-2:] != ga.shape[-2:]:
+            flow = _upsample_flow(flow, *ga.shape[-2:])
+        for _ in range(iterations):
+            flow = lucas_kanade_step(ga, gb, flow, radius, eps)
+    return flow.permute(0, 2, 3, 1)
+
+
+def flow_inbetween(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, flow: torch.Tensor) -> torch.Tensor:
+    """Frames at times ``t`` (0 = ``a``, 1 = ``b``; a number or one per frame) by warping both neighbours.
+
+    ``a``, ``b``: (N, H, W, 3) in 0..255; ``flow``: (N, H, W, 2) from :func:`optical_flow`. Returns float
+    (N, H, W, 3) in 0..255, in ``flow``'s dtype: the numpy ``flow_inbetween``.
+    """
+    t = torch.as_tensor(t, dtype=flow.dtype, device=flow.device).reshape(-1, 1, 1)
+    xs, ys = pixel_grid(*flow.shape[:3], flow)
+    fx, fy = flow[..., 0], flow[..., 1]
+    channels_first = lambda frames: frames.to(flow.dtype).permute(0, 3, 1, 2)
+    from_a = bilinear_sample(channels_first(a), xs - t * fx, ys - t * fy)
+    from_b = bilinear_sample(channels_first(b), xs + (1 - t) * fx, ys + (1 - t) * fy)
+    t = t[:, None]
+    return ((1 - t) * from_a + t * from_b).permute(0, 2, 3, 1)
+
+
+def batch_size(device: str) -> int:
+    """Frame pairs (or frames) per batch on ``device`` (:data:`BATCH`)."""
+    return BATCH["cpu" if device == "cpu" else "cuda"]
+
+
+def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], device: str,
+               dtype: torch.dtype = torch.float32, batch: int | None = None) -> list[np.ndarray]:
+    """The uint8 frames at ``jobs`` = [(i, t), ...]: time ``t`` (0 < t < 1) between frames i and i + 1.
+
+    The flow of each pair is computed once, ``batch`` pairs at a time on ``device`` (default
+    :func:`batch_size`); every in-between of those pairs is made there too, and each batch comes back to
+    the host in one copy.
+    """
+    batch = batch or batch_size(device)
+    pairs = sorted({i for i, _ in jobs})
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(pairs), batch):
+        chunk = pairs[start:start + batch]
+        a, b = to_device([frames[i] for i in chunk], device), to_device([frames[i + 1] for i in chunk], device)
+        flow = optical_flow(a, b, dtype=dtype)
+        where = {i: k for k, i in enumerate(chunk)}
+        mine = [j for j, (i, _) in enumerate(jobs) if i in where]
+        for first in range(0, len(mine), batch):
+            some = mine[first:first + batch]
+            index = torch.tensor([where[jobs[j][0]] for j in some], device=flow.device)
+            t = torch.tensor([jobs[j][1] for j in some], dtype=dtype, device=flow.device)
+            made = to_frames(flow_inbetween(a[index], b[index], t, flow[index]))
+            out.update(zip(some, made))
+    return [out[j] for j in range(len(jobs))]
+
+
+# --------------------------------------------------------------------------------------------
+# Grading (the numpy reference: helpers.post.grading.apply_lut)
+
+
+def apply_lut(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Sequence[float],
+              domain_max: Sequence[float], strength: float, device: str, dtype: torch.dtype = torch.float32,
+              batch: int | None = None) -> list[np.ndarray]:
+    """uint8 frames through a 3D LUT ``table[b, g, r]`` with trilinear interpolation, on ``device``.
+
+    The table becomes a 5-D volume (1, 3, blue, green, red) for ``grid_sample``, whose grid holds
+    (x, y, z) = (red, green, blue) positions: the same axis order as the .cube file (red fastest). With
+    ``align_corners=True``, -1 and 1 are the first and last grid points, so a colour's position on the grid
+    is just ``2 * (colour - min) / (max - min) - 1``, clipped to [-1, 1] like the numpy version.
+    """
+    batch = batch or batch_size(device)
+    volume = torch.as_tensor(np.ascontiguousarray(table), dtype=dtype, device=device).permute(3, 0, 1, 2)[None]
+    lo = torch.as_tensor(domain_min, dtype=dtype, device=device)
+    hi = torch.as_tensor(domain_max, dtype=dtype, device=device)
+    out = []
+    for start in range(0, len(frames), batch):
+        rgb = to_device(frames[start:start + batch], device).to(dtype) / 255.0
+        where = ((rgb - lo) / (hi - lo)).clamp(0.0, 1.0) * 2.0 - 1.0
+        graded = F.grid_sample(volume, where[None], mode="bilinear", padding_mode="border", align_corners=True)
+        graded = graded[0].permute(1, 2, 3, 0)                                    # (n, H, W, RGB)
+        out += to_frames(((1 - strength) * rgb + strength * graded) * 255.0)
+    return out
