@@ -51,11 +51,11 @@ PROMISE_SECONDS = 120
 PROMISE_TIME = {
     "tiny": "measured: 1.2 s per video on 2 shared CPU cores with 1 torch thread (median of 5, model loaded); "
             "the first request, which loads the model, took 4.3 s",
-    "colab": "not yet measured on a GPU. ESTIMATE 45-70 s on a free Colab T4: an H100 made 25 frames x 25 steps "
+    "colab": "not yet measured on a GPU. ESTIMATE 45-70 s on a free Colab T4: an H100 was reported to make 25 frames x 25 steps "
              "at 1024x576 with the same memory options in 23.2 s; a T4 is 10-15x slower (232-348 s), and these "
              "defaults are 0.19 of that work (frames x steps x pixels). Loading is extra: the first request "
              "downloads ~9.6 GB",
-    "full": "not yet measured on a GPU. ESTIMATE about 19 s on an H100: 18.8 s were measured there for exactly "
+    "full": "not yet measured on a GPU. ESTIMATE about 19 s on an H100: 18.8 s were reported there for exactly "
             "these settings with the full-size architecture (eager, without channels_last); A100: not estimated",
 }
 TINY_NOTE = ("**tiny profile: every model here has RANDOM WEIGHTS.** The video shows that the app "
