@@ -20,7 +20,7 @@ On a small shared machine use one thread: two threads on two busy cores oversubs
 swing several-fold between identical runs.
 
 The full-size architectures with random weights, built from the published configurations
-(helpers/twins/full_size.py; nothing is downloaded), on a GPU: SVD-XT at 25 frames, 576x1024, 25 steps,
+(helpers/core/twins/full_size.py; nothing is downloaded), on a GPU: SVD-XT at 25 frames, 576x1024, 25 steps,
 fp16 (eager, channels_last, torch.compile, offload options) and LTX-Video 2B at 1216x704, 121 frames,
 bf16 (0.9.5 with 40 steps and CFG against 0.9.8 distilled with 8 steps and none):
 
@@ -97,11 +97,11 @@ FULL_SETTINGS = {
 def build_full_svd(device: str = "cuda", dtype=None):
     """StableVideoDiffusionPipeline with SVD-XT's published architecture and random weights, on ``device``.
 
-    The course's GPU test mode builds it (helpers/twins/full_size.py): the UNet is
+    The course's GPU test mode builds it (helpers/core/twins/full_size.py): the UNet is
     UNetSpatioTemporalConditionModel's defaults, the VAE and the ViT-H/14 image encoder follow the
     published configs. ``device="meta"`` only counts the weights.
     """
-    from helpers.twins.full_size import svd
+    from helpers.core.twins.full_size import svd
 
     return svd(device, dtype)
 
@@ -125,9 +125,10 @@ def full_size_call(spec: dict, image):
     import torch
 
     from helpers import animate
-    from helpers.images import fit_to
-    from helpers.profiles import Profile
-    from helpers.twins import full_size
+    from helpers.core import device
+    from helpers.core.images import fit_to
+    from helpers.core.profiles import Profile
+    from helpers.core.twins import full_size
 
     backend = spec["backend"]
     settings = dict(FULL_SETTINGS[backend], **spec["overrides"], memory=spec["memory"], compile=spec["compile"])
@@ -136,14 +137,14 @@ def full_size_call(spec: dict, image):
         animate.check_speed_options(settings)
         pipe = build_full_svd("cuda", torch.float16)
         pipe.set_progress_bar_config(disable=True)
-        pipe = animate.apply_speed_options(animate.apply_memory_options(pipe, spec["memory"], profile), settings)
+        pipe = animate.apply_speed_options(device.apply_memory_options(pipe, spec["memory"], profile), settings)
         fitted, _ = fit_to(image, settings["width"], settings["height"])
         return lambda: animate.svd_frames(pipe, fitted, settings, seed=0)
     profile = Profile("full", "cuda", "bfloat16", "benchmark")
     distilled = backend == "ltx-distilled"
     pipe = (full_size.ltx_distilled if distilled else full_size.ltx)("cuda", torch.bfloat16)
     pipe.set_progress_bar_config(disable=True)
-    pipe = animate.apply_memory_options(pipe, spec["memory"], profile)
+    pipe = device.apply_memory_options(pipe, spec["memory"], profile)
     settings = animate.ltx_settings(profile, distilled, **{k: v for k, v in settings.items()
                                                              if k not in ("compile",)})
     fitted, _ = fit_to(image, settings["width"], settings["height"])
@@ -153,7 +154,7 @@ def full_size_call(spec: dict, image):
 def tiny_call(spec: dict, image):
     """A function that runs one tiny case on the CPU (the pipeline is loaded before it is returned)."""
     from helpers import animate
-    from helpers.profiles import get_profile
+    from helpers.core.profiles import get_profile
 
     profile = get_profile("tiny")
     backend, memory, overrides = spec["backend"], spec["memory"], spec["overrides"]
@@ -190,7 +191,7 @@ def run_one(spec: dict) -> list[dict]:
     """Measure one configuration, or a group taking turns, in this process; returns JSON-able records."""
     import torch
 
-    from helpers.demo_images import demo_image
+    from helpers.core.demo_images import demo_image
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])

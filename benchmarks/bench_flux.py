@@ -38,7 +38,7 @@ import json, os, resource, sys, time
 sys.path.insert(0, os.environ["BENCH_ROOT"])
 import torch
 case, repeats = sys.argv[1], int(sys.argv[2])
-from helpers.profiles import get_profile
+from helpers.core.profiles import get_profile
 profile = get_profile(os.environ.get("BENCH_PROFILE", "tiny"))
 if os.environ.get("BENCH_THREADS"):
     torch.set_num_threads(int(os.environ["BENCH_THREADS"]))

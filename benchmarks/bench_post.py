@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from helpers import post  # noqa: E402
 from helpers.post import torch_path  # noqa: E402
-from helpers.demo_images import demo_image  # noqa: E402
-from helpers.video import write_mp4  # noqa: E402
+from helpers.core.demo_images import demo_image  # noqa: E402
+from helpers.core.video import write_mp4  # noqa: E402
 
 SIZES = [(128, 64), (256, 144), (1024, 576)]
 

@@ -116,7 +116,7 @@ def main() -> None:
     # Exactness where it is exact: a float64 copy of the model, TF32 off. In float32 on a GPU, TF32
     # matmuls and other kernel choices can flip a rare 8-bit draw between the two samplers (99.94% of
     # sub-pixels equal on an H100); in float64 both must draw the same images.
-    from helpers.device import exact_float64
+    from helpers.core.hardware import exact_float64
 
     model64 = PixelCNNpp(args.channels, args.nr_resnet, args.nr_filters, args.nr_logistic_mix, dropout=0.0)
     model64.load_state_dict(model.state_dict())

@@ -35,7 +35,7 @@ def main() -> None:
 
     import torch
 
-    from helpers.profiles import get_profile
+    from helpers.core.profiles import get_profile
     from helpers.train import Progress, parse_sets, train
 
     if args.threads:

@@ -1,18 +1,21 @@
-"""Pixels to Motion: small helpers shared by the course notebooks.
+"""Pixels to Motion: the code the course notebooks share, laid out in course order.
 
-One module per stage of the course:
+Stages (one module or package per stage, in the order of the notebooks; docs/ARCHITECTURE.md):
 
-- ``profiles``   which world we run in (tiny / colab / full) and every size that follows from it
-- ``registry``   the real model ids and their tiny offline twins
-- ``outputs``    the work folder and atomic writes
-- ``images``     reading any image safely, fitting it to a model, labelling random-weight output
-- ``drawing``    text on frames: fonts, word wrap, captions (shared by ``post`` and ``slides``)
-- ``video``      writing browser-friendly MP4s, reading them back, showing them inline
-- ``pixelcnnpp`` / ``data`` / ``train`` / ``sample``   PixelCNN++ (notebooks 01-03)
-- ``curate`` / ``keyframes`` / ``flux``                 samples to keyframes (04-05)
-- ``animate``                                           image to video (06-07)
-- ``post``                                              post-production (08): a package, one module per job
-- ``slides`` / ``app``                                  the two side roads (09-10)
+- ``pixelcnnpp``  the model, its likelihood, its samplers (01, 03): ``model``, ``likelihood``, ``sampling``, ``fast_sampler``
+- ``train`` / ``sample``                 training PixelCNN++ and drawing many images (02-03)
+- ``curate`` / ``keyframes``             samples to keyframes (04)
+- ``flux``                               Flux.1 keyframe refinement (05)
+- ``animate``                            image to video: ``animate.svd`` (06), ``animate.ltx`` (07), ``animate.cli``
+- ``post``                               post-production (08): one module per job
+- ``slides`` / ``app``                   the two side roads (09-10)
+- ``demo``                               every stage in order
+
+Shared machinery lives in ``helpers.core`` and never imports a stage: ``profiles`` (tiny / colab /
+full), ``registry`` (model ids and tiny twins), ``hardware`` (GPU class, threads, tolerances),
+``device`` (dtype plan, loading, memory options, output checks), ``outputs`` (the work folder, atomic
+writes), ``images``, ``drawing``, ``video``, ``blend`` (crossfades, colour transfer), ``data``,
+``demo_images``, ``standins``, ``cli`` and ``twins``.
 """
 
 __version__ = "0.1.0"

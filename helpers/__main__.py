@@ -1,5 +1,6 @@
+"""``python -m helpers <stage>``: the course's command line (helpers.core.cli)."""
 import sys
 
-from helpers.cli import main
+from helpers.core.cli import main
 
 sys.exit(main())

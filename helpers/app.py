@@ -29,13 +29,13 @@ from typing import Any, Callable
 from PIL import Image
 
 from helpers import animate
-from helpers.demo_images import MAKERS, demo_image_path
-from helpers.device import GenerationError
-from helpers.images import BadInputError, load_image
-from helpers.outputs import stage_dir
-from helpers.profiles import Profile, get_profile
+from helpers.core.demo_images import MAKERS, demo_image_path
+from helpers.core.device import GenerationError
+from helpers.core.images import BadInputError, load_image
+from helpers.core.outputs import stage_dir
+from helpers.core.profiles import Profile, get_profile
 from helpers.keyframes import animation_keyframes
-from helpers.video import write_mp4
+from helpers.core.video import write_mp4
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no telemetry: the app talks to nobody
 
@@ -346,7 +346,7 @@ def _check_port(host: str, port: int) -> None:
 
 def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True):
     """Serve ``app`` (loopback by default). ``share=True`` asks Gradio for a public link (Colab)."""
-    from helpers.outputs import outputs_dir
+    from helpers.core.outputs import outputs_dir
 
     return app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
                       allowed_paths=[str(outputs_dir())], ssr_mode=False, quiet=not block, show_error=True)
@@ -406,7 +406,7 @@ class WidgetStudio:
         """Make a video with the current knobs; show it, or a message saying what went wrong."""
         from IPython.display import display
 
-        from helpers.video import show_video
+        from helpers.core.video import show_video
 
         self.output.clear_output()
         uploaded = self._uploaded_file()
@@ -443,7 +443,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from helpers.device import configure_threads
+    from helpers.core.hardware import configure_threads
 
     profile = get_profile(args.profile)
     configure_threads(profile)  # tiny: one torch thread, as the notebooks (and the promise's measurement) use

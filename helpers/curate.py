@@ -31,10 +31,10 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from helpers.images import BadInputError, load_image
-from helpers.cli import int_range
-from helpers.outputs import atomic_dir, relative_to_outputs, stage_dir
-from helpers.profiles import Profile, get_profile
+from helpers.core.images import BadInputError, load_image
+from helpers.core.cli import int_range
+from helpers.core.outputs import atomic_dir, relative_to_outputs, stage_dir
+from helpers.core.profiles import Profile, get_profile
 
 # Weights of the combined score (they sum to 1; likelihood drops out when no model is given).
 WEIGHTS = {"likelihood": 0.4, "clean": 0.3, "sharpness": 0.2, "colour": 0.1}

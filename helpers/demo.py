@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from helpers.outputs import outputs_dir
+from helpers.core.outputs import outputs_dir
 
 # (stage, extra arguments, what it does) in the order of the course.
 CHAIN: list[tuple[str, list[str], str]] = [
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     stages = [c[0] for c in CHAIN]
     chain = CHAIN[stages.index(args.start):] if args.start else CHAIN

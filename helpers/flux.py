@@ -32,15 +32,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from helpers.cli import float_range, int_range
-from helpers.images import BadInputError, load_image, stamp_random_weights
-from helpers.outputs import outputs_dir, save_image, stage_dir, write_json
-from helpers.profiles import Profile, get_profile
-from helpers.device import NF4_COMPONENTS, check_output, load
-from helpers.registry import entry
+from helpers.core.cli import float_range, int_range
+from helpers.core.images import BadInputError, load_image, stamp_random_weights
+from helpers.core.outputs import outputs_dir, save_image, stage_dir, write_json
+from helpers.core.profiles import Profile, get_profile
+from helpers.core.device import NF4_COMPONENTS, check_output, load
+from helpers.core.registry import entry
 
 MODES = {"img2img": "flux-schnell-img2img", "kontext": "flux-kontext-dev", "fill": "flux-fill-dev"}
-# Memory options and dtypes of this stage: helpers.device (nf4 = 4-bit transformer and T5 via
+# Memory options and dtypes of this stage: helpers.core.device (nf4 = 4-bit transformer and T5 via
 # bitsandbytes, model_offload, sequential_offload, vae_tiling, ...).
 QUANTISED = NF4_COMPONENTS["flux"]  # what "nf4" quantises: the 12B transformer and T5-XXL
 
@@ -95,7 +95,7 @@ def hf_login() -> bool:
 
 def load_flux(key: str, profile: Profile, memory: str | None = None, dtype: str = "auto"):
     """Load the Flux pipeline ``key`` from the registry with ``memory`` (e.g. ``"nf4+model_offload"``)
-    and the dtype plan of :mod:`helpers.device` (``dtype="auto"``; on a T4: float16 with float32 text encoders).
+    and the dtype plan of :mod:`helpers.core.device` (``dtype="auto"``; on a T4: float16 with float32 text encoders).
 
     Gated models (dev, Kontext, Fill) need a Hugging Face login outside ``tiny``.
     """
@@ -257,7 +257,7 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     settings = flux_settings(profile, **overrides)
     prompt = prompt if prompt is not None else settings["prompt"]
     if folder is None:
-        from helpers.standins import ensure_keyframes
+        from helpers.core.standins import ensure_keyframes
 
         ensure_keyframes()
         folder = stage_dir("keyframes")

@@ -27,10 +27,10 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageFilter
 
-from helpers.images import BadInputError, load_image
-from helpers.cli import float_range, int_range
-from helpers.outputs import relative_to_outputs, save_image, stage_dir, write_json
-from helpers.profiles import Profile, get_profile
+from helpers.core.images import BadInputError, load_image
+from helpers.core.cli import float_range, int_range
+from helpers.core.outputs import relative_to_outputs, save_image, stage_dir, write_json
+from helpers.core.profiles import Profile, get_profile
 
 UPSCALERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
              "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS}
@@ -340,7 +340,7 @@ def animation_keyframes(standins: bool = True, verbose: bool = True) -> list[Pat
     otherwise the keyframes themselves (``standins=True``: stand-ins from the demo images when there are
     none). ``verbose``: print one line saying which, and why.
     """
-    from helpers.standins import ensure_keyframes, keyframe_paths
+    from helpers.core.standins import ensure_keyframes, keyframe_paths
 
     keyframes = stage_dir("keyframes")
     refined_dir = stage_dir("refined")

@@ -25,9 +25,9 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 
-from helpers.cli import float_range, int_range
-from helpers.outputs import clean_stale, relative_to_outputs, save_image, stage_dir, write_json
-from helpers.profiles import Profile, get_profile
+from helpers.core.cli import float_range, int_range
+from helpers.core.outputs import clean_stale, relative_to_outputs, save_image, stage_dir, write_json
+from helpers.core.profiles import Profile, get_profile
 
 METHODS = ("fast", "naive")
 RECORD = "samples.json"
@@ -137,7 +137,7 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
         raise ValueError("image_shape (C, H, W) is needed when the model comes without its checkpoint info")
     target = Path(out_dir) if out_dir else stage_dir("samples")
     if target.exists() and not target.is_dir():
-        from helpers.images import BadInputError
+        from helpers.core.images import BadInputError
 
         raise BadInputError(target, "is a file, not a folder for samples")
     label = model_label(info, profile)
@@ -205,7 +205,7 @@ def save_grid(paths: Sequence[Path], out: Path, label: str) -> Path:
     """Up to 64 samples side by side, enlarged, with ``label`` on the picture."""
     import numpy as np
 
-    from helpers.data import image_grid
+    from helpers.core.data import image_grid
 
     pictures = [Image.open(p).convert("RGB") for p in paths]
     arrays = torch.stack([torch.from_numpy(np.asarray(p).copy()).permute(2, 0, 1) for p in pictures])

@@ -28,13 +28,13 @@ from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
-
-from helpers.animate import crossfade_weights  # the same blend weights as the SVD segment crossfades
-from helpers.cli import float_range, int_range
-from helpers.device import check_output
-from helpers.drawing import CaptionLayer, caption_layer, stamp_band_height
-from helpers.images import BadInputError, fit_to, stamp_random_weights
-from helpers.profiles import Profile, get_profile
+from helpers.core.blend import crossfade_weights  # the same blend weights as the SVD segment crossfades
+from helpers.core.cli import float_range, int_range
+from helpers.core.device import check_output
+from helpers.core.drawing import CaptionLayer, caption_layer
+from helpers.core.images import stamp_band_height
+from helpers.core.images import BadInputError, fit_to, stamp_random_weights
+from helpers.core.profiles import Profile, get_profile
 
 MAX_SLIDE_SECONDS = 600  # one slide
 MAX_BYTES = 4 * 2**30    # the most the video's frames may take in memory
@@ -326,7 +326,7 @@ def total_frames(storyboard: Storyboard, fps: float, crossfade_s: float) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Transitions and camera moves: plain image operations (captions are drawn by helpers.drawing)
+# Transitions and camera moves: plain image operations (captions are drawn by helpers.core.drawing)
 
 
 def blend(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
@@ -338,7 +338,7 @@ def crossfade(outgoing: Sequence[np.ndarray], incoming: Sequence[np.ndarray]) ->
     """Blend the last frames of one shot with the first of the next (equal counts), in float64.
 
     Frame ``j`` of ``k`` shows ``w = (j + 1) / (k + 1)`` of the incoming slide (the weights of
-    :func:`helpers.animate.crossfade_weights`, shared with the SVD segment crossfades): neither end
+    :func:`helpers.core.blend.crossfade_weights`, shared with the SVD segment crossfades): neither end
     repeats a pure frame, and for an odd ``k`` the middle frame is exactly the average.
     """
     if len(outgoing) != len(incoming):
@@ -490,7 +490,7 @@ def make_slides(storyboard: Storyboard, out: str | Path, profile: Profile | None
     ``overrides`` replace the profile's ``slides`` settings (e.g. ``fps=12``, ``crossfade_s=0.25``).
     Pass ``stills`` to reuse pictures you already made (no model is loaded then).
     """
-    from helpers.video import write_mp4
+    from helpers.core.video import write_mp4
 
     profile = profile or get_profile()
     settings = profile.settings("slides")
@@ -531,7 +531,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from helpers.outputs import save_image, stage_dir
+    from helpers.core.outputs import save_image, stage_dir
 
     storyboard = load_storyboard(args.storyboard) if args.storyboard else example_storyboard()
     if args.seed is not None:
@@ -544,7 +544,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: the output must end in .mp4")
     if args.stills and Path(args.stills).exists() and not Path(args.stills).is_dir():
-        from helpers.images import BadInputError
+        from helpers.core.images import BadInputError
 
         raise BadInputError(args.stills, "--stills is a file, not a folder for the slide pictures")
     overrides = {k: getattr(args, k) for k in ("fps", "crossfade_s") if getattr(args, k) is not None}

@@ -33,10 +33,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from helpers.data import ImageData, image_grid, load_data, to_pixels
-from helpers.cli import float_range, int_range
-from helpers.outputs import atomic_dir, atomic_path, clean_stale, stage_dir
-from helpers.profiles import Profile, get_profile
+from helpers.core.data import ImageData, image_grid, load_data, to_pixels
+from helpers.core.cli import float_range, int_range
+from helpers.core.outputs import atomic_dir, atomic_path, clean_stale, stage_dir
+from helpers.core.profiles import Profile, get_profile
 
 MODEL_KEYS = ("nr_resnet", "nr_filters", "nr_logistic_mix", "dropout")
 # Settings that must match for a checkpoint to be resumed (the rest may change between sessions).
@@ -192,7 +192,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     try:
         load_model(model, str(weights), device=str(device))
     except Exception as err:  # safetensors' own error type for a truncated or foreign file
-        from helpers.images import BadInputError
+        from helpers.core.images import BadInputError
 
         problem = " ".join(str(err).split()) or type(err).__name__
         raise BadInputError(weights, f"cannot be read as this checkpoint's weights ({problem})") from None
@@ -305,7 +305,7 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
     settings.setdefault("seed", 0)
     out_dir = Path(out_dir) if out_dir else default_checkpoint_dir()
     if out_dir.exists() and not out_dir.is_dir():
-        from helpers.images import BadInputError
+        from helpers.core.images import BadInputError
 
         raise BadInputError(out_dir, "is a file, not a folder for checkpoints")
     clean_stale(out_dir)  # what a killed run was writing

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.video import probe
+from helpers.core.video import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def test_awkward_images_become_browser_mp4s(tmp_path):
     images = awkward_images(tmp_path)
     # one process for all cases keeps the test quick: the pipeline loads once
     script = (
-        "import sys\nfrom helpers.cli import main\n"
+        "import sys\nfrom helpers.core.cli import main\n"
         "for src, dst in zip(sys.argv[1::2], sys.argv[2::2]):\n"
         "    assert main(['animate', src, '--out', dst, '--num-frames', '3']) == 0\n"
     )

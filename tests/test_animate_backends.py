@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from helpers import animate
-from helpers.profiles import get_profile
+from helpers.core import blend
+from helpers.core.profiles import get_profile
 
 TINY = get_profile("tiny")
 
@@ -27,10 +28,10 @@ def test_crossfade_frame_math_is_exact():
     rng = np.random.default_rng(0)
     first = [rng.integers(0, 256, (6, 5, 3), dtype=np.uint8) for _ in range(5)]
     second = [rng.integers(0, 256, (6, 5, 3), dtype=np.uint8) for _ in range(4)]
-    out = animate.crossfade(first, second, overlap=3)
+    out = blend.crossfade(first, second, overlap=3)
     assert len(out) == 5 + 4 - 3
     weights = [0.25, 0.5, 0.75]
-    assert np.allclose(animate.crossfade_weights(3), weights)
+    assert np.allclose(blend.crossfade_weights(3), weights)
     for i, frame in enumerate(out):
         got = np.asarray(frame).astype(np.float64)
         if i < 2:
@@ -44,11 +45,11 @@ def test_crossfade_frame_math_is_exact():
 
 
 def test_crossfade_of_two_constant_clips_ramps_evenly():
-    out = animate.crossfade([solid((0, 0, 0))] * 5, [solid((200, 100, 40))] * 5, overlap=4)
+    out = blend.crossfade([solid((0, 0, 0))] * 5, [solid((200, 100, 40))] * 5, overlap=4)
     reds = [int(np.asarray(f)[0, 0, 0]) for f in out]
     assert reds == [0, 40, 80, 120, 160, 200]  # weights 1/5 .. 4/5: neither end frame repeated
     with pytest.raises(ValueError, match="overlap"):
-        animate.crossfade([solid((0, 0, 0))] * 2, [solid((0, 0, 0))] * 5, overlap=3)
+        blend.crossfade([solid((0, 0, 0))] * 2, [solid((0, 0, 0))] * 5, overlap=3)
 
 
 def drifting_clip(n=12):
@@ -64,23 +65,23 @@ def drifting_clip(n=12):
 
 def test_match_colors_pulls_a_drifting_clip_back_to_the_keyframe():
     key, frames = drifting_clip()
-    before = animate.mean_color_distance(frames, key)
-    after = animate.match_colors(frames, key)
-    half = animate.match_colors(frames, key, strength=0.5)
-    assert animate.mean_color_distance(after, key) < 0.1 * before
-    assert animate.mean_color_distance(after, key) < animate.mean_color_distance(half, key) < before
+    before = blend.mean_color_distance(frames, key)
+    after = blend.match_colors(frames, key)
+    half = blend.match_colors(frames, key, strength=0.5)
+    assert blend.mean_color_distance(after, key) < 0.1 * before
+    assert blend.mean_color_distance(after, key) < blend.mean_color_distance(half, key) < before
     # the keyframe itself is (to the 8-bit grid) left alone, and structure survives
-    same = np.asarray(animate.match_colors([key], key)[0]).astype(int)
+    same = np.asarray(blend.match_colors([key], key)[0]).astype(int)
     assert np.abs(same - np.asarray(key).astype(int)).max() <= 1
     with pytest.raises(ValueError, match="strength"):
-        animate.match_colors(frames, key, strength=1.5)
+        blend.match_colors(frames, key, strength=1.5)
 
 
 def test_motion_score_is_zero_for_a_still_clip_and_grows_with_change():
     still = [solid((90, 90, 90))] * 4
     moving = [solid((90 + 20 * t, 90, 90)) for t in range(4)]
-    assert animate.motion_score(still) == 0.0
-    assert animate.motion_score(moving) == pytest.approx(20 / 255 / 3)
+    assert blend.motion_score(still) == 0.0
+    assert blend.motion_score(moving) == pytest.approx(20 / 255 / 3)
 
 
 def test_guidance_ramp_matches_the_svd_pipeline():
@@ -116,7 +117,7 @@ def test_chain_starts_each_segment_from_the_frame_where_the_join_begins():
     fake = FakeSVD()
     settings = dict(TINY.settings("svd"), num_frames=6, overlap=2, color_match=0.0)
     key = solid((40, 40, 40))
-    frames = animate._chain(fake, key, 15, settings, seed=0, progress=False)
+    frames = animate.svd._chain(fake, key, 15, settings, seed=0, progress=False)
     assert len(frames) == 15
     assert len(fake.inputs) == animate.segments_needed(15, 6, 2) == 4
     # segment 2 was started from frame 4 of the video so far: the first frame of the overlap window
@@ -124,7 +125,7 @@ def test_chain_starts_each_segment_from_the_frame_where_the_join_begins():
 
 
 def test_animate_long_with_the_tiny_twin_gives_at_least_the_frames_asked_for():
-    from helpers.demo_images import demo_image
+    from helpers.core.demo_images import demo_image
 
     image = demo_image("planet")
     frames = animate.animate_long(image, 7, TINY, seed=0, progress=False, num_frames=4,
@@ -178,7 +179,7 @@ def test_parse_keyframe():
 # ---------------------------------------------------------------- the LTX twin
 
 def test_ltx_twin_round_trips_and_keeps_the_real_size_rules():
-    from helpers.registry import load_pipeline
+    from helpers.core.registry import load_pipeline
 
     pipe = load_pipeline("ltx-video", TINY)  # built, save_pretrained, from_pretrained
     assert type(pipe).__name__ == "LTXConditionPipeline"
@@ -188,7 +189,7 @@ def test_ltx_twin_round_trips_and_keeps_the_real_size_rules():
 
 
 def test_ltx_keyframes_condition_the_video():
-    from helpers.demo_images import demo_image
+    from helpers.core.demo_images import demo_image
 
     pipe = animate.load_ltx(TINY, animate.ltx_settings(TINY))
     a, b = demo_image("sunset"), demo_image("planet")
@@ -205,7 +206,7 @@ def test_ltx_keyframes_condition_the_video():
 # ---------------------------------------------------------------- command line
 
 def cli(capsys, *args):
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     code = main(["animate", *map(str, args)])
     captured = capsys.readouterr()
@@ -213,8 +214,8 @@ def cli(capsys, *args):
 
 
 def test_cli_ltx_with_keyframes_and_prompt(tmp_path, outputs, capsys):
-    from helpers.demo_images import demo_image
-    from helpers.video import probe
+    from helpers.core.demo_images import demo_image
+    from helpers.core.video import probe
 
     demo_image("sunset").save(tmp_path / "a.png")
     demo_image("shapes").save(tmp_path / "b.png")
@@ -246,8 +247,8 @@ def test_cli_refuses_bad_combinations_in_one_line(tmp_path, outputs, capsys, arg
 
 
 def test_cli_without_an_image_animates_the_keyframes_into_a_long_video(outputs, capsys):
-    from helpers.demo_images import demo_image
-    from helpers.video import probe
+    from helpers.core.demo_images import demo_image
+    from helpers.core.video import probe
 
     (outputs / "keyframes").mkdir(parents=True)
     demo_image("planet").save(outputs / "keyframes" / "frame_0001.png")

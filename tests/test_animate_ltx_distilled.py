@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import animate, registry
-from helpers.profiles import LTX_DISTILLED_TIMESTEPS, get_profile
+from helpers import animate
+from helpers.core import registry
+from helpers.core.profiles import LTX_DISTILLED_TIMESTEPS, get_profile
 
 TINY = get_profile("tiny")
 KEY = "ltx-video-distilled"
@@ -35,7 +36,7 @@ def test_the_twin_is_one_file_in_the_original_layout(twin_folder):
 
 
 def test_from_single_file_gives_back_exactly_the_twin(twin_folder):
-    from helpers.twins import ltx
+    from helpers.core.twins import ltx
 
     pipe = registry.load_pipeline(KEY, TINY)
     built = ltx.build_distilled()  # seeded: the same weights as the saved twin
@@ -50,7 +51,7 @@ def test_original_key_inverts_diffusers_conversion_and_refuses_other_parts():
     from diffusers.loaders.single_file_utils import (convert_ltx_transformer_checkpoint_to_diffusers,
                                                      convert_ltx_vae_checkpoint_to_diffusers)
 
-    from helpers.twins import ltx
+    from helpers.core.twins import ltx
 
     pipe = ltx.build_distilled()
     checkpoint = ltx.original_checkpoint(pipe.transformer, pipe.vae)
@@ -70,7 +71,7 @@ def count_transformer_calls(pipe):
 
 
 def test_distilled_runs_its_8_step_schedule_without_cfg_and_dev_uses_cfg():
-    from helpers.demo_images import demo_image
+    from helpers.core.demo_images import demo_image
 
     image = demo_image("sunset")
     runs = {}
@@ -98,9 +99,9 @@ def test_another_step_count_uses_the_pipeline_schedule():
 
 
 def test_cli_distilled_backend(tmp_path, outputs, capsys):
-    from helpers.cli import main
-    from helpers.demo_images import demo_image
-    from helpers.video import probe
+    from helpers.core.cli import main
+    from helpers.core.demo_images import demo_image
+    from helpers.core.video import probe
 
     demo_image("planet").save(tmp_path / "a.png")
     code = main(["animate", "--backend", "ltx-distilled", "--keyframe", f"{tmp_path / 'a.png'}@0",

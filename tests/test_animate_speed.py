@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from helpers import animate
-from helpers.profiles import STAGE_SETTINGS, get_profile
+from helpers.core.profiles import STAGE_SETTINGS, get_profile
 
 TINY = get_profile("tiny")
 SMALL = dict(num_frames=4, width=64, height=32, num_inference_steps=1)
@@ -33,8 +33,8 @@ def unet_inputs(unet, dtype):
 
 
 def test_channels_last_moves_the_2d_convolutions_and_keeps_the_numbers():
-    from helpers.device import exact_float64, tolerance
-    from helpers.twins import svd
+    from helpers.core.hardware import exact_float64, tolerance
+    from helpers.core.twins import svd
 
     with exact_float64():
         eager = svd.build().unet.double()
@@ -96,7 +96,7 @@ def test_compile_wraps_the_unet_as_diffusers_shows_without_running_it(monkeypatc
     (dict(compile=True, compile_mode="fastest"), "compile_mode"),
 ])
 def test_impossible_speed_options_are_refused_in_one_line_before_loading(monkeypatch, overrides, needle):
-    monkeypatch.setattr(animate, "load", lambda *a, **k: pytest.fail("nothing may load"))
+    monkeypatch.setattr(animate.svd, "load", lambda *a, **k: pytest.fail("nothing may load"))
     with pytest.raises(ValueError) as err:
         animate.load_svd(TINY, animate.svd_settings(TINY, **overrides))
     assert needle in str(err.value) and "\n" not in str(err.value)
@@ -112,7 +112,7 @@ def test_every_profile_ships_speed_options_that_work_together():
 def test_cli_speed_flags_reach_the_settings_and_stay_svd_only(tmp_path, outputs, capsys, monkeypatch):
     from PIL import Image
 
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "ok.png")
     seen = {}
@@ -122,7 +122,7 @@ def test_cli_speed_flags_reach_the_settings_and_stay_svd_only(tmp_path, outputs,
         frames = [Image.new("RGB", (64, 32), (40 * i, 0, 0)) for i in range(2)]
         return frames, animate.svd_settings(profile, **overrides)
 
-    monkeypatch.setattr(animate, "animate_image", fake_animate_image)
+    monkeypatch.setattr(animate.cli, "animate_image", fake_animate_image)
     code = main(["animate", str(tmp_path / "ok.png"), "--channels-last", "--no-compile",
                  "--out", str(tmp_path / "v.mp4")])
     assert code == 0 and seen["channels_last"] is True and seen["compile"] is False

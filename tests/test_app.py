@@ -15,7 +15,7 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from helpers import app as studio_app  # noqa: E402
-from helpers.video import probe, read_frames  # noqa: E402
+from helpers.core.video import probe, read_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TRUNCATED_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x40\x00\x00\x00\x40\x08\x02\x00\x00\x00"
@@ -131,7 +131,7 @@ def test_fast_ltx_is_offered_and_makes_its_8_steps(served):
 def test_the_two_minute_promise_is_stated_per_profile(served):
     import httpx
 
-    from helpers.profiles import Profile, get_profile
+    from helpers.core.profiles import Profile, get_profile
 
     _, url, _ = served
     config = httpx.get(url + "config", timeout=30).text
@@ -147,7 +147,7 @@ def test_the_two_minute_promise_is_stated_per_profile(served):
 
 
 def test_the_promise_follows_an_ltx_default_too(monkeypatch):
-    from helpers.profiles import STAGE_SETTINGS, get_profile
+    from helpers.core.profiles import STAGE_SETTINGS, get_profile
 
     monkeypatch.setitem(STAGE_SETTINGS["app"]["tiny"], "backend", "ltx-distilled")
     text = studio_app.promise(get_profile("tiny"))
@@ -157,7 +157,7 @@ def test_the_promise_follows_an_ltx_default_too(monkeypatch):
 def test_on_a_gpu_switching_model_frees_the_previous_one(monkeypatch):
     import torch
 
-    from helpers.profiles import Profile
+    from helpers.core.profiles import Profile
 
     loaded = []
     monkeypatch.setattr(studio_app.animate, "load_svd", lambda profile, settings: loaded.append("svd") or "svd pipe")

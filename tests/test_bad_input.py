@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from helpers.cli import main
+from helpers.core.cli import main
 
 
 @pytest.fixture
 def files(tmp_path):
     """Awkward inputs: an ordinary file where a folder is expected, a truncated video, a checkpoint with
     truncated weights, a storyboard with a slide of 1e7 s."""
-    from helpers.video import write_mp4
+    from helpers.core.video import write_mp4
 
     made = tmp_path / "inputs"
     made.mkdir()

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from helpers import curate
-from helpers.cli import main
-from helpers.demo_images import demo_image
+from helpers.core.cli import main
+from helpers.core.demo_images import demo_image
 
 
 def crop(name: str, left: int = 80) -> Image.Image:

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers.data import (ImageData, image_grid, load_data, load_folder, resize_square, set_channels, split,
+from helpers.core.data import (ImageData, image_grid, load_data, load_folder, resize_square, set_channels, split,
                           to_model_range, to_pixels)
-from helpers.images import BadInputError
+from helpers.core.images import BadInputError
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from helpers.cli import STAGES, stage_parser
+from helpers.core.cli import STAGES, stage_parser
 from helpers.demo import CHAIN
 
 
@@ -25,7 +25,7 @@ def test_every_link_is_a_stage_that_takes_its_arguments(stage, extra):
 
 
 def test_demo_can_start_later_and_rejects_unknown_stages(capsys):
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     assert main(["demo", "--from", "nowhere"]) == 2
     assert "invalid choice" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""helpers.device: the dtype plan, the output check after every generation, checks that hold on every device."""
+"""helpers.core.device: the dtype plan, the output check after every generation, checks that hold on every device."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import device
-from helpers.device import GenerationError, check_output, output_problem
-from helpers.profiles import Profile, get_profile
+from helpers.core import device, hardware
+from helpers.core.device import GenerationError, check_output, output_problem
+from helpers.core.profiles import Profile, get_profile
 
 
 @pytest.fixture
@@ -111,16 +111,16 @@ def test_a_learner_can_force_one_dtype_and_typos_are_refused(monkeypatch):
         device.component_dtypes("flux", cuda_profile(), "fp16")
     monkeypatch.setenv("COURSE_GPU_CLASS", "v100")
     with pytest.raises(ValueError, match="COURSE_GPU_CLASS"):
-        device.gpu_class()
+        hardware.gpu_class()
 
 
 def test_every_registry_pipeline_with_a_twin_has_a_plan():
-    from helpers.registry import MODELS
+    from helpers.core.registry import MODELS
 
     for item in MODELS.values():
         if item.twin is not None:
             fam = device.family(item.pipeline_class)
-            assert set(device.DTYPE_PLANS[fam]) == set(device.GPU_CLASSES)
+            assert set(device.DTYPE_PLANS[fam]) == set(hardware.GPU_CLASSES)
             assert fam in device.FIXES and fam in device.NF4_COMPONENTS
 
 
@@ -187,7 +187,7 @@ def test_nf4_in_memory_quantises_every_linear():  # pragma: no cover - runs in t
 def test_exact_float64_turns_tf32_off_and_restores_it():
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    with device.exact_float64():
+    with hardware.exact_float64():
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -197,9 +197,9 @@ def test_tolerances_fit_their_dtypes():
     a = torch.linspace(-3, 3, 1000, dtype=torch.float64)
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         rounded = a.to(dtype).to(torch.float64)
-        assert torch.allclose(rounded, a, **device.tolerance(dtype)), dtype  # one rounding fits
-    assert not torch.allclose(a.to(torch.bfloat16).double(), a, **device.tolerance(torch.float32))
-    order = [device.tolerance(d)["rtol"] for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16)]
+        assert torch.allclose(rounded, a, **hardware.tolerance(dtype)), dtype  # one rounding fits
+    assert not torch.allclose(a.to(torch.bfloat16).double(), a, **hardware.tolerance(torch.float32))
+    order = [hardware.tolerance(d)["rtol"] for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16)]
     assert order == sorted(order)
 
 
@@ -207,21 +207,21 @@ def test_tiny_uses_one_thread_unless_told(monkeypatch, tiny_profile):
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv("COURSE_THREADS", raising=False)
-        assert device.configure_threads(tiny_profile) == 1
+        assert hardware.configure_threads(tiny_profile) == 1
         monkeypatch.setenv("COURSE_THREADS", "2")
-        assert device.configure_threads(tiny_profile) == 2
+        assert hardware.configure_threads(tiny_profile) == 2
     finally:
         torch.set_num_threads(before)
 
 
 def test_the_command_line_reports_a_failed_generation_in_one_line(outputs, monkeypatch, capsys, tmp_path):
     from helpers import animate
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     def failing(pipe, image, settings, seed=0):
         return check_output([Image.new("RGB", (8, 8))], "Stable Video Diffusion's frames", family_name="svd")
 
-    monkeypatch.setattr(animate, "svd_frames", failing)
+    monkeypatch.setattr(animate.svd, "svd_frames", failing)
     image = tmp_path / "in.png"
     noise(0, (64, 64)).save(image)
     out = tmp_path / "out.mp4"

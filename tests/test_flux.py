@@ -1,4 +1,4 @@
-"""Flux.1 tiny twins (helpers.twins.flux) and keyframe refinement (helpers.flux)."""
+"""Flux.1 tiny twins (helpers.core.twins.flux) and keyframe refinement (helpers.flux)."""
 
 import json
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import registry
-from helpers.profiles import get_profile
+from helpers.core import registry
+from helpers.core.profiles import get_profile
 
 TINY = dict(height=64, width=128, num_inference_steps=2, max_sequence_length=32)
 
@@ -72,8 +72,8 @@ def test_image_conditioned_twins_run(key, cls):
 # --------------------------------------------------------------------------------------------
 
 from helpers import flux  # noqa: E402
-from helpers.cli import main  # noqa: E402
-from helpers.demo_images import demo_image  # noqa: E402
+from helpers.core.cli import main  # noqa: E402
+from helpers.core.demo_images import demo_image  # noqa: E402
 
 
 def test_effective_start_follows_diffusers_rounding():

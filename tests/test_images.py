@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.images import BadInputError, fit_to, load_image, stamp_random_weights
+from helpers.core.images import BadInputError, fit_to, load_image, stamp_random_weights
 
 
 def _save(tmp_path, name, image, **kwargs):
@@ -104,7 +104,7 @@ def test_stamp_fits_small_pictures(side):
     """The label is never cut at the right edge: on small pictures the font shrinks and the text wraps."""
     from PIL import ImageDraw
 
-    from helpers.images import RANDOM_WEIGHTS_STAMP, _fit_lines
+    from helpers.core.images import RANDOM_WEIGHTS_STAMP, _fit_lines
 
     image = Image.new("RGB", (side, side), (40, 80, 120))
     stamped = np.asarray(stamp_random_weights(image))

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from helpers import keyframes as kf
-from helpers.cli import main
-from helpers.demo_images import demo_image
+from helpers.core.cli import main
+from helpers.core.demo_images import demo_image
 
 
 def test_lab_round_trip_and_known_values():

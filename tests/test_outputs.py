@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers.outputs import atomic_dir, atomic_path, outputs_dir, save_image, stage_dir, write_json
+from helpers.core.outputs import atomic_dir, atomic_path, outputs_dir, save_image, stage_dir, write_json
 
 
 def test_outputs_dir_follows_environment(outputs):
@@ -55,7 +55,7 @@ def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
     import os
     import stat
 
-    from helpers.outputs import atomic_dir, atomic_path
+    from helpers.core.outputs import atomic_dir, atomic_path
 
     umask = os.umask(0o022)
     try:

@@ -276,7 +276,7 @@ def test_cuda_graphs_need_cuda():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graphs_draw_what_naive_draws_in_float64():
-    from helpers.device import exact_float64
+    from helpers.core.hardware import exact_float64
 
     with exact_float64():
         model = tiny_model(3, 1, filters=5, mix=2).cuda()

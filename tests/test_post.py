@@ -12,11 +12,11 @@ from PIL import Image
 
 from helpers import post
 from helpers.post import exporting
-from helpers.animate import mean_color_distance
-from helpers.cli import main
-from helpers.demo_images import demo_image
-from helpers.images import BadInputError
-from helpers.video import probe, read_frames, write_mp4
+from helpers.core.blend import mean_color_distance
+from helpers.core.cli import main
+from helpers.core.demo_images import demo_image
+from helpers.core.images import BadInputError
+from helpers.core.video import probe, read_frames, write_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
 W, H = 64, 48
@@ -185,7 +185,7 @@ def test_each_export_has_the_codec_and_pixel_format_it_claims(clip, tmp_path):
         assert (info["codec"], info["pix_fmt"]) == expected[fmt] == (post.FORMATS[fmt].codec, post.FORMATS[fmt].pix_fmt)
         assert (info["width"], info["height"], info["frames"]) == (W, H, len(frames)), fmt
     assert Image.open(files["gif"]).mode == "P"                                 # a real 256-colour palette
-    from helpers.video import ffmpeg_exe
+    from helpers.core.video import ffmpeg_exe
     report = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(files["prores"])], capture_output=True, text=True)
     assert "prores (HQ)" in report.stderr                                     # profile 3 = 422 HQ
     data = files["mp4"].read_bytes()
@@ -353,7 +353,7 @@ def test_cli_keyframe_matching_and_trim(outputs, tmp_path):
 
 
 def test_gif_width_shrinks_only_the_gif_and_the_table_compares_at_that_size(outputs):
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     assert main(["post", "--profile", "tiny", "--gif-width", "64", "--formats", "mp4,gif",
                  "--title", "", "--interpolate", "1"]) == 0
@@ -367,7 +367,7 @@ def test_gif_width_shrinks_only_the_gif_and_the_table_compares_at_that_size(outp
 
 
 def test_gif_width_below_two_pixels_is_refused(outputs, capsys):
-    from helpers.cli import main
+    from helpers.core.cli import main
 
     assert main(["post", "--profile", "tiny", "--gif-width", "1"]) == 2
     assert "argument --gif-width: must be >= 16" in capsys.readouterr().err

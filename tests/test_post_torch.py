@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from helpers import post
-from helpers.cli import main
-from helpers.demo_images import demo_image
+from helpers.core.cli import main
+from helpers.core.demo_images import demo_image
 from helpers.post import torch_path
 
 TOL32 = torch_path.FLOAT32_TOLERANCE

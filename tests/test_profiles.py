@@ -1,7 +1,7 @@
 import pytest
 
-from helpers import profiles
-from helpers.profiles import PROFILES, STAGE_SETTINGS, get_profile
+from helpers.core import profiles
+from helpers.core.profiles import PROFILES, STAGE_SETTINGS, get_profile
 
 
 def test_env_variable_picks_profile(monkeypatch):

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from helpers import registry
-from helpers.profiles import get_profile
+from helpers.core import registry
+from helpers.core.profiles import get_profile
 
 
 def test_every_entry_names_a_real_diffusers_class():
@@ -45,8 +45,8 @@ def test_gpu_test_mode_builds_published_sizes_without_downloads(monkeypatch):
     """COURSE_WEIGHTS=random: full-size architectures (built on the meta device here: no memory)."""
     import torch
 
-    from helpers.profiles import Profile
-    from helpers.twins import full_size
+    from helpers.core.profiles import Profile
+    from helpers.core.twins import full_size
 
     monkeypatch.setenv("COURSE_WEIGHTS", "random")
     profile = Profile("full", "meta", "float16", "test")
@@ -80,7 +80,7 @@ def test_real_weights_path_downloads_the_single_file_and_takes_the_rest_from_the
 
     import huggingface_hub
 
-    from helpers.profiles import Profile
+    from helpers.core.profiles import Profile
 
     key = "ltx-video-distilled"
     folder = registry.ensure_twin(key)
@@ -99,8 +99,8 @@ def test_distilled_full_size_matches_the_published_2b_file(monkeypatch):
     ltxv-2b-0.9.8-distilled.safetensors, in the layout diffusers detects for that file."""
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 
-    from helpers.profiles import Profile
-    from helpers.twins import full_size, ltx
+    from helpers.core.profiles import Profile
+    from helpers.core.twins import full_size, ltx
 
     monkeypatch.setenv("COURSE_WEIGHTS", "random")
     pipe = registry.load_pipeline("ltx-video-distilled", Profile("full", "meta", "bfloat16", "test"))

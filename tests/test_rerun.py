@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from helpers.cli import main
+from helpers.core.cli import main
 
 # A very small run: seconds on a CPU.
 SMALL = ["--image-size", "8", "--batch-size", "8", "--samples", "0",

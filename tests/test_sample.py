@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import helpers.sample as stage
-from helpers.cli import main
+from helpers.core.cli import main
 from helpers.pixelcnnpp import PixelCNNpp
 
 SHAPE = (1, 4, 4)

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from helpers import slides
-from helpers.demo_images import demo_image
-from helpers.images import RANDOM_WEIGHTS_STAMP, stamp_random_weights
+from helpers.core.demo_images import demo_image
+from helpers.core.images import RANDOM_WEIGHTS_STAMP, stamp_random_weights
 from helpers.slides import (StoryboardError, caption_layer, compose, crossfade, crossfade_weights,
                             ken_burns, ken_burns_boxes, load_storyboard, parse_storyboard,
                             slide_frame_counts, timeline, total_frames)
-from helpers.video import probe, read_frames
+from helpers.core.video import probe, read_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_caption_wraps_inside_the_frame_on_a_dark_band():
     assert len(layer.lines) >= 2 and " ".join(layer.lines) == text and not layer.shortened
     from PIL import ImageDraw
     draw = ImageDraw.Draw(Image.new("RGB", size))
-    from helpers.drawing import load_font
+    from helpers.core.drawing import load_font
     assert all(draw.textlength(line, font=load_font(layer.font_size)) <= size[0] for line in layer.lines)
     white = solid((255, 255, 255), size)
     captioned = np.asarray(layer.apply(white), dtype=np.float64)
@@ -246,7 +246,7 @@ def test_cli_bad_storyboard_exit_2_one_line_nothing_written(tmp_path):
 
 
 @pytest.mark.skipif(not (ROOT / "helpers" / "twins" / "flux.py").exists(),
-                    reason="needs the FLUX.1-schnell tiny twin (helpers/twins/flux.py)")
+                    reason="needs the FLUX.1-schnell tiny twin (helpers/core/twins/flux.py)")
 def test_cli_without_arguments_makes_the_example_video(tmp_path):
     outputs = tmp_path / "outputs"
     result = run_cli("--stills", tmp_path / "stills", cwd=tmp_path, outputs=outputs)

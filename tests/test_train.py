@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import profiles
-from helpers.cli import main as cli_main
-from helpers.data import load_data
+from helpers.core import profiles
+from helpers.core.cli import main as cli_main
+from helpers.core.data import load_data
 from helpers.train import (STATE_FILE, build_model, ensure_model, latest_checkpoint, learning_rate, list_checkpoints,
                            load_checkpoint, train)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from helpers.video import frame_strip, probe, read_frames, write_mp4
+from helpers.core.video import frame_strip, probe, read_frames, write_mp4
 
 
 def test_mp4_is_h264_yuv420p_and_even(tmp_path):

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from helpers.cli import float_range, int_range
-from helpers.drawing import stamp_band_height
+from helpers.core.cli import float_range, int_range
+from helpers.core.images import stamp_band_height
 from helpers.post.editing import add_caption, boomerang, crossfade_clips, fit_clip, stamp_frames, title_card, trim
 from helpers.post.exporting import FORMATS, export, format_table, parse_formats, quality_table, shrink_to_width
 from helpers.post.frames import MODEL_FREE_NAMES, Frames, as_frames, check_clip, check_positive, read_video
@@ -27,7 +27,7 @@ from helpers.post.torch_path import DEVICES, describe_device, resolve_device
 
 def post_settings(profile=None, **overrides: Any) -> dict[str, Any]:
     """The profile's ``post`` block with ``overrides`` (unknown names are refused)."""
-    from helpers.profiles import get_profile
+    from helpers.core.profiles import get_profile
 
     settings = (profile or get_profile()).settings("post")
     unknown = set(overrides) - set(settings)
@@ -184,8 +184,8 @@ def check_memory(clips: Sequence[Sequence], fps: float, settings: dict[str, Any]
 
 def find_inputs(given: Sequence[str]) -> list[Path]:
     """The videos to work on: ``given``, else outputs/videos/animation.mp4, else all videos there, else a stand-in."""
-    from helpers.outputs import stage_dir
-    from helpers.standins import ensure_video, video_paths
+    from helpers.core.outputs import stage_dir
+    from helpers.core.standins import ensure_video, video_paths
 
     if given:
         return [Path(p) for p in given]
@@ -196,9 +196,9 @@ def find_inputs(given: Sequence[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from helpers.outputs import stage_dir, write_json
-    from helpers.profiles import get_profile
-    from helpers.images import load_image
+    from helpers.core.outputs import stage_dir, write_json
+    from helpers.core.profiles import get_profile
+    from helpers.core.images import load_image
 
     # Check everything that can be checked before reading or writing anything.
     profile = get_profile(args.profile)

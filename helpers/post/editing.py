@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from helpers.drawing import caption_layer, fit_lines, load_font, wrap_text
-from helpers.images import fit_to, stamp_random_weights
+from helpers.core.drawing import caption_layer, fit_lines, load_font, wrap_text
+from helpers.core.images import fit_to, stamp_random_weights
 from helpers.post.frames import Frames, as_frames, check_clip, check_positive
 
 
@@ -70,10 +70,10 @@ def fit_clip(frames: Sequence, size: tuple[int, int]) -> Frames:
 def crossfade_clips(clips: Sequence[Sequence], overlap: int) -> Frames:
     """Join clips, each dissolving into the next over ``overlap`` frames (0 = a cut).
 
-    Uses :func:`helpers.animate.crossfade`: blend weights ``(i + 1) / (overlap + 1)``, so the joined
+    Uses :func:`helpers.core.blend.crossfade`: blend weights ``(i + 1) / (overlap + 1)``, so the joined
     clip is ``overlap`` frames shorter per join.
     """
-    from helpers.animate import crossfade
+    from helpers.core.blend import crossfade
 
     joined = concat(clips[:1])  # checks the list and the first clip
     if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
@@ -129,7 +129,7 @@ def title_card(text: str, size: tuple[int, int], frames: int, subtitle: str = ""
 
 
 def add_caption(frames: Sequence, text: str, bottom: int = 0) -> Frames:
-    """Burn a caption into every frame (white on a dark band; :func:`helpers.drawing.caption_layer`)."""
+    """Burn a caption into every frame (white on a dark band; :func:`helpers.core.drawing.caption_layer`)."""
     frames = as_frames(frames)
     check_clip(frames)
     size = frames[0].shape[1::-1]

@@ -11,14 +11,14 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from helpers.outputs import atomic_path
+from helpers.core.outputs import atomic_path
 from helpers.post.frames import Frames, as_frames, check_clip, check_positive, pipe_ffmpeg
 
 
 @dataclass(frozen=True)
 class Format:
     suffix: str
-    codec: str       # as ffmpeg reports it when reading the file back (helpers.video.probe)
+    codec: str       # as ffmpeg reports it when reading the file back (helpers.core.video.probe)
     pix_fmt: str     # likewise
     use: str
 
@@ -66,7 +66,7 @@ def _even(frames: Frames) -> Frames:
 def export(frames: Sequence, path: str | Path, fps: float, fmt: str | None = None, crf: int = 18) -> Path:
     """Write ``frames`` as one of :data:`FORMATS` (default: from the file's suffix), atomically.
 
-    - ``mp4``: :func:`helpers.video.write_mp4` (libx264, ``crf`` 18 = visually lossless-ish, yuv420p, faststart)
+    - ``mp4``: :func:`helpers.core.video.write_mp4` (libx264, ``crf`` 18 = visually lossless-ish, yuv420p, faststart)
     - ``gif``: ``palettegen`` finds the 256 colours this clip needs, ``paletteuse`` maps to them with dithering
     - ``prores``: ``prores_ks`` profile 3 (422 HQ), 10-bit 4:2:2, in a .mov
     - ``webm``: ``libvpx-vp9`` in constant-quality mode (``-crf 32 -b:v 0``)
@@ -83,7 +83,7 @@ def export(frames: Sequence, path: str | Path, fps: float, fmt: str | None = Non
     frames = as_frames(frames)
     check_clip(frames)
     if fmt == "mp4":
-        from helpers.video import write_mp4
+        from helpers.core.video import write_mp4
 
         return write_mp4(frames, path, fps=fps, crf=crf)
     args = {
@@ -113,7 +113,7 @@ def quality_table(frames: Sequence, files: dict[str, Path]) -> list[dict[str, An
     any padding; frame counts must match (they do for every format here). A file stored smaller (a GIF
     scaled down by ``gif_width``) is compared with the source scaled the same way.
     """
-    from helpers.video import probe, read_frames
+    from helpers.core.video import probe, read_frames
 
     source = np.stack(as_frames(frames)).astype(np.float64)
     rows = []

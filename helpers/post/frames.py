@@ -14,11 +14,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from helpers.images import BadInputError, check_file
+from helpers.core.images import BadInputError, check_file
 
 Frames = list  # a list of HxWx3 uint8 arrays
 
-STANDIN_NAME = "standin.mp4"  # helpers.standins.ensure_video's stand-in: no model, nothing to stamp
+STANDIN_NAME = "standin.mp4"  # helpers.core.standins.ensure_video's stand-in: no model, nothing to stamp
 # Clips made without any model, so never stamped "random weights": the stand-in, and notebook 08's own lesson clip.
 MODEL_FREE_NAMES = (STANDIN_NAME, "moving_shapes.mp4")
 
@@ -41,7 +41,7 @@ def as_frames(frames: Sequence) -> Frames:
 
 def read_video(path: str | Path) -> tuple[Frames, float]:
     """All frames of a video file and its frame rate; a missing or unreadable file is a :class:`BadInputError`."""
-    from helpers.video import TruncatedVideoError, read_frames
+    from helpers.core.video import TruncatedVideoError, read_frames
 
     path = check_file(path, "a video file")
     try:
@@ -70,7 +70,7 @@ def check_positive(value: float, name: str, unit: str = "s") -> None:
 
 def pipe_ffmpeg(frames: Frames, fps: float, args: list[str], output: str | None = None) -> bytes:
     """Feed raw RGB frames to ffmpeg with ``args``; return its stdout (raw frames when ``output`` is None)."""
-    from helpers.video import ffmpeg_exe
+    from helpers.core.video import ffmpeg_exe
 
     height, width = frames[0].shape[:2]
     command = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",

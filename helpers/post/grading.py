@@ -13,8 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
-from helpers.images import BadInputError, check_file
-from helpers.outputs import atomic_path
+from helpers.core.images import BadInputError, check_file
+from helpers.core.outputs import atomic_path
 from helpers.post.frames import Frames, as_frames, check_clip, pipe_ffmpeg, raw_to_frames
 from helpers.post.interpolation import luma
 from helpers.post.torch_path import apply_lut as apply_lut_torch, resolve_device
@@ -162,7 +162,7 @@ def write_project_luts(folder: str | Path | None = None) -> list[Path]:
 
 def lut_path(name_or_path: str | Path) -> Path:
     """A .cube file for a project LUT name (data/luts/, or written to the cache) or an existing file."""
-    from helpers.outputs import cache_dir
+    from helpers.core.outputs import cache_dir
 
     text = str(name_or_path)
     if text in LUT_NAMES:
@@ -243,9 +243,9 @@ def apply_lut_ffmpeg(frames: Sequence, cube: str | Path) -> Frames:
 def match_to_keyframe(frames: Sequence, keyframe, strength: float = 1.0) -> Frames:
     """Pull each frame's colours (per-channel mean and spread) towards the keyframe's.
 
-    The same colour transfer that :func:`helpers.animate.match_colors` uses between SVD segments.
+    The same colour transfer that :func:`helpers.core.blend.match_colors` uses between SVD segments.
     """
-    from helpers.animate import match_colors
+    from helpers.core.blend import match_colors
 
     frames = as_frames(frames)
     check_clip(frames)

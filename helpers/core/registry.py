@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers.outputs import atomic_dir, cache_dir
-from helpers.profiles import Profile, get_profile
+from helpers.core.outputs import atomic_dir, cache_dir
+from helpers.core.profiles import Profile, get_profile
 
 
 @dataclass(frozen=True)
@@ -43,42 +43,42 @@ class ModelEntry:
 
 MODELS: dict[str, ModelEntry] = {m.key: m for m in [
     ModelEntry("svd-xt-1-1", "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
-               "StableVideoDiffusionPipeline", "helpers.twins.svd:build", "Stability AI Community License",
+               "StableVideoDiffusionPipeline", "helpers.core.twins.svd:build", "Stability AI Community License",
                True, 9.6, "Stable Video Diffusion XT 1.1: one image -> 25 frames at 1024x576 (fine-tuned at 6 fps).",
-               "helpers.twins.full_size:svd"),
+               "helpers.core.twins.full_size:svd"),
     ModelEntry("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt",
-               "StableVideoDiffusionPipeline", "helpers.twins.svd:build", "Stability AI Community License",
+               "StableVideoDiffusionPipeline", "helpers.core.twins.svd:build", "Stability AI Community License",
                False, 9.6, "Stable Video Diffusion XT 1.0: one image -> 25 frames at 1024x576.",
-               "helpers.twins.full_size:svd"),
+               "helpers.core.twins.full_size:svd"),
     ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell",
-               "FluxPipeline", "helpers.twins.flux:build_text2img", "Apache-2.0",
+               "FluxPipeline", "helpers.core.twins.flux:build_text2img", "Apache-2.0",
                False, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled).",
-               "helpers.twins.full_size:flux"),
+               "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-schnell-img2img", "black-forest-labs/FLUX.1-schnell",
-               "FluxImg2ImgPipeline", "helpers.twins.flux:build_img2img", "Apache-2.0",
+               "FluxImg2ImgPipeline", "helpers.core.twins.flux:build_img2img", "Apache-2.0",
                False, 33.7, "FLUX.1 [schnell] as image-to-image: refine a rough picture with a prompt.",
-               "helpers.twins.full_size:flux"),
+               "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-dev", "black-forest-labs/FLUX.1-dev",
-               "FluxPipeline", "helpers.twins.flux:build_text2img", "FLUX.1 [dev] Non-Commercial License",
+               "FluxPipeline", "helpers.core.twins.flux:build_text2img", "FLUX.1 [dev] Non-Commercial License",
                True, 33.7, "FLUX.1 [dev]: higher quality text-to-image, 28-50 steps, non-commercial.",
-               "helpers.twins.full_size:flux"),
+               "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-kontext-dev", "black-forest-labs/FLUX.1-Kontext-dev",
-               "FluxKontextPipeline", "helpers.twins.flux:build_kontext", "FLUX.1 [dev] Non-Commercial License",
+               "FluxKontextPipeline", "helpers.core.twins.flux:build_kontext", "FLUX.1 [dev] Non-Commercial License",
                True, 33.7, "FLUX.1 Kontext [dev]: edit an image by instruction, keeping its identity and style.",
-               "helpers.twins.full_size:flux"),
+               "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-fill-dev", "black-forest-labs/FLUX.1-Fill-dev",
-               "FluxFillPipeline", "helpers.twins.flux:build_fill", "FLUX.1 [dev] Non-Commercial License",
+               "FluxFillPipeline", "helpers.core.twins.flux:build_fill", "FLUX.1 [dev] Non-Commercial License",
                True, 33.7, "FLUX.1 Fill [dev]: inpainting and outpainting (e.g. widen to 16:9).",
-               "helpers.twins.full_size:flux"),
+               "helpers.core.twins.full_size:flux"),
     ModelEntry("ltx-video", "Lightricks/LTX-Video-0.9.5",
-               "LTXConditionPipeline", "helpers.twins.ltx:build", "LTX-Video Open Weights License",
+               "LTXConditionPipeline", "helpers.core.twins.ltx:build", "LTX-Video Open Weights License",
                False, 21.0, "LTX-Video: text-conditioned video with image/keyframe conditions at chosen frames.",
-               "helpers.twins.full_size:ltx"),
+               "helpers.core.twins.full_size:ltx"),
     ModelEntry("ltx-video-distilled", "Lightricks/LTX-Video",
-               "LTXConditionPipeline", "helpers.twins.ltx:build_distilled", "LTX-Video Open Weights License",
+               "LTXConditionPipeline", "helpers.core.twins.ltx:build_distilled", "LTX-Video Open Weights License",
                False, 6.3, "LTX-Video 0.9.8 distilled 2B: the fast LTX-Video (8 steps, no CFG); one file holds the "
                "transformer and VAE, the T5 text encoder comes from LTX-Video 0.9.5 (shared with ltx-video).",
-               "helpers.twins.full_size:ltx_distilled", single_file="ltxv-2b-0.9.8-distilled.safetensors",
+               "helpers.core.twins.full_size:ltx_distilled", single_file="ltxv-2b-0.9.8-distilled.safetensors",
                base_repo="Lightricks/LTX-Video-0.9.5"),
     ModelEntry("wan-flf2v", "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
                "WanImageToVideoPipeline", None, "Apache-2.0",
@@ -121,7 +121,7 @@ def ensure_twin(key: str, rebuild: bool = False) -> Path:
         with atomic_dir(path) as tmp:
             pipeline.save_pretrained(tmp, safe_serialization=True)
             if item.single_file:  # the transformer + VAE live in one original-layout file, as published
-                from helpers.twins.ltx import write_single_file
+                from helpers.core.twins.ltx import write_single_file
 
                 write_single_file(pipeline, tmp, item.single_file)
     return path

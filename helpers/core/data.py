@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from helpers.images import BadInputError, fit_to, load_image
-from helpers.outputs import cache_dir
+from helpers.core.images import BadInputError, fit_to, load_image
+from helpers.core.outputs import cache_dir
 
 BUILTIN = ("digits", "photos")
 DOWNLOADED = ("mnist", "cifar10", "celeba")

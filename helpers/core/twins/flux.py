@@ -87,7 +87,7 @@ def transformers_major() -> int:
 
 def t5_tokenizer(model_max_length: int = 512):
     """The course's small offline T5 tokenizer (Unigram, like the real SentencePiece one)."""
-    from helpers.twins.ltx import t5_tokenizer as make
+    from helpers.core.twins.ltx import t5_tokenizer as make
 
     return make(model_max_length=model_max_length)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
@@ -150,13 +149,3 @@ def caption_layer(text: str, size: tuple[int, int], bottom: int = 0, max_lines: 
         draw.text(((width - line_width) / 2, y), line, font=font, fill=(255, 255, 255, 255))
         y += line_height
     return CaptionLayer(layer, lines, font_size, shortened)
-
-
-def stamp_band_height(size: tuple[int, int]) -> int:
-    """Rows at the bottom that :func:`helpers.images.stamp_random_weights` covers at this size."""
-    from helpers.images import stamp_random_weights  # helpers.images loads its font from here: no import cycle
-
-    grey = Image.new("RGB", size, (128, 128, 128))
-    changed = np.any(np.asarray(stamp_random_weights(grey)) != 128, axis=(1, 2))
-    rows = np.flatnonzero(changed)
-    return int(size[1] - rows[0]) if rows.size else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from helpers.profiles import STAGE_SETTINGS, get_profile
+from helpers.core.profiles import STAGE_SETTINGS, get_profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

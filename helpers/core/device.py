@@ -18,15 +18,14 @@ T4 plan, dtypes and NF4 quantisation included, so the Colab path is rehearsed, n
 
 from __future__ import annotations
 
-import contextlib
-import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from helpers.core.hardware import gpu_class
+
 MEMORY_OPTIONS = ("none", "nf4", "model_offload", "sequential_offload", "forward_chunking", "vae_tiling",
                   "vae_slicing")
-GPU_CLASSES = ("t4", "bf16")
 PRECISIONS = ("auto", "float16", "bfloat16", "float32")
 
 # Which pipeline family each registry key belongs to.
@@ -73,22 +72,6 @@ class GenerationError(RuntimeError):
 # --------------------------------------------------------------------------------------------
 # GPU class and dtypes
 # --------------------------------------------------------------------------------------------
-
-def gpu_class() -> str | None:
-    """``"t4"`` (no native bfloat16: compute capability < 8.0), ``"bf16"`` (Ampere and newer), or None
-    without CUDA. ``COURSE_GPU_CLASS=t4`` makes any GPU follow the T4 plan (the GPU test mode's colab run)."""
-    forced = os.environ.get("COURSE_GPU_CLASS", "").strip().lower()
-    if forced:
-        if forced not in GPU_CLASSES:
-            raise ValueError(f"COURSE_GPU_CLASS={forced!r}: choose one of {', '.join(GPU_CLASSES)}")
-        return forced
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    major, _ = torch.cuda.get_device_capability(0)
-    return "bf16" if major >= 8 else "t4"
-
 
 def family(pipeline_class: str) -> str:
     """The dtype-plan family (svd, flux, ltx) of a diffusers pipeline class name."""
@@ -140,14 +123,14 @@ def parse_memory(memory: str | None) -> list[str]:
 
 
 def load(key: str, profile, memory: str | None = "none", precision: str = "auto", **kwargs: Any):
-    """The pipeline ``key`` from :mod:`helpers.registry`, in the dtype plan, quantised and placed per ``memory``.
+    """The pipeline ``key`` from :mod:`helpers.core.registry`, in the dtype plan, quantised and placed per ``memory``.
 
     ``memory`` joins options with ``+`` (see :func:`apply_memory_options`; ``nf4`` quantises the family's
     :data:`NF4_COMPONENTS`). Real weights are quantised while loading (diffusers' quantisation config);
     the random full-size weights of the GPU test mode are quantised in memory the same way, so both
     take the same path at run time.
     """
-    from helpers.registry import entry, load_pipeline
+    from helpers.core.registry import entry, load_pipeline
 
     item = entry(key)
     fam = family(item.pipeline_class)
@@ -358,60 +341,3 @@ def check_output(frames, what: str, pipe=None, family_name: str | None = None):
 
 def _family_of(pipe) -> str | None:
     return FAMILY_OF_PIPELINE.get(type(pipe).__name__) if pipe is not None else None
-
-
-# --------------------------------------------------------------------------------------------
-# Checks that hold on every device
-# --------------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def exact_float64() -> Iterator[None]:
-    """Where a result is exact, check it exactly: TF32 off for matmul and cuDNN inside the block
-    (Ampere and newer use TF32 for float32 by default), restored afterwards. Use float64 tensors inside."""
-    import torch
-
-    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-
-
-def tolerance(dtype) -> dict[str, float]:
-    """``rtol``/``atol`` for comparing results computed in ``dtype`` (for ``torch.allclose(**tolerance(d))``).
-
-    float64 ~1e-10; float32 1e-4 relative (TF32 matmuls keep ~10 bits of mantissa: 1e-3 on CUDA);
-    float16 ~1e-3 per operation, a few 1e-3 after a layer; bfloat16 8 bits of mantissa: ~1e-2.
-    """
-    import torch
-
-    name = str(dtype).replace("torch.", "")
-    if name == "float64":
-        return {"rtol": 1e-9, "atol": 1e-10}
-    if name == "float32":
-        tf32 = torch.cuda.is_available() and torch.backends.cuda.matmul.allow_tf32
-        return {"rtol": 1e-3, "atol": 1e-3} if tf32 else {"rtol": 1e-4, "atol": 1e-5}
-    if name == "float16":
-        return {"rtol": 5e-3, "atol": 5e-3}
-    if name == "bfloat16":
-        return {"rtol": 3e-2, "atol": 3e-2}
-    raise ValueError(f"no tolerance for dtype {dtype}")
-
-
-def configure_threads(profile) -> int:
-    """Pick torch's CPU threads on purpose. The tiny models are too small to gain from threads, and on a
-    loaded 2-core machine (a notebook kernel beside its test runner) extra threads oversubscribe the
-    cores: one tiny PixelCNN++ pass took 66 ms with one thread and seconds with two. ``COURSE_THREADS``
-    overrides. Returns the number set."""
-    import torch
-
-    wanted = os.environ.get("COURSE_THREADS")
-    if wanted:
-        threads = int(wanted)
-    elif profile.is_tiny:
-        threads = 1
-    else:
-        return torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
-    return torch.get_num_threads()

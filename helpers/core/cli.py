@@ -2,7 +2,7 @@
 
 Each stage lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``. Modules are imported only when their stage runs, so ``--help`` is quick.
-Bad input (:class:`helpers.images.BadInputError`, or ``ValueError`` from argument checks)
+Bad input (:class:`helpers.core.images.BadInputError`, or ``ValueError`` from argument checks)
 ends with exit code 2 and one line on stderr: no traceback, nothing half-written, and no empty
 stage folder left behind. A ``ValueError`` raised inside a library (not by ``helpers``) is an
 internal error, not bad input: it keeps its traceback and exit code 1.
@@ -22,7 +22,7 @@ from typing import Callable
 
 # stage -> (module, one-line description). The order is the order of the course.
 STAGES: dict[str, tuple[str, str]] = {
-    "profile": ("helpers.profiles_cli", "show the profile that would be used and why"),
+    "profile": ("helpers.core.profiles_cli", "show the profile that would be used and why"),
     "train": ("helpers.train", "train PixelCNN++ on a dataset (notebook 02)"),
     "sample": ("helpers.sample", "sample many images from a trained PixelCNN++ (notebook 03)"),
     "curate": ("helpers.curate", "score samples, drop duplicates, keep the best (notebook 04)"),
@@ -101,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         args = stage_parser(top.stage, module).parse_args(argv[1:])
     except SystemExit as done:
         return int(done.code or 0) if not isinstance(done.code, str) else 2
-    from helpers.device import GenerationError, configure_threads
-    from helpers.images import BadInputError
-    from helpers.outputs import clean_stale, layout_dirs
-    from helpers.profiles import get_profile
+    from helpers.core.device import GenerationError
+    from helpers.core.hardware import configure_threads
+    from helpers.core.images import BadInputError
+    from helpers.core.outputs import clean_stale, layout_dirs
+    from helpers.core.profiles import get_profile
 
     try:  # tiny: one torch thread, as in the notebooks (two oversubscribe a busy 2-core machine)
         configure_threads(get_profile(getattr(args, "profile", None)))
@@ -150,7 +151,7 @@ def _main_thread() -> bool:
 
 def _failed(line: str, code: int, existed: set[Path]) -> int:
     """Print the one line and remove the empty stage folders this run created."""
-    from helpers.outputs import remove_new_empty_dirs
+    from helpers.core.outputs import remove_new_empty_dirs
 
     print(" ".join(line.split()), file=sys.stderr)  # one line, whatever the message held
     remove_new_empty_dirs(existed)
@@ -159,7 +160,7 @@ def _failed(line: str, code: int, existed: set[Path]) -> int:
 
 def _raised_by_helpers(err: BaseException) -> bool:
     """True when the innermost frame that raised ``err`` is this package's code."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the helpers package
     tb, last = err.__traceback__, None
     while tb is not None:
         last, tb = tb, tb.tb_next

@@ -40,9 +40,9 @@ LTX_DISTILLED_TIMESTEPS = (1000.0, 993.0, 987.0, 981.0, 975.0, 909.0, 725.0, 0.0
 # Every size, step count and memory option of every stage, per profile, in one place.
 # A notebook's `parameters` cell reads its stage's block; the command line does the same.
 # In the model stages (flux, svd, ltx, slides):
-#   memory: options joined by "+", see helpers.device.apply_memory_options ("nf4": 4-bit weights for
-#     the big parts, helpers.device.NF4_COMPONENTS; "model_offload": each model on the GPU only while it runs);
-#   dtype: "auto" follows helpers.device.DTYPE_PLANS - the recipe for this GPU class, with its sources
+#   memory: options joined by "+", see helpers.core.device.apply_memory_options ("nf4": 4-bit weights for
+#     the big parts, helpers.core.device.NF4_COMPONENTS; "model_offload": each model on the GPU only while it runs);
+#   dtype: "auto" follows helpers.core.device.DTYPE_PLANS - the recipe for this GPU class, with its sources
 #     (a T4 has no native bfloat16: Flux runs float16 with float32 text encoders, LTX-Video float32,
 #     SVD float16); "float16" / "bfloat16" / "float32" force one dtype for every component.
 STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -283,11 +283,11 @@ class Profile:
     def banner(self) -> str:
         text = f"Profile: {self.name} (device {self.device}, {self.dtype_name}) - {self.reason}"
         if self.device == "cuda":
-            from helpers.device import gpu_class
+            from helpers.core.hardware import gpu_class
 
             if gpu_class() == "t4":
                 text += ("\nT4 plan (no native bfloat16): SVD float16, Flux float16 with float32 text encoders, "
-                         "LTX-Video float32 (helpers.device.DTYPE_PLANS)")
+                         "LTX-Video float32 (helpers.core.device.DTYPE_PLANS)")
         if self.is_tiny:
             text += "\n" + RANDOM_WEIGHTS_NOTE
         elif self.random_weights:
@@ -339,8 +339,8 @@ def get_profile(name: str | None = None) -> Profile:
             "(random weights, any CPU) or run on Colab with a GPU runtime"
         )
     # T4 (compute capability 7.5) has no native bf16: fp16 there; bf16 on Ampere and newer.
-    # COURSE_GPU_CLASS=t4 makes a big GPU follow the T4 plan (helpers.device.gpu_class).
-    from helpers.device import gpu_class
+    # COURSE_GPU_CLASS=t4 makes a big GPU follow the T4 plan (helpers.core.hardware.gpu_class).
+    from helpers.core.hardware import gpu_class
 
     dtype = forced or ("float16" if gpu_class() == "t4" else "bfloat16")
     return Profile(name, "cuda", dtype, reason)
@@ -348,7 +348,7 @@ def get_profile(name: str | None = None) -> Profile:
 
 def main_banner(profile: Profile | None = None) -> Profile:
     """Print the profile banner (first thing every notebook does) and return the profile."""
-    from helpers.device import configure_threads
+    from helpers.core.hardware import configure_threads
 
     profile = profile or get_profile()
     configure_threads(profile)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers.demo_images import MAKERS, demo_image
-from helpers.outputs import save_image, stage_dir
+from helpers.core.demo_images import MAKERS, demo_image
+from helpers.core.outputs import save_image, stage_dir
 
 
 def keyframe_paths() -> list[Path]:
@@ -48,7 +48,7 @@ def ensure_video(name: str = "standin.mp4", frames: int = 24, fps: float = 8) ->
     found = video_paths()
     if found:
         return found[0]
-    from helpers.video import write_mp4
+    from helpers.core.video import write_mp4
 
     image = demo_image("sunset")
     w, h = image.size

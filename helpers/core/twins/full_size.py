@@ -47,7 +47,7 @@ def svd(device: str = "cuda", dtype=None):
                            UNetSpatioTemporalConditionModel)
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from helpers.twins import svd as tiny
+    from helpers.core.twins import svd as tiny
 
     twin = tiny.build()  # scheduler and feature extractor are the real configurations already
     with building_on(device, dtype or torch.float16):
@@ -68,7 +68,7 @@ def flux_components(device: str = "cuda", dtype=None, guidance_embeds: bool = Fa
     from diffusers import AutoencoderKL, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from helpers.twins import flux as tiny
+    from helpers.core.twins import flux as tiny
 
     twin = tiny.build_text2img()  # offline tokenizers and the real scheduler configuration
     with building_on(device, dtype or torch.bfloat16):
@@ -133,7 +133,7 @@ def _ltx_pipeline(device: str, dtype, vae_config: dict):
     import torch
     from diffusers import AutoencoderKLLTXVideo, LTXConditionPipeline, LTXVideoTransformer3DModel
 
-    from helpers.twins import ltx as tiny
+    from helpers.core.twins import ltx as tiny
 
     twin = tiny.build()
     with building_on(device, dtype or torch.bfloat16):

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from helpers.outputs import atomic_path
+from helpers.core.outputs import atomic_path
 
 
 def ffmpeg_exe() -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from helpers.drawing import load_font
+from helpers.core.drawing import load_font
 
 # Images up to this many pixels are read (PIL's own limit is ~179 MP and raises beyond 2x).
 MAX_PIXELS = 250_000_000
@@ -188,3 +188,11 @@ RANDOM_WEIGHTS_STAMP = "RANDOM WEIGHTS (tiny profile) - not a real result"
 def stamp_random_weights(image: Image.Image) -> Image.Image:
     """Label an image made by a random-weight tiny pipeline, on the image itself."""
     return stamp(image, RANDOM_WEIGHTS_STAMP)
+
+
+def stamp_band_height(size: tuple[int, int]) -> int:
+    """Rows at the bottom that :func:`stamp_random_weights` covers at this size."""
+    grey = Image.new("RGB", size, (128, 128, 128))
+    changed = np.any(np.asarray(stamp_random_weights(grey)) != 128, axis=(1, 2))
+    rows = np.flatnonzero(changed)
+    return int(size[1] - rows[0]) if rows.size else 0

@@ -1,6 +1,6 @@
 """Small images the project makes itself, so every notebook runs alone and offline.
 
-``python -m helpers.demo_images`` writes them into ``data/``; :func:`demo_image` reads them from
+``python -m helpers.core.demo_images`` writes them into ``data/``; :func:`demo_image` reads them from
 there or, when ``data/`` is absent (e.g. ``helpers`` installed on Colab with pip), draws them
 again: they are pure functions of their name, so the pixels are the same either way.
 Licence: CC0 (made by this project's code).
@@ -69,7 +69,7 @@ DESCRIPTIONS = {
 
 
 def data_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "data"
+    return Path(__file__).resolve().parents[2] / "data"
 
 
 def demo_image(name: str = "sunset") -> Image.Image:
@@ -87,7 +87,7 @@ def demo_image_path(name: str = "sunset") -> Path:
     path = data_dir() / f"{name}.png"
     if path.exists():
         return path
-    from helpers.outputs import cache_dir, save_image
+    from helpers.core.outputs import cache_dir, save_image
 
     target = cache_dir() / "demo-images" / f"{name}.png"
     if not target.exists():
