@@ -7,7 +7,9 @@ ends with exit code 2 and one line on stderr: no traceback, nothing half-written
 stage folder left behind. A ``ValueError`` raised inside a library (not by ``helpers``) is an
 internal error, not bad input: it keeps its traceback and exit code 1.
 Numeric flags take their range from :func:`int_range` / :func:`float_range`, checked by argparse
-before any work starts.
+before any work starts. Problems of the machine (:class:`helpers.core.outputs.EnvironmentProblem`: the
+work folder is a file, the disk is full, another run writes the same folder; a read-only folder) also
+end with exit code 2 and one line naming the path and the fix.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "app": ("helpers.app", "serve the video studio web app (notebook 10)"),
     "demo": ("helpers.demo", "run the whole series in order, ending in outputs/final/final.mp4"),
 }
+
+# The stage folder each of these stages writes, held for one writer at a time while the stage runs
+# (train, sample and post hold the folder or file set they write themselves, wherever --out points).
+WRITES: dict[str, str] = {"curate": "curated", "keyframes": "keyframes", "refine": "refined", "slides": "final"}
 
 
 def _number(kind: type, low: float | None, high: float | None, low_open: bool = False) -> Callable[[str], float]:
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.core.device import GenerationError
     from helpers.core.hardware import configure_threads
     from helpers.core.images import BadInputError
-    from helpers.core.outputs import clean_stale, layout_dirs
+    from helpers.core.outputs import EnvironmentProblem, clean_stale, environment_problem, layout_dirs
     from helpers.core.profiles import get_profile
 
     try:  # tiny: one torch thread, as in the notebooks (two oversubscribe a busy 2-core machine)
@@ -112,22 +118,27 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         pass  # an unknown profile: the stage itself reports it, with its own message
 
-    existed = {folder for folder in layout_dirs() if folder.exists()}
+    existed = {folder for folder in layout_dirs() if folder.is_dir()}
     for folder in existed:
-        clean_stale(folder)  # what a killed run (even SIGKILL) was writing
+        clean_stale(folder)  # what a finished or killed run (even SIGKILL) left; a running one's files stay
     previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
-        return int(module.run(args) or 0)
-    except BadInputError as err:
+        return _run_stage(top.stage, module, args)
+    except (BadInputError, EnvironmentProblem) as err:
         return _failed(f"error: {err}", 2, existed)
     except (ValueError, FileNotFoundError) as err:
         if not _raised_by_helpers(err):
             raise  # a library's internal error, not the learner's input: keep the traceback
         return _failed(f"error: {err}", 2, existed)
+    except OSError as err:  # a read-only folder, a full disk, met by a library: one line, not a traceback
+        problem = environment_problem(err)
+        if problem is None:
+            raise
+        return _failed(f"error: {problem}", 2, existed)
     except GenerationError as err:  # NaN / black / constant output: the message names the fix
         return _failed(f"error: {err}", 3, existed)
-    except KeyboardInterrupt:
-        return _failed("interrupted: nothing half-written was kept", 130, existed)
+    except KeyboardInterrupt as err:  # a stage may say which of its outputs are left (e.g. post's file set)
+        return _failed(f"interrupted: {err.args[0] if err.args else 'nothing half-written was kept'}", 130, existed)
     except RuntimeError as err:
         if "out of memory" in str(err).lower():
             print(f"error: the GPU ran out of memory. {oom_advice(top.stage)}", file=sys.stderr)
@@ -136,6 +147,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _run_stage(stage: str, module, args: argparse.Namespace) -> int:
+    """Run the stage, holding its folder's one-writer lock when it has one in :data:`WRITES`."""
+    import contextlib
+
+    from helpers.core.outputs import layout_dirs, writer_lock
+
+    lock = contextlib.nullcontext()
+    if stage in WRITES:
+        folder = layout_dirs()[0] / WRITES[stage]
+        lock = writer_lock(folder, f"the {WRITES[stage]} folder", f"wait for it to finish before running {stage}")
+    with lock:
+        return int(module.run(args) or 0)
 
 
 def _interrupt(signum, frame) -> None:

@@ -8,18 +8,32 @@ Layout (under ``outputs/`` in the repository, or ``$COURSE_OUTPUTS``)::
 (``refined/`` holds notebook 05's Flux.1 versions of the keyframes; ``keyframes/`` is never overwritten by it.)
 
 Every write goes to a temporary name in the same folder and is renamed into place only when
-complete, so an interrupted cell never leaves a half-written file behind.
+complete, so an interrupted cell never leaves a half-written file behind. The temporary name holds
+its writer's process id, so a later run removes only what a finished (or killed) process left, never
+what a running one is still writing. A set of files that belongs together (``final.mp4`` with its GIF
+and ``final.json``) is written into a staging folder and swapped in whole (:func:`atomic_set`); one
+writer per folder at a time (:func:`writer_lock`). Problems of the machine rather than of the input
+(the work folder is a file, the disk is full) are :class:`EnvironmentProblem`: one line naming the
+path and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import re
 import shutil
+import signal
+import socket
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 LAYOUT = ("checkpoints", "samples", "curated", "keyframes", "refined", "videos", "final")
 
@@ -33,31 +47,52 @@ def repo_root() -> Path | None:
     return None
 
 
+class EnvironmentProblem(Exception):
+    """The machine, not the input: a folder that is a file, a full disk, a folder another run writes.
+    ``str(err)`` is one line: 'PATH: problem; fix'."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, fix: str):
+        self.path, self.problem, self.fix = str(path), problem, fix
+        super().__init__(f"{path}: {problem}; {fix}")
+
+
+def _make_folder(path: Path, what: str, variable: str | None = None) -> Path:
+    """``mkdir -p path``, or an :class:`EnvironmentProblem` naming the file in the way."""
+    for folder in (path, *path.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                problem = (f"is a file where {what} should be" if folder == path
+                           else f"is a file, so {what} ({path}) cannot be made inside it")
+                fix = f"move the file away or set {variable} to a folder" if variable else "move the file away"
+                raise EnvironmentProblem(folder, problem, fix)
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise environment_problem(err, path) or err
+    return path
+
+
 def outputs_dir() -> Path:
     """``$COURSE_OUTPUTS`` if set, else ``outputs/`` at the repository root (or here)."""
     if os.environ.get("COURSE_OUTPUTS"):
         root = Path(os.environ["COURSE_OUTPUTS"]).expanduser()
     else:
         root = (repo_root() or Path.cwd()) / "outputs"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return _make_folder(root, "the course's work folder", "COURSE_OUTPUTS")
 
 
 def stage_dir(name: str) -> Path:
     """One folder of the layout (created if missing), e.g. ``stage_dir("keyframes")``."""
     if name not in LAYOUT:
         raise ValueError(f"unknown outputs folder {name!r}; the layout is {', '.join(LAYOUT)}")
-    path = outputs_dir() / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _make_folder(outputs_dir() / name, f"the {name} stage folder", "COURSE_OUTPUTS")
 
 
 def cache_dir() -> Path:
     """Where tiny twins and other rebuildable things live: ``$COURSE_CACHE`` or ~/.cache."""
     root = os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "pixels-to-motion"
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _make_folder(Path(root).expanduser(), "the cache folder", "COURSE_CACHE")
 
 
 def relative_to_outputs(path: str | os.PathLike) -> str:
@@ -78,19 +113,65 @@ def from_outputs(text: str | os.PathLike) -> Path:
     return path if path.is_absolute() else outputs_dir() / path
 
 
+# --------------------------------------------------------------------------------------------
+# Temporary files and their owners
+
+
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+_OWNER = re.compile(r"\.pid(\d+)-([0-9a-f]{6})\.")
+STALE_AFTER_S = 24 * 3600  # a partial file of another machine (a shared Drive folder) is stale after a day
+UNOWNED_STALE_AFTER_S = 600  # one without an owner in its name (written by hand) after ten quiet minutes
+
+
+def _owner_tag() -> str:
+    """``pid1234-ab12cd``: this process on this machine, put in every temporary name."""
+    return f"pid{os.getpid()}-{_HOST}"
+
+
 def is_partial(path: Path) -> bool:
     """A temporary file or folder of :func:`atomic_path` / :func:`atomic_dir` (``.name.XXXX.partial...``)."""
     return path.name.startswith(".") and ".partial" in path.name
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def owner_gone(path: Path) -> bool:
+    """True when the process that writes the partial ``path`` has ended (or, for a name without an owner
+    or from another machine, when the file has not changed for a long while)."""
+    try:
+        quiet = time.time() - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    match = _OWNER.search(path.name)
+    if match is None:
+        return quiet > UNOWNED_STALE_AFTER_S
+    if match.group(2) != _HOST:
+        return quiet > STALE_AFTER_S
+    return not _process_alive(int(match.group(1)))
+
+
 def clean_stale(folder: str | os.PathLike) -> int:
     """Remove what an interrupted (even SIGKILLed) write left in ``folder``: ``.*.partial*`` files and
-    folders. Returns how many were removed; a missing folder has none."""
+    folders whose writer has ended; a running writer's files stay. A file set that was complete but not
+    yet swapped in when its writer died is finished first (:func:`atomic_set`). Returns how many were
+    removed; a missing folder has none."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    stale = [p for p in folder.iterdir() if is_partial(p)]
+    stale = [p for p in folder.iterdir() if is_partial(p) and owner_gone(p)]
     for path in stale:
+        if path.is_dir() and (path / SET_COMPLETE).exists():
+            _finish_swap(path)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -120,42 +201,221 @@ def _usual_permissions(path: Path, mode: int) -> None:
         path.chmod(mode & ~umask)
 
 
+def environment_problem(err: BaseException, path: str | os.PathLike | None = None) -> EnvironmentProblem | None:
+    """``err`` as an :class:`EnvironmentProblem` when it is one (disk full, read-only, no permission, a file
+    where a folder should be), naming ``path`` when the error names none; else None."""
+    number = getattr(err, "errno", None)
+    text = str(err).lower()
+    where = getattr(err, "filename", None) or path or "?"
+    if number in (errno.ENOSPC, errno.EDQUOT) or "no space left on device" in text or "disk quota" in text:
+        return EnvironmentProblem(path or where, "the disk is full (no space left on device); nothing half-written "
+                                  "was kept", "free some space, or set COURSE_OUTPUTS to a folder on another disk")
+    if number == errno.EROFS:
+        return EnvironmentProblem(where, "the file system is read-only", "set COURSE_OUTPUTS to a writable folder")
+    if number in (errno.EACCES, errno.EPERM):
+        return EnvironmentProblem(where, "permission denied (cannot write here)",
+                                  "make it writable (chmod u+w) or set COURSE_OUTPUTS to a writable folder")
+    if number in (errno.ENOTDIR, errno.EEXIST) and where != "?":
+        return EnvironmentProblem(where, "a file is in the way of a folder", "move the file away")
+    return None
+
+
+@contextlib.contextmanager
+def _environment_errors(final: Path) -> Iterator[None]:
+    """Turn a full disk or a read-only folder met while writing ``final`` into an :class:`EnvironmentProblem`."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        problem = environment_problem(err, final)
+        if problem is None:
+            raise
+        raise problem from err
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
+    """Check, before any work, that a file can be written at ``path``: not a folder, no file in the way
+    of its folder. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise EnvironmentProblem(path, f"{flag} is a folder", f"give a file name, e.g. {path / 'video.mp4'}")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise EnvironmentProblem(folder, f"is a file, so {path.name} cannot be written inside it",
+                                         f"give {flag} a path in a folder")
+            if not os.access(folder, os.W_OK):
+                raise EnvironmentProblem(folder, "permission denied (cannot write here)",
+                                         f"make it writable or give {flag} a path elsewhere")
+            break
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
 
     The temporary name keeps the suffix, so tools that pick a format from it still work.
-    On any error the temporary file is removed and ``final`` is left as it was.
+    On any error the temporary file is removed and ``final`` is left as it was; a full disk or a
+    read-only folder is an :class:`EnvironmentProblem` naming ``final``.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".partial{final.suffix}", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        _usual_permissions(tmp_path, 0o666)  # mkstemp makes files private (0600)
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    with _environment_errors(final):
+        _make_folder(final.parent, f"the folder of {final.name}")
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{_owner_tag()}.", suffix=f".partial{final.suffix}",
+                                   dir=final.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
+        try:
+            yield tmp_path
+            _usual_permissions(tmp_path, 0o666)  # mkstemp makes files private (0600)
+            os.replace(tmp_path, final)
+        finally:
+            if tmp_path.exists():
+                tmp_path.unlink()
 
 
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Like :func:`atomic_path` for a whole folder (e.g. ``save_pretrained``)."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    with _environment_errors(final):
+        _make_folder(final.parent, f"the folder of {final.name}")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{_owner_tag()}.", suffix=".partial", dir=final.parent))
+        try:
+            yield tmp
+            _usual_permissions(tmp, 0o777)  # mkdtemp makes folders private (0700)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Sets of files that change together
+
+
+SET_COMPLETE = "SET_COMPLETE.json"  # inside a staging folder: every file of the new set is there
+
+
+def set_members(folder: Path, stem: str, suffixes: Iterable[str]) -> list[Path]:
+    """The files of the set ``stem`` in ``folder`` that exist now (e.g. final.mp4, final.gif, final.json)."""
+    return [folder / f"{stem}{s}" for s in suffixes if (folder / f"{stem}{s}").exists()]
+
+
+@contextlib.contextmanager
+def atomic_set(folder: str | os.PathLike, stem: str, suffixes: Iterable[str]) -> Iterator[Path]:
+    """Yield a staging folder in which to write a whole set of files named ``stem + suffix``; when the
+    block ends, the new set replaces the old one (every ``stem + suffix`` in ``folder``) by renames.
+
+    On an error or an interruption inside the block, the old set stays untouched. The swap itself runs
+    with Ctrl-C / SIGTERM held back, so it always ends with one whole set; a process killed in the
+    middle of it leaves a marked staging folder that :func:`clean_stale` finishes.
+    """
+    folder = Path(folder)
+    suffixes = tuple(suffixes)
+    with _environment_errors(folder / stem):
+        _make_folder(folder, f"the folder of {stem}")
+        staging = Path(tempfile.mkdtemp(prefix=f".{stem}.{_owner_tag()}.", suffix=".set.partial", dir=folder))
+        try:
+            yield staging
+            written = sorted(p.name for p in staging.iterdir())
+            with _signals_held():
+                (staging / SET_COMPLETE).write_text(json.dumps({"folder": str(folder), "stem": stem,
+                                                                "suffixes": suffixes, "files": written}))
+                _finish_swap(staging)
+        finally:
+            if not (staging / SET_COMPLETE).exists():  # else a failed swap: clean_stale finishes it later
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+def _finish_swap(staging: Path) -> None:
+    """Move a complete staged set into place: the old set's files go, the new ones come (renames only)."""
+    plan = json.loads((staging / SET_COMPLETE).read_text())
+    folder, stem = Path(plan["folder"]), plan["stem"]
+    new = set(plan["files"])
+    for old in set_members(folder, stem, plan["suffixes"]):
+        if old.name not in new:
+            old.unlink()  # a format this run did not make: it belonged to the old set
+    for name in plan["files"]:
+        if (staging / name).exists():
+            _usual_permissions(staging / name, 0o666)
+            os.replace(staging / name, folder / name)
+    (staging / SET_COMPLETE).unlink()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold back SIGINT and SIGTERM for a few renames (delivered right after); no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        yield tmp
-        _usual_permissions(tmp, 0o777)  # mkdtemp makes folders private (0700)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        yield
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per folder
+
+
+_LOCKS: dict[str, Any] = {}
+
+
+def _lock_paths(target: Path) -> tuple[Path, Path]:
+    """Where the lock of ``target`` lives: in this machine's temporary folder, not in the work folder."""
+    key = hashlib.sha1(str(target.resolve()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "pixels-to-motion-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{key}.lock", folder / f"{key}.owner.json"
+
+
+def _running_command() -> str:
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "helpers":
+        argv[0] = "-m helpers"
+    return " ".join(["python", *argv]) if argv else "python"
+
+
+def _describe_owner(owner_file: Path) -> str:
+    try:
+        owner = json.loads(owner_file.read_text())
+        return f"`{owner['command']}` (PID {owner['pid']}, since {owner['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another run"
+
+
+@contextlib.contextmanager
+def writer_lock(target: str | os.PathLike, what: str = "", fix: str = "wait for it to finish") -> Iterator[None]:
+    """Hold the one-writer lock of ``target`` (a folder, or a set of files) for the block.
+
+    A second process (or thread) that asks for it while it is held gets an :class:`EnvironmentProblem`
+    naming the running command and its PID. The same thread may take it again (a stage inside ``demo``).
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(target)
+    lock_file, owner_file = _lock_paths(target)
+    lock = _LOCKS.setdefault(str(lock_file), FileLock(str(lock_file), timeout=0))
+    try:
+        lock.acquire()
+    except Timeout:
+        raise EnvironmentProblem(target, f"{what or 'this folder'} is being written by {_describe_owner(owner_file)}",
+                                 fix) from None
+    first = lock.lock_counter == 1
+    try:
+        if first:
+            owner = {"pid": os.getpid(), "command": _running_command(), "since": time.strftime("%H:%M:%S")}
+            owner_file.write_text(json.dumps(owner))
+        yield
+    finally:
+        if first:
+            owner_file.unlink(missing_ok=True)
+        lock.release()
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -21,6 +21,9 @@ Frames = list  # a list of HxWx3 uint8 arrays
 STANDIN_NAME = "standin.mp4"  # helpers.core.standins.ensure_video's stand-in: no model, nothing to stamp
 # Clips made without any model, so never stamped "random weights": the stand-in, and notebook 08's own lesson clip.
 MODEL_FREE_NAMES = (STANDIN_NAME, "moving_shapes.mp4")
+# Mean difference (0-255) between a frame's bottom band and the same frame stamped again, below which the
+# frame already carries the stamp (H.264 at crf 18 keeps it within about 10; a picture differs by 30 or more).
+STAMP_TOLERANCE = 12.0
 
 
 def as_frames(frames: Sequence) -> Frames:
@@ -39,21 +42,59 @@ def as_frames(frames: Sequence) -> Frames:
     return out
 
 
-def read_video(path: str | Path) -> tuple[Frames, float]:
-    """All frames of a video file and its frame rate; a missing or unreadable file is a :class:`BadInputError`."""
-    from helpers.core.video import TruncatedVideoError, read_frames
+def inspect_input(path: str | Path):
+    """What a video file holds (:class:`helpers.core.video.VideoInfo`), read from its header and packet
+    timestamps without decoding; a missing or unusable file is a :class:`BadInputError` saying which:
+    empty, cut short, no video stream (only audio), no frames, or not a video."""
+    from helpers.core.video import UnreadableVideoError, inspect_video
 
     path = check_file(path, "a video file")
     try:
-        frames, fps = read_frames(path)
+        return inspect_video(path)
+    except UnreadableVideoError as err:
+        raise BadInputError(path, err.problem) from None
+    except (OSError, RuntimeError, ValueError):
+        raise BadInputError(path, "not a video ffmpeg can read") from None
+
+
+def read_video(path: str | Path, info=None) -> tuple[Frames, float]:
+    """All frames of a video file and its frame rate; a missing or unreadable file is a :class:`BadInputError`.
+
+    A variable frame rate is resampled to a constant one that keeps the duration, saying so in one line.
+    ``info``: :func:`inspect_input`'s answer, when already known."""
+    from helpers.core.video import TruncatedVideoError, UnreadableVideoError, read_frames
+
+    info = info or inspect_input(path)
+    try:
+        frames, fps = read_frames(path, info)
     except TruncatedVideoError as err:
         raise BadInputError(path, f"truncated: only {err.read} of the {err.declared} frames its header "
                                   "declares could be read") from None
+    except UnreadableVideoError as err:
+        raise BadInputError(path, err.problem) from None
     except (OSError, RuntimeError, ValueError, StopIteration):
         raise BadInputError(path, "not a video ffmpeg can read") from None
     if not frames:
-        raise BadInputError(path, "the video has no frames")
+        raise BadInputError(path, "no frames: not one frame of the video stream could be decoded")
+    if info.variable:
+        print(f"note: {Path(path).name} has a variable frame rate ({len(info.timestamps)} frames over "
+              f"{info.seconds:.1f} s); resampled to a constant {fps:g} fps ({len(frames)} frames), duration kept")
     return frames, fps
+
+
+def carries_random_weights_stamp(frames: Sequence) -> bool:
+    """True when the clip's first and last frames already carry the RANDOM WEIGHTS band that every
+    random-weight model of the course puts on its output (so post keeps it on what it makes); a learner's
+    own clip, or one made without a model, does not."""
+    from helpers.core.images import stamp_band_height, stamp_random_weights
+
+    for frame in (frames[0], frames[-1]):
+        frame = np.asarray(frame)
+        band = stamp_band_height((frame.shape[1], frame.shape[0]))
+        stamped = np.asarray(stamp_random_weights(Image.fromarray(frame)))
+        if band == 0 or np.abs(frame[-band:].astype(int) - stamped[-band:]).mean() > STAMP_TOLERANCE:
+            return False
+    return True
 
 
 def check_clip(frames: Sequence, what: str = "clip") -> None:
