@@ -119,14 +119,12 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
 
     Every argument left as None comes from the profile's ``sample`` block; ``model=None`` loads
     the trained PixelCNN++ with ``helpers.train.ensure_model`` (``info`` and ``image_shape``
-    come with it). Chunks already on disk are kept and skipped (see the module docstring)."""
+    come with it). Chunks already on disk are kept and skipped (see the module docstring). One run
+    writes a folder at a time: a second one is refused, naming the first."""
+    from helpers.core.outputs import writer_lock
+
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    settings = profile.settings("sample")
-    n = settings["n_images"] if n is None else int(n)
-    batch_size = settings["batch_size"] if batch_size is None else int(batch_size)
-    temperature = settings["temperature"] if temperature is None else float(temperature)
-    method = settings["method"] if method is None else method
-    _check(n, batch_size, temperature, method)
+    n, batch_size, temperature, method = _settings(profile, n, batch_size, temperature, method)
     if model is None:
         from helpers.train import ensure_model
 
@@ -135,23 +133,50 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
     image_shape = tuple(int(s) for s in (image_shape or info.get("image_shape") or ()))
     if len(image_shape) != 3:
         raise ValueError("image_shape (C, H, W) is needed when the model comes without its checkpoint info")
+    target = _target(out_dir)
+    run = {"seed": seed, "batch_size": batch_size, "temperature": temperature, "method": method,
+           "image_shape": list(image_shape), "checkpoint": relative_to_outputs(info.get("path", "")),
+           "step": info.get("step")}
+    with writer_lock(target, "the samples folder", "wait for it to finish, or sample into another --out-dir"):
+        folder = _folder_for(target, run)
+        label = model_label(info, profile)
+        _draw(model, folder, n, run, label, progress)
+        paths = _finish(folder, n, run, label)
+        if folder != target:
+            _swap_in(folder, target)
+    return [target / p.name for p in paths]
+
+
+def _settings(profile: Profile, n, batch_size, temperature, method) -> tuple[int, int, float, str]:
+    """The sampling settings, each from the profile's ``sample`` block when None; checked."""
+    settings = profile.settings("sample")
+    n = settings["n_images"] if n is None else int(n)
+    batch_size = settings["batch_size"] if batch_size is None else int(batch_size)
+    temperature = settings["temperature"] if temperature is None else float(temperature)
+    method = settings["method"] if method is None else method
+    _check(n, batch_size, temperature, method)
+    return n, batch_size, temperature, method
+
+
+def _target(out_dir: str | Path | None) -> Path:
     target = Path(out_dir) if out_dir else stage_dir("samples")
     if target.exists() and not target.is_dir():
         from helpers.core.images import BadInputError
 
         raise BadInputError(target, "is a file, not a folder for samples")
-    label = model_label(info, profile)
-    run = {"seed": seed, "batch_size": batch_size, "temperature": temperature, "method": method,
-           "image_shape": list(image_shape), "checkpoint": relative_to_outputs(info.get("path", "")),
-           "step": info.get("step")}
+    return target
+
+
+def _folder_for(target: Path, run: dict[str, Any]) -> Path:
+    """Where this run draws: ``target`` itself, or, when another run's samples are there, the hidden
+    staging folder beside it (kept from an interrupted replacement by the same run, else started anew)."""
     target.mkdir(parents=True, exist_ok=True)
     clean_stale(target)
     clean_stale(target.parent)
     staging = target.parent / f".{target.name}.next"
     folder = target
     if _has_samples(target) and (changed := run_changes(_read_record(target / RECORD), run)):
-        # Another run's samples are there: draw this run beside them, swap it in when complete.
-        folder = staging
+        folder = staging  # another run's samples are there: draw this run beside them, swap it in when complete
         if _has_samples(staging) and run_changes(_read_record(staging / RECORD), run):
             shutil.rmtree(staging)
         old = len(list(target.glob("sample_*.png")))
@@ -160,24 +185,29 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
     elif staging.exists():
         shutil.rmtree(staging)  # a replacement that was abandoned: nothing of it is needed
     folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _draw(model, folder: Path, n: int, run: dict[str, Any], label: str, progress: bool) -> None:
+    """Draw every chunk not yet on disk into ``folder``, updating the record after each chunk."""
+    from tqdm.auto import tqdm
+
+    from helpers.pixelcnnpp import sample
+
+    batch_size, temperature, seed = run["batch_size"], run["temperature"], run["seed"]
     record = _read_record(folder / RECORD) if _has_samples(folder) else None
     entries = {e["file"]: e for e in (record or {}).get("images", [])}
     device = next(model.parameters()).device
-    chunks = math.ceil(n / batch_size)
     done = sum(1 for i in range(n) if (folder / sample_name(i)).exists())
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=n, initial=done, unit="img", desc=f"sampling ({method})", disable=not progress)
-    for chunk in range(chunks):
+    bar = tqdm(total=n, initial=done, unit="img", desc=f"sampling ({run['method']})", disable=not progress)
+    for chunk in range(math.ceil(n / batch_size)):
         first, last = chunk * batch_size, min(n, (chunk + 1) * batch_size)
         if all((folder / sample_name(i)).exists() for i in range(first, last)):
             continue
         generator = torch.Generator(device=device).manual_seed(chunk_seed(seed, chunk))
-        from helpers.pixelcnnpp import sample
-
         # A chunk always draws batch_size images, so its images do not depend on n.
-        images = sample(model, batch_size, image_shape, temperature=temperature,
-                        generator=generator, method=method)[: last - first]
+        images = sample(model, batch_size, tuple(run["image_shape"]), temperature=temperature,
+                        generator=generator, method=run["method"])[: last - first]
         for offset, image in enumerate(images):
             name = sample_name(first + offset)
             if not (folder / name).exists():
@@ -188,17 +218,20 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
         write_json(folder / RECORD, {**run, "model": label, "n_images": len(entries),
                                      "images": [entries[k] for k in sorted(entries)]})
     bar.close()
+
+
+def _finish(folder: Path, n: int, run: dict[str, Any], label: str) -> list[Path]:
+    """Drop images beyond ``n`` (a longer earlier run of the same settings), write the final record and grid."""
     paths = [folder / sample_name(i) for i in range(n)]
-    for extra in folder.glob("sample_*.png"):  # a longer earlier run of the same settings
+    for extra in folder.glob("sample_*.png"):
         if extra not in paths:
             extra.unlink()
+    record = _read_record(folder / RECORD) or {}
     names = {p.name for p in paths}
-    write_json(folder / RECORD, {**run, "model": label, "n_images": n,
-                                 "images": [entries[k] for k in sorted(entries) if k in names]})
+    images = [e for e in record.get("images", []) if e["file"] in names]
+    write_json(folder / RECORD, {**run, "model": label, "n_images": n, "images": sorted(images, key=lambda e: e["file"])})
     save_grid(paths[:64], folder / GRID, label)
-    if folder != target:
-        _swap_in(folder, target)
-    return [target / sample_name(i) for i in range(n)]
+    return paths
 
 
 def save_grid(paths: Sequence[Path], out: Path, label: str) -> Path:

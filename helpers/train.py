@@ -282,6 +282,31 @@ def evaluate(model, loader, accelerator, image_shape: tuple[int, int, int]) -> f
     return total / (count * math.log(2) * math.prod(image_shape))
 
 
+@dataclass
+class _Run:
+    """Everything one training run holds: set up by :func:`_start_run`, advanced by :func:`_loop`."""
+
+    accelerator: Any
+    config: dict[str, Any]
+    image_shape: tuple[int, int, int]
+    model: Any
+    forward: Any
+    ema: Any
+    optimizer: Any
+    train_loader: Any
+    test_loader: Any
+    out_dir: Path
+    resume: bool
+    start: Path | None
+    step: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    first_save: bool = True
+
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+
 def train(profile: Profile | str | None = None, steps: int | None = None, data: ImageData | str | None = None,
           out_dir: str | Path | None = None, resume: bool = True,
           callback: Callable[[Progress], None] | None = None, progress: bool = True, **overrides: Any) -> Path:
@@ -292,13 +317,9 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
     ``data``: a dataset name, a folder of images, or an :class:`ImageData` (default: the profile's).
     ``resume``: continue the run in ``out_dir`` if it has checkpoints (same model, same data).
     ``callback(progress)`` is called at every evaluation (see :class:`Progress`; e.g. :class:`LivePlot`).
+    One run writes a checkpoint folder at a time: a second one is refused, naming the first.
     """
-    from accelerate import Accelerator, DataLoaderConfiguration
-    from accelerate.utils import gather_object, set_seed
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-    from tqdm.auto import tqdm
-
-    from helpers.pixelcnnpp import discretized_mix_logistic_nll
+    from helpers.core.outputs import writer_lock
 
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     settings = train_settings(profile, steps=steps, **overrides)
@@ -308,43 +329,66 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
         from helpers.core.images import BadInputError
 
         raise BadInputError(out_dir, "is a file, not a folder for checkpoints")
-    clean_stale(out_dir)  # what a killed run was writing
+    with writer_lock(out_dir, "the checkpoint folder", "wait for it to finish, or train into another --out-dir"):
+        clean_stale(out_dir)  # what a finished or killed run was writing
+        run = _start_run(profile, settings, data, out_dir, resume, progress)
+        if run.step >= run.config["steps"]:
+            if run.main:
+                print(f"nothing to do: the run in {out_dir} is already at step {run.step} "
+                      f"(asked for {run.config['steps']})")
+            return run.start  # type: ignore[return-value]
+        last = _loop(run, callback, progress)
+    if run.main and progress:
+        print(f"step {run.step}: test bits/dim {run.history[-1]['test_bpd']:.3f} (uniform over 256 levels: 8.000); "
+              f"checkpoint {last}")
+    return last
+
+
+def _start_run(profile: Profile, settings: dict[str, Any], data, out_dir: Path, resume: bool, progress: bool) -> _Run:
+    """Accelerator, data, model, EMA, optimizer and loaders, resumed from the latest checkpoint when asked."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+
     _fresh_accelerator_state()
     accelerator = Accelerator(
         cpu=profile.device == "cpu", mixed_precision=_mixed_precision(profile),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=settings["seed"]))
-    main = accelerator.is_main_process
-
     dataset = _prepare_data(data, settings)
     config = {**settings, "dataset": dataset.name, "in_channels": dataset.image_shape[0],
               "image_size": dataset.image_shape[1]}
-    image_shape = dataset.image_shape
-    if main and progress:
+    if accelerator.is_main_process and progress:
         print(profile.banner())
         print(f"PixelCNN++ is trained here from scratch on {dataset!r}: its samples show what this model "
               "learned, not random weights.")
         for note in dataset.notes:
             print(f"note: {note}")
-
     start = latest_checkpoint(out_dir) if resume else None
     meta: dict[str, Any] = read_meta(start) if start else {}
     if start:
         _check_same_run(meta, config, start)
+    run = _build(accelerator, config, dataset, start, out_dir, resume)
+    if start:
+        _restore(run, meta)
+    return run
 
-    # The same initial weights on every process; then a different dropout stream per process.
+
+def _build(accelerator, config: dict[str, Any], dataset: ImageData, start: Path | None, out_dir: Path,
+           resume: bool) -> _Run:
+    """The model and its EMA (the same initial weights on every process, then a dropout stream per
+    process), the optimizer and the loaders, prepared by accelerate."""
+    from accelerate.utils import set_seed
+    from safetensors.torch import load_model
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     torch.manual_seed(config["seed"])
     model = build_model(config)
     if start:
-        from safetensors.torch import load_model
-
         load_model(model, str(start / "model.safetensors"))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema"]), use_buffers=True)
     if start:
         load_model(ema.module, str(start / "ema.safetensors"))
     set_seed(config["seed"], device_specific=True)
 
-    # Own generators for the loaders, so iterating them never draws from the global RNG (dropout's).
-    def loader(images, shuffle: bool, drop_last: bool):
+    def loader(images, shuffle: bool, drop_last: bool):  # own generators: never draws from dropout's RNG
         return torch.utils.data.DataLoader(images, batch_size=config["batch_size"], shuffle=shuffle,
                                            drop_last=drop_last, generator=torch.Generator().manual_seed(config["seed"]))
 
@@ -356,113 +400,132 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
         model, optimizer, loader(dataset.train_dataset(), True, True), loader(dataset.test_dataset(), False, False))
     ema.to(accelerator.device)
     forward = torch.compile(model) if config["compile"] else model
+    return _Run(accelerator, config, dataset.image_shape, model, forward, ema, optimizer, train_loader,
+                test_loader, out_dir, resume, start)
 
-    step, history = 0, []
-    if start:
-        state = torch.load(start / STATE_FILE, map_location="cpu", weights_only=True)
-        optimizer.load_state_dict(state["optimizer"])
-        ema.n_averaged.copy_(state["ema_n_averaged"])
-        step, history = meta["step"], meta.get("history", [])
-        if len(state["rng"]) == accelerator.num_processes:
-            _set_rng_state(state["rng"][accelerator.process_index])
-        elif main:
-            print(f"note: the run was saved by {len(state['rng'])} process(es), now {accelerator.num_processes}: "
-                  "dropout draws fresh random numbers from here on")
-        if main:
-            print(f"resuming {start} at step {step} (test bits/dim {meta.get('test_bpd')})")
 
-    batches_per_epoch = len(train_loader)
+def _restore(run: _Run, meta: dict[str, Any]) -> None:
+    """Optimizer, EMA count, step, history and every process's RNG state from the checkpoint ``run.start``."""
+    state = torch.load(run.start / STATE_FILE, map_location="cpu", weights_only=True)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.ema.n_averaged.copy_(state["ema_n_averaged"])
+    run.step, run.history = meta["step"], meta.get("history", [])
+    processes = run.accelerator.num_processes
+    if len(state["rng"]) == processes:
+        _set_rng_state(state["rng"][run.accelerator.process_index])
+    elif run.main:
+        print(f"note: the run was saved by {len(state['rng'])} process(es), now {processes}: "
+              "dropout draws fresh random numbers from here on")
+    if run.main:
+        print(f"resuming {run.start} at step {run.step} (test bits/dim {meta.get('test_bpd')})")
 
-    def batches(first_step: int):
-        """Endless batches in a fixed order: epoch e is shuffled with seed + e, wherever we resume."""
-        epoch, skip = divmod(first_step, batches_per_epoch)
-        while True:
-            train_loader.set_epoch(epoch)
-            part = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-            yield from part
-            epoch, skip = epoch + 1, 0
 
-    def checkpoint(test_bpd: float) -> Path:
-        rng_states = gather_object([_rng_state()])
-        replicas = gather_object([fingerprint(accelerator.unwrap_model(model))])
-        folder = out_dir / f"step_{step:07d}"
-        if main:
-            if not resume and step_is_first_save[0]:
-                for old in list_checkpoints(out_dir):  # --no-resume: this run replaces the old one
-                    shutil.rmtree(old, ignore_errors=True)
-            step_is_first_save[0] = False
-            data_state = {"epoch": step // batches_per_epoch, "batch": step % batches_per_epoch,
-                          "batch_size": config["batch_size"], "num_processes": accelerator.num_processes,
-                          "data_seed": config["seed"]}
-            meta_out = {"step": step, "test_bpd": test_bpd, "config": config, "image_shape": list(image_shape),
-                        "data_state": data_state, "history": history, "torch": torch.__version__,
-                        "replicas": {"processes": accelerator.num_processes, "fingerprints": replicas,
-                                     "identical": len(set(replicas)) == 1},
-                        "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
-            if len(set(replicas)) > 1:
-                print(f"warning: the {len(replicas)} processes hold different weights at step {step}")
-            save_checkpoint(folder, accelerator.unwrap_model(model), ema, optimizer, meta_out, rng_states)
-            for old in list_checkpoints(out_dir)[:-config.get("keep_checkpoints", 2)]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        return folder
+def _batches(run: _Run):
+    """Endless batches in a fixed order: epoch e is shuffled with seed + e, wherever we resume."""
+    epoch, skip = divmod(run.step, len(run.train_loader))
+    while True:
+        run.train_loader.set_epoch(epoch)
+        yield from run.accelerator.skip_first_batches(run.train_loader, skip) if skip else run.train_loader
+        epoch, skip = epoch + 1, 0
 
-    step_is_first_save = [True]
-    total = config["steps"]
-    last = out_dir / f"step_{step:07d}" if start else None
-    if step >= total:
-        if main:
-            print(f"nothing to do: the run in {out_dir} is already at step {step} (asked for {total})")
-        return start  # type: ignore[return-value]
-    dims_ln2 = math.prod(image_shape) * math.log(2)
-    bar = tqdm(total=total, initial=step, desc="training PixelCNN++", unit="step",
-               disable=not (main and progress))
-    model.train()
-    running, seen, t0, evals = 0.0, 0, time.perf_counter(), len(history)
-    for x in batches(step):
-        lr = learning_rate(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x = x.to(next(model.parameters()).dtype)
-        params = forward(x)
-        loss = discretized_mix_logistic_nll(x, params.float()).mean() / dims_ln2  # bits per dimension
-        accelerator.backward(loss)
-        if config.get("clip_grad"):
-            accelerator.clip_grad_norm_(model.parameters(), config["clip_grad"])
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update_parameters(accelerator.unwrap_model(model))
-        step += 1
-        running += loss.detach().double()
+
+def _loop(run: _Run, callback: Callable[[Progress], None] | None, progress: bool) -> Path:
+    """The training loop: a step per batch; evaluate, report and save every ``eval_every`` steps."""
+    from tqdm.auto import tqdm
+
+    total, config = run.config["steps"], run.config
+    last = run.out_dir / f"step_{run.step:07d}" if run.start else None
+    bar = tqdm(total=total, initial=run.step, desc="training PixelCNN++", unit="step",
+               disable=not (run.main and progress))
+    run.model.train()
+    running, seen, t0 = 0.0, 0, time.perf_counter()
+    for x in _batches(run):
+        lr = learning_rate(config, run.step)
+        running += _step(run, x, lr)
         seen += 1
         bar.update(1)
-        if step % config["eval_every"] == 0 or step == total:
-            train_bpd = accelerator.reduce(running / seen, "mean").item()
-            images_per_s = seen * config["batch_size"] * accelerator.num_processes / (time.perf_counter() - t0)
-            cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=cuda):  # evaluation and samples never disturb training's RNG
-                test_bpd = evaluate(ema.module, test_loader, accelerator, image_shape)
-                evals += 1
-                samples = None
-                every = config.get("samples_every", 0)
-                if callback is not None and main and every and (evals % every == 0 or step == total):
-                    samples = sample_grid_images(ema.module, image_shape, config.get("sample_n", 16), config["seed"])
-            history.append({"step": step, "train_bpd": train_bpd, "test_bpd": test_bpd, "lr": lr,
-                            "images_per_s": images_per_s})
-            bar.set_postfix(train_bpd=f"{train_bpd:.3f}", test_bpd=f"{test_bpd:.3f}")
-            if callback is not None and main:
-                callback(Progress(step, total, train_bpd, test_bpd, lr, images_per_s, list(history),
-                                  image_shape, samples))
-            if step % config.get("checkpoint_every", config["eval_every"]) == 0 or step == total:
-                last = checkpoint(test_bpd)
+        if run.step % config["eval_every"] == 0 or run.step == total:
+            test_bpd = _evaluate_and_report(run, running / seen, seen, t0, lr, callback, bar)
+            if run.step % config.get("checkpoint_every", config["eval_every"]) == 0 or run.step == total:
+                last = _save(run, test_bpd)
             running, seen, t0 = 0.0, 0, time.perf_counter()
-        if step >= total:
+        if run.step >= total:
             break
     bar.close()
-    if main and progress:
-        print(f"step {step}: test bits/dim {history[-1]['test_bpd']:.3f} (uniform over 256 levels: 8.000); "
-              f"checkpoint {last}")
     return last  # type: ignore[return-value]
+
+
+def _step(run: _Run, x: torch.Tensor, lr: float) -> torch.Tensor:
+    """One optimisation step at learning rate ``lr``; returns the batch's loss in bits per dimension."""
+    from helpers.pixelcnnpp import discretized_mix_logistic_nll
+
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    x = x.to(next(run.model.parameters()).dtype)
+    params = run.forward(x)
+    dims_ln2 = math.prod(run.image_shape) * math.log(2)
+    loss = discretized_mix_logistic_nll(x, params.float()).mean() / dims_ln2  # bits per dimension
+    run.accelerator.backward(loss)
+    if run.config.get("clip_grad"):
+        run.accelerator.clip_grad_norm_(run.model.parameters(), run.config["clip_grad"])
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.ema.update_parameters(run.accelerator.unwrap_model(run.model))
+    run.step += 1
+    return loss.detach().double()
+
+
+def _evaluate_and_report(run: _Run, train_mean: torch.Tensor, seen: int, t0: float, lr: float,
+                         callback: Callable[[Progress], None] | None, bar) -> float:
+    """Test bits/dim of the EMA weights (and samples for the callback), added to the history and shown."""
+    accelerator, config, total = run.accelerator, run.config, run.config["steps"]
+    train_bpd = accelerator.reduce(train_mean, "mean").item()
+    images_per_s = seen * config["batch_size"] * accelerator.num_processes / (time.perf_counter() - t0)
+    cuda = [accelerator.device.index or 0] if accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # evaluation and samples never disturb training's RNG
+        test_bpd = evaluate(run.ema.module, run.test_loader, accelerator, run.image_shape)
+        evaluations = len(run.history) + 1
+        samples = None
+        every = config.get("samples_every", 0)
+        if callback is not None and run.main and every and (evaluations % every == 0 or run.step == total):
+            samples = sample_grid_images(run.ema.module, run.image_shape, config.get("sample_n", 16), config["seed"])
+    run.history.append({"step": run.step, "train_bpd": train_bpd, "test_bpd": test_bpd, "lr": lr,
+                        "images_per_s": images_per_s})
+    bar.set_postfix(train_bpd=f"{train_bpd:.3f}", test_bpd=f"{test_bpd:.3f}")
+    if callback is not None and run.main:
+        callback(Progress(run.step, total, train_bpd, test_bpd, lr, images_per_s, list(run.history),
+                          run.image_shape, samples))
+    return test_bpd
+
+
+def _save(run: _Run, test_bpd: float) -> Path:
+    """A checkpoint of the run at this step (every process's RNG state; written by the main process)."""
+    from accelerate.utils import gather_object
+
+    accelerator, config, step = run.accelerator, run.config, run.step
+    rng_states = gather_object([_rng_state()])
+    replicas = gather_object([fingerprint(accelerator.unwrap_model(run.model))])
+    folder = run.out_dir / f"step_{step:07d}"
+    if run.main:
+        if not run.resume and run.first_save:
+            for old in list_checkpoints(run.out_dir):  # --no-resume: this run replaces the old one
+                shutil.rmtree(old, ignore_errors=True)
+        run.first_save = False
+        per_epoch = len(run.train_loader)
+        data_state = {"epoch": step // per_epoch, "batch": step % per_epoch, "batch_size": config["batch_size"],
+                      "num_processes": accelerator.num_processes, "data_seed": config["seed"]}
+        meta_out = {"step": step, "test_bpd": test_bpd, "config": config, "image_shape": list(run.image_shape),
+                    "data_state": data_state, "history": run.history, "torch": torch.__version__,
+                    "replicas": {"processes": accelerator.num_processes, "fingerprints": replicas,
+                                 "identical": len(set(replicas)) == 1},
+                    "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
+        if len(set(replicas)) > 1:
+            print(f"warning: the {len(replicas)} processes hold different weights at step {step}")
+        save_checkpoint(folder, accelerator.unwrap_model(run.model), run.ema, run.optimizer, meta_out, rng_states)
+        for old in list_checkpoints(run.out_dir)[:-config.get("keep_checkpoints", 2)]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return folder
 
 
 @torch.no_grad()

@@ -146,9 +146,21 @@ def test_a_moved_outputs_folder_still_resumes(tmp_path, monkeypatch, capsys):
 
 
 def test_stale_partial_files_are_cleaned_on_the_next_run(outputs):
+    import os
+    import subprocess
+    import sys
+
+    from helpers.core.outputs import owner_tag
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout.strip()
     folder = outputs / "s"
     folder.mkdir(parents=True)
-    (folder / ".sample_00001.abcd.partial.png").write_bytes(b"half")
+    dead = folder / f".sample_00001.{owner_tag(int(finished))}.ab.partial.png"
+    dead.write_bytes(b"half")  # its writer has ended
+    unowned = folder / ".sample_00002.abcd.partial.png"
+    unowned.write_bytes(b"half")  # no owner in the name, untouched for an hour
+    os.utime(unowned, (unowned.stat().st_atime - 3600, unowned.stat().st_mtime - 3600))
     (outputs / ".s.next").mkdir()
     kwargs = dict(batch_size=2, method="fast", seed=0, image_shape=SHAPE, info=INFO, progress=False)
     stage.generate_samples(tiny_model(), 2, folder, temperature=1.0, **kwargs)

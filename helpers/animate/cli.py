@@ -11,6 +11,7 @@ from PIL import Image
 
 from helpers.core.cli import float_range, int_range
 from helpers.core.images import load_image
+from helpers.core.outputs import check_output_file
 from helpers.core.profiles import Profile, get_profile
 from helpers.core.video import write_mp4
 from helpers.animate.ltx import (animate_ltx, evenly_spaced, ltx_check_size, ltx_frames_at_least, ltx_frames_for,
@@ -128,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
     _check_flags(args)
     if args.out is not None and Path(args.out).suffix.lower() != ".mp4":
         raise ValueError(f"{args.out}: the output must end in .mp4")
+    out = check_output_file(Path(args.out) if args.out else _default_out(args))  # before any generation
     images, indices = _load_inputs(args)  # bad input fails here, before any model loads
-    out = Path(args.out) if args.out else _default_out(args)
     profile = get_profile(args.profile)
     print(profile.banner())
     start = time.perf_counter()

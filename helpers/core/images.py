@@ -19,7 +19,9 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from helpers.core.drawing import load_font
 
-# Images up to this many pixels are read (PIL's own limit is ~179 MP and raises beyond 2x).
+# Images up to this many pixels are read; a larger one is refused from its header, before a pixel is
+# decoded (PIL's own guard warns above Image.MAX_IMAGE_PIXELS and refuses only above twice that, so it is
+# set to half of this while an image is opened: both say the same limit).
 MAX_PIXELS = 250_000_000
 # A side shorter than this cannot hold a picture worth animating.
 MIN_SIDE = 8
@@ -52,15 +54,20 @@ def load_image(path: str | os.PathLike) -> tuple[Image.Image, list[str]]:
     """Read ``path`` as an 8-bit RGB image. Returns (image, notes of what was converted)."""
     path = check_file(path, "an image file")
     previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # PIL refuses above twice its limit: exactly MAX_PIXELS
+    too_large = BadInputError(path, f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
+            with Image.open(path) as opened:  # lazy: only the header is read so far
+                if opened.width * opened.height > MAX_PIXELS:
+                    width, height = opened.size
+                    raise BadInputError(path, f"the image is {width}x{height} ({width * height / 1e6:.0f} "
+                                              f"megapixels), larger than {MAX_PIXELS // 1_000_000} megapixels")
                 opened.load()
                 image, notes = to_rgb(opened)
     except Image.DecompressionBombError:
-        raise BadInputError(path, f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels") from None
+        raise too_large from None
     except UnidentifiedImageError:
         if _looks_like_image(path):
             raise BadInputError(path, "the image file is truncated or damaged") from None

@@ -123,9 +123,9 @@ STALE_AFTER_S = 24 * 3600  # a partial file of another machine (a shared Drive f
 UNOWNED_STALE_AFTER_S = 600  # one without an owner in its name (written by hand) after ten quiet minutes
 
 
-def _owner_tag() -> str:
-    """``pid1234-ab12cd``: this process on this machine, put in every temporary name."""
-    return f"pid{os.getpid()}-{_HOST}"
+def owner_tag(pid: int | None = None) -> str:
+    """``pid1234-ab12cd``: this process (or ``pid``) on this machine, put in every temporary name."""
+    return f"pid{os.getpid() if pid is None else pid}-{_HOST}"
 
 
 def is_partial(path: Path) -> bool:
@@ -261,7 +261,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     with _environment_errors(final):
         _make_folder(final.parent, f"the folder of {final.name}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{_owner_tag()}.", suffix=f".partial{final.suffix}",
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{owner_tag()}.", suffix=f".partial{final.suffix}",
                                    dir=final.parent)
         os.close(fd)
         tmp_path = Path(tmp)
@@ -280,7 +280,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final = Path(final)
     with _environment_errors(final):
         _make_folder(final.parent, f"the folder of {final.name}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{_owner_tag()}.", suffix=".partial", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{owner_tag()}.", suffix=".partial", dir=final.parent))
         try:
             yield tmp
             _usual_permissions(tmp, 0o777)  # mkdtemp makes folders private (0700)
@@ -317,7 +317,7 @@ def atomic_set(folder: str | os.PathLike, stem: str, suffixes: Iterable[str]) ->
     suffixes = tuple(suffixes)
     with _environment_errors(folder / stem):
         _make_folder(folder, f"the folder of {stem}")
-        staging = Path(tempfile.mkdtemp(prefix=f".{stem}.{_owner_tag()}.", suffix=".set.partial", dir=folder))
+        staging = Path(tempfile.mkdtemp(prefix=f".{stem}.{owner_tag()}.", suffix=".set.partial", dir=folder))
         try:
             yield staging
             written = sorted(p.name for p in staging.iterdir())

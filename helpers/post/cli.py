@@ -2,7 +2,11 @@
 
 Without arguments the command reads ``outputs/videos/`` (``animation.mp4`` when present, else every
 video there in name order, else a stand-in) and writes ``outputs/final/final.mp4``, the profile's
-other formats beside it, and ``final.json``, a record of what was done.
+other formats beside it, and ``final.json``, a record of what was done. The set is made whole in a staging
+folder and swapped in by renames, so an interruption or a full disk leaves the previous set or the new
+one, never a mix (and says which); one run writes a set at a time. Inputs are checked from their headers
+(size x frames against :data:`MAX_BYTES`) before a frame is decoded; a clip made by a random-weight model
+(it carries the RANDOM WEIGHTS band) keeps the stamp, a learner's own clip gets none.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from helpers.core.cli import float_range, int_range
+from helpers.core.outputs import write_json
 from helpers.core.images import stamp_band_height
 from helpers.post.editing import add_caption, boomerang, crossfade_clips, fit_clip, stamp_frames, title_card, trim
 from helpers.post.exporting import FORMATS, export, format_table, parse_formats, quality_table, shrink_to_width
-from helpers.post.frames import MODEL_FREE_NAMES, Frames, as_frames, check_clip, check_positive, read_video
+from helpers.post.frames import (Frames, as_frames, carries_random_weights_stamp, check_clip, check_positive,
+                                 inspect_input, read_video)
 from helpers.post.grading import LUT_NAMES, apply_lut, check_window, deflicker, load_lut, match_to_keyframe
 from helpers.post.interpolation import METHODS, change_speed, check_factor, check_method, interpolate, retime
 from helpers.post.torch_path import DEVICES, describe_device, resolve_device
@@ -172,11 +178,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_memory(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], speed: float = 1.0,
                  boomerang_clip: bool = False) -> None:
     """Refuse, before any work, settings whose frames would not fit in memory (:data:`MAX_BYTES`)."""
-    frames_in = sum(len(c) for c in clips)
     height, width = np.asarray(clips[0][0]).shape[:2]
+    check_memory_for(sum(len(c) for c in clips), width, height, fps, settings, speed, boomerang_clip)
+
+
+def check_memory_for(frames_in: int, width: int, height: int, fps: float, settings: dict[str, Any],
+                     speed: float = 1.0, boomerang_clip: bool = False, input_bytes: int = 0) -> None:
+    """:func:`check_memory` from numbers alone (``frames_in`` frames of ``width`` x ``height`` at ``fps``, read
+    from the videos' headers), so that nothing is decoded before the answer is known."""
     peak = max(frames_in / speed * settings["interpolate"], frames_in / fps / speed * settings["fps"])
     peak = math.ceil(peak * (2 if boomerang_clip else 1) + settings["title_s"] * settings["fps"])
-    size = peak * width * height * 3
+    size = max(peak * width * height * 3, input_bytes)
+    if input_bytes > MAX_BYTES:
+        raise ValueError(f"the input videos decode to {input_bytes / 2**30:.1f} GiB of frames (more than "
+                         f"{MAX_BYTES / 2**30:.0f} GiB): trim or shrink them first, or post-produce them one at a time")
     if size > MAX_BYTES:
         raise ValueError(f"these settings make about {peak} frames of {width}x{height} ({size / 2**30:.1f} GiB, "
                          f"more than {MAX_BYTES / 2**30:.0f} GiB): lower --fps or --interpolate, or raise --speed")
@@ -195,13 +210,8 @@ def find_inputs(given: Sequence[str]) -> list[Path]:
     return video_paths() or [ensure_video()]
 
 
-def run(args: argparse.Namespace) -> int:
-    from helpers.core.outputs import stage_dir, write_json
-    from helpers.core.profiles import get_profile
-    from helpers.core.images import load_image
-
-    # Check everything that can be checked before reading or writing anything.
-    profile = get_profile(args.profile)
+def _settings_from(args: argparse.Namespace, profile) -> dict[str, Any]:
+    """The profile's post settings with the flags given; every problem refused before any work."""
     names = ("interpolate", "method", "device", "fps", "crossfade_s", "lut", "lut_strength", "match_keyframe",
              "deflicker", "title", "title_s", "gif_width")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
@@ -216,53 +226,133 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--start must be >= 0 s, got {args.start}")
     if args.end is not None and args.end <= args.start:
         raise ValueError(f"--end ({args.end:g} s) must be after --start ({args.start:g} s)")
+    return settings
+
+
+def _output(args: argparse.Namespace) -> Path:
+    from helpers.core.outputs import check_output_file, stage_dir
+
     out = Path(args.out) if args.out else stage_dir("final") / "final.mp4"
     if out.suffix.lower() != ".mp4":
         raise ValueError(f"{out}: --out must end in .mp4 (other formats are written beside it)")
-    keyframe = None
+    return check_output_file(out)
+
+
+def _keyframe(args: argparse.Namespace, settings: dict[str, Any]):
+    from helpers.core.images import load_image
+
     if args.keyframe:
-        keyframe, _ = load_image(args.keyframe)
-    elif settings["match_keyframe"] > 0:
+        return load_image(args.keyframe)[0]
+    if settings["match_keyframe"] > 0:
         from helpers.keyframes import animation_keyframes
 
         animated = animation_keyframes(standins=False, verbose=False)  # what animate used by default
-        keyframe = load_image(animated[0])[0] if animated else None
-    print(profile.banner())
-    print(f"post-production runs on: {describe_device(settings['device'])}")
+        return load_image(animated[0])[0] if animated else None
+    return None
 
-    start_time = time.perf_counter()
-    paths = find_inputs(args.videos)
+
+def _read_inputs(paths: Sequence[Path], settings: dict[str, Any], args: argparse.Namespace) -> tuple[list, float]:
+    """Every input's header first (size, frames, rate: the memory check), then its frames at one rate."""
+    infos = [inspect_input(p) for p in paths]
+    rate = infos[0].fps
+    frames_in = sum(round(i.frames * rate / i.fps) for i in infos)
+    check_memory_for(frames_in, infos[0].width, infos[0].height, rate, settings, args.speed, args.boomerang,
+                     input_bytes=sum(i.bytes for i in infos))
     clips, rates = [], []
-    for path in paths:
-        frames, fps = read_video(path)
+    for path, info in zip(paths, infos):
+        frames, fps = read_video(path, info)
         clips.append(frames)
         rates.append(fps)
     if len(set(round(r, 3) for r in rates)) > 1:
         clips = [retime(c, r, rates[0]) for c, r in zip(clips, rates)]
         print(f"note: clips had different frame rates; all retimed to {rates[0]:g} fps")
-    check_memory(clips, rates[0], settings, args.speed, args.boomerang)
-    stamp = profile.random_weights and any(p.name not in MODEL_FREE_NAMES for p in paths)
-    frames, steps = produce(clips, rates[0], settings, keyframe=keyframe, stamp=stamp, start=args.start,
-                            end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
+    return clips, rates[0]
+
+
+SET_SUFFIXES = tuple(f.suffix for f in FORMATS.values()) + (".json",)
+
+
+def _export_set(frames: Frames, staging: Path, out: Path, settings: dict[str, Any]) -> tuple[dict, list]:
+    """Every format into ``staging`` (named as they will be beside ``out``), and their quality table."""
     files = {}
     for fmt in parse_formats(settings["formats"]):
         clip = shrink_to_width(frames, settings["gif_width"]) if fmt == "gif" else frames
-        files[fmt] = export(clip, out.with_suffix(FORMATS[fmt].suffix), settings["fps"], fmt)
+        files[fmt] = export(clip, staging / f"{out.stem}{FORMATS[fmt].suffix}", settings["fps"], fmt)
     rows = quality_table(frames, files)
-    seconds = time.perf_counter() - start_time
-    record = {
-        "inputs": [str(p) for p in paths], "steps": steps, "fps": settings["fps"], "frames": len(frames),
-        "size": list(frames[0].shape[1::-1]), "seconds_of_video": round(len(frames) / settings["fps"], 3),
-        "files": rows, "profile": profile.name, "random_weights": profile.random_weights, "stamped": stamp,
-        "settings": settings, "device": describe_device(settings["device"]),
-        "took_s": round(seconds, 2),
-    }
-    write_json(out.with_suffix(".json"), record)
+    for row in rows:  # the record names the files where they will be, not where they were made
+        row["file"] = str(out.with_suffix(Path(row["file"]).suffix))
+    return {f: out.with_suffix(p.suffix) for f, p in files.items()}, rows
+
+
+def _what_is_left(out: Path, run_id: str, before: list[str]) -> str:
+    """After an interruption or a full disk: which set ``out``'s folder holds now (never a mix)."""
+    import json
+
+    try:
+        current = json.loads(out.with_suffix(".json").read_text()).get("run")
+    except (OSError, ValueError, AttributeError):
+        current = None
+    if current == run_id:
+        return f"the new set is complete in {out.parent} ({', '.join(before) or out.name})"
+    if before:
+        return f"{out.parent} keeps the previous set ({', '.join(before)}); nothing of this run was kept"
+    return f"no {out.stem} set was written to {out.parent}; nothing half-written was kept"
+
+
+def run(args: argparse.Namespace) -> int:
+    from helpers.core.outputs import writer_lock
+    from helpers.core.profiles import get_profile
+
+    profile = get_profile(args.profile)  # check everything that can be checked before reading or writing
+    settings = _settings_from(args, profile)
+    out = _output(args)
+    keyframe = _keyframe(args, settings)
+    print(profile.banner())
+    print(f"post-production runs on: {describe_device(settings['device'])}")
+    with writer_lock(out.with_suffix(""), f"the {out.stem} set ({out.stem}.mp4 and the files beside it)",
+                     "wait for it to finish, or give --out another name"):
+        return _produce_set(args, profile, settings, out, keyframe)
+
+
+def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], out: Path, keyframe) -> int:
+    """Read, produce, export into a staging folder and swap the whole set in; say what is left if stopped."""
+    import uuid
+
+    from helpers.core.outputs import EnvironmentProblem, atomic_set, set_members
+
+    run_id, before = uuid.uuid4().hex, [p.name for p in set_members(out.parent, out.stem, SET_SUFFIXES)]
+    try:
+        start_time = time.perf_counter()
+        paths = find_inputs(args.videos)
+        clips, fps = _read_inputs(paths, settings, args)
+        stamp = any(carries_random_weights_stamp(c) for c in clips)  # only a random-weight model's pixels
+        frames, steps = produce(clips, fps, settings, keyframe=keyframe, stamp=stamp, start=args.start,
+                                end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
+        with atomic_set(out.parent, out.stem, SET_SUFFIXES) as staging:
+            files, rows = _export_set(frames, staging, out, settings)
+            seconds = time.perf_counter() - start_time
+            record = {"inputs": [str(p) for p in paths], "steps": steps, "fps": settings["fps"], "frames": len(frames),
+                      "size": list(frames[0].shape[1::-1]), "seconds_of_video": round(len(frames) / settings["fps"], 3),
+                      "files": rows, "profile": profile.name, "random_weights": profile.random_weights,
+                      "stamped": stamp, "settings": settings, "device": describe_device(settings["device"]),
+                      "took_s": round(seconds, 2), "run": run_id}
+            write_json(staging / f"{out.stem}.json", record)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_what_is_left(out, run_id, before)) from None
+    except EnvironmentProblem as err:
+        raise EnvironmentProblem(err.path, f"{err.problem}; {_what_is_left(out, run_id, before)}", err.fix) from None
+    _report(steps, rows, out, files, frames, settings, seconds, stamp, before)
+    return 0
+
+
+def _report(steps, rows, out: Path, files: dict, frames: Frames, settings: dict[str, Any], seconds: float,
+            stamp: bool, before: list[str]) -> None:
     for step in steps:
         print(f"  - {step}")
     print(format_table(rows))
+    if before:
+        print(f"replaced the previous set in {out.parent} ({', '.join(before)}) as a whole")
     tiny = " (random weights: shows the pipeline runs, not a real result)" if stamp else ""
     print(f"wrote {out} and {', '.join(str(p.name) for f, p in files.items() if f != 'mp4') or 'no other formats'}: "
           f"{len(frames)} frames at {settings['fps']:g} fps, {frames[0].shape[1]}x{frames[0].shape[0]}, "
           f"in {seconds:.1f} s{tiny}")
-    return 0
