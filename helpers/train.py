@@ -21,8 +21,10 @@ run that stopped at 300 trains 300 more.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -239,8 +241,6 @@ def _mixed_precision(profile: Profile) -> str:
 def _fresh_accelerator_state() -> None:
     """In a single process, forget an earlier Accelerator's device and precision (a notebook may
     train on the GPU after a CPU stand-in). Launched runs (WORLD_SIZE > 1) keep their state."""
-    import os
-
     from accelerate.state import AcceleratorState
 
     if int(os.environ.get("WORLD_SIZE", "1")) == 1 and AcceleratorState._shared_state:
@@ -329,7 +329,9 @@ def train(profile: Profile | str | None = None, steps: int | None = None, data: 
         from helpers.core.images import BadInputError
 
         raise BadInputError(out_dir, "is a file, not a folder for checkpoints")
-    with writer_lock(out_dir, "the checkpoint folder", "wait for it to finish, or train into another --out-dir"):
+    first_process = int(os.environ.get("RANK", "0")) == 0  # `accelerate launch`: one lock for the whole run
+    lock = writer_lock(out_dir, "the checkpoint folder", "wait for it to finish, or train into another --out-dir")
+    with lock if first_process else contextlib.nullcontext():
         clean_stale(out_dir)  # what a finished or killed run was writing
         run = _start_run(profile, settings, data, out_dir, resume, progress)
         if run.step >= run.config["steps"]:
