@@ -441,19 +441,19 @@ def _loop(run: _Run, callback: Callable[[Progress], None] | None, progress: bool
                disable=not (run.main and progress))
     run.model.train()
     running, seen, t0 = 0.0, 0, time.perf_counter()
-    for x in _batches(run):
-        lr = learning_rate(config, run.step)
-        running += _step(run, x, lr)
-        seen += 1
-        bar.update(1)
-        if run.step % config["eval_every"] == 0 or run.step == total:
-            test_bpd = _evaluate_and_report(run, running / seen, seen, t0, lr, callback, bar)
-            if run.step % config.get("checkpoint_every", config["eval_every"]) == 0 or run.step == total:
-                last = _save(run, test_bpd)
-            running, seen, t0 = 0.0, 0, time.perf_counter()
-        if run.step >= total:
-            break
-    bar.close()
+    with bar:  # closed (its line ended) however the loop ends, so a message after it starts a line of its own
+        for x in _batches(run):
+            lr = learning_rate(config, run.step)
+            running += _step(run, x, lr)
+            seen += 1
+            bar.update(1)
+            if run.step % config["eval_every"] == 0 or run.step == total:
+                test_bpd = _evaluate_and_report(run, running / seen, seen, t0, lr, callback, bar)
+                if run.step % config.get("checkpoint_every", config["eval_every"]) == 0 or run.step == total:
+                    last = _save(run, test_bpd)
+                running, seen, t0 = 0.0, 0, time.perf_counter()
+            if run.step >= total:
+                break
     return last  # type: ignore[return-value]
 
 

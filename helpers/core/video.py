@@ -145,17 +145,19 @@ def _packet_times(path: str | os.PathLike) -> tuple[list[float], list[float]]:
 
 
 def _unreadable(path: Path, log: str) -> UnreadableVideoError:
-    """Which problem a file ffmpeg finds no video stream in has."""
+    """Which problem a file in which ffmpeg finds no video stream has."""
     if re.search(r"Stream #\S+.*?Audio:", log):
         return UnreadableVideoError(path, "no video stream: the file holds only audio")
-    if re.search(r"Input #0", log):
-        return UnreadableVideoError(path, "an empty video: the file holds no stream and no frames")
     with open(path, "rb") as handle:
         head = handle.read(16)
-    for offset, signature, kind in _VIDEO_SIGNATURES:
-        if head[offset:offset + len(signature)] == signature:
-            return UnreadableVideoError(path, f"truncated or damaged: it starts like a video file ({kind}) but "
-                                              "ffmpeg cannot open it (cut short while copying or downloading?)")
+    kind = next((k for offset, signature, k in _VIDEO_SIGNATURES if head[offset:offset + len(signature)] == signature), None)
+    # ffmpeg opened it: an empty container has no stream and no complaint; a damaged one has either
+    complaints = re.search(r"invalid|partial file|truncat|not found|error|Stream #", log, re.IGNORECASE)
+    if "Input #0" in log and not complaints:
+        return UnreadableVideoError(path, "an empty video: the file holds no stream and no frames")
+    if kind:
+        return UnreadableVideoError(path, f"truncated or damaged: it starts like a video file ({kind}) but "
+                                          "ffmpeg cannot open it (cut short while copying or downloading?)")
     return UnreadableVideoError(path, "not a video ffmpeg can read")
 
 
