@@ -330,14 +330,15 @@ def test_a_read_only_work_folder(outputs, tmp_path, monkeypatch, capsys):
     """Simulated: the tests run as root, whom a read-only folder does not stop."""
     clip = picture_clip(tmp_path / "clip.mp4")
     (outputs / "final").mkdir(parents=True)
-    real_mkdtemp = tempfile.mkdtemp
+    for name in ("mkstemp", "mkdtemp"):  # every way a temporary name is made in final/ is refused
+        real = getattr(tempfile, name)
 
-    def read_only(*args, dir=None, **kwargs):
-        if dir is not None and Path(dir) == outputs / "final":
-            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
-        return real_mkdtemp(*args, dir=dir, **kwargs)
+        def read_only(*args, dir=None, real=real, **kwargs):
+            if dir is not None and Path(dir) == outputs / "final":
+                raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+            return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+        monkeypatch.setattr(tempfile, name, read_only)
     code = main(["post", str(clip), "--formats", "mp4"])
     one_line(capsys, code, 2, str(outputs / "final"), "permission denied", "COURSE_OUTPUTS")
 
