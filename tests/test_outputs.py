@@ -67,3 +67,31 @@ def test_atomic_writes_get_the_usual_permissions_not_private_ones(tmp_path):
         os.umask(umask)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+
+
+def test_a_file_set_changes_whole_and_a_killed_swap_is_finished_by_the_next_start(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from helpers.core.outputs import SET_COMPLETE, atomic_set, clean_stale, owner_tag
+
+    for name, text in (("final.mp4", "old"), ("final.gif", "old"), ("final.json", "old")):
+        (tmp_path / name).write_text(text)
+    with pytest.raises(KeyError):  # an error while the new set is made: the old one stays whole
+        with atomic_set(tmp_path, "final", (".mp4", ".gif", ".json")) as staging:
+            (staging / "final.mp4").write_text("new")
+            raise KeyError
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"final.mp4": "old", "final.gif": "old",
+                                                                   "final.json": "old"}
+    # A writer SIGKILLed in the middle of its swap: the mp4 already moved, the json not yet.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    staging = tmp_path / f".final.{owner_tag(int(dead.stdout))}.x.set.partial"
+    staging.mkdir()
+    (staging / "final.json").write_text("new")
+    (staging / SET_COMPLETE).write_text(json.dumps({"folder": str(tmp_path), "stem": "final",
+                                                    "suffixes": [".mp4", ".gif", ".json"],
+                                                    "files": ["final.json", "final.mp4"]}))
+    (tmp_path / "final.mp4").write_text("new")
+    assert clean_stale(tmp_path) == 1
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"final.mp4": "new", "final.json": "new"}

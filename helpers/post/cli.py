@@ -318,8 +318,9 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
     """Read, produce, export into a staging folder and swap the whole set in; say what is left if stopped."""
     import uuid
 
-    from helpers.core.outputs import EnvironmentProblem, atomic_set, set_members
+    from helpers.core.outputs import EnvironmentProblem, atomic_set, clean_stale, set_members
 
+    clean_stale(out.parent)  # a finished or killed run's staging folder, wherever --out points
     run_id, before = uuid.uuid4().hex, [p.name for p in set_members(out.parent, out.stem, SET_SUFFIXES)]
     try:
         start_time = time.perf_counter()
