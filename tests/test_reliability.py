@@ -308,7 +308,7 @@ def test_post_checks_memory_from_the_header_before_decoding(outputs, tmp_path, m
     monkeypatch.setattr(post_cli, "MAX_BYTES", 2**19)  # 0.5 MiB: this clip does not fit
     monkeypatch.setattr(post_cli, "read_video", no_decoding)
     code = main(["post", str(clip), "--interpolate", "1", "--title", ""])
-    one_line(capsys, code, 2, "decode to", "GiB")
+    one_line(capsys, code, 2, f"{clip}: the video decodes to", "GiB")
     assert not (outputs / "final" / "final.mp4").exists()
 
 
@@ -413,6 +413,7 @@ def not_quite_videos(tmp_path_factory):
                              str(folder / "empty.mp4")], check=True)
     whole = picture_clip(folder / "whole.mp4", count=20)
     (folder / "cut.mp4").write_bytes(whole.read_bytes()[:300])
+    (folder / "half.mp4").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     (folder / "text.mp4").write_text("just some text")
     return folder
 
@@ -421,6 +422,7 @@ def not_quite_videos(tmp_path_factory):
     ("audio.m4a", "no video stream: the file holds only audio"),
     ("empty.mp4", "an empty video: the file holds no stream and no frames"),
     ("cut.mp4", "truncated or damaged: it starts like a video file (MP4/MOV)"),
+    ("half.mp4", "truncated: "),
     ("text.mp4", "not a video ffmpeg can read"),
 ])
 def test_post_says_which_problem_an_input_has(not_quite_videos, name, problem, outputs, capsys):

@@ -173,7 +173,13 @@ def inspect_video(path: str | os.PathLike) -> VideoInfo:
         raise _unreadable(path, log)
     width, height = int(stream.group(1)), int(stream.group(2))
     times, durations = _packet_times(path)
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", log)
+    header_s = int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3)) if duration else 0
     if not times:
+        declared = round(header_s * (_rate(log, "fps") or 0))
+        if declared:
+            raise UnreadableVideoError(path, f"truncated: none of the {declared} frames its header declares could "
+                                             "be read (cut short while copying or downloading?)")
         raise UnreadableVideoError(path, "no frames: the file has a video stream but not one frame in it")
     start = times[0]
     times = [t - start for t in times]
@@ -182,8 +188,6 @@ def inspect_video(path: str | os.PathLike) -> VideoInfo:
     average = _rate(log, "fps") or (1 / usual if usual > 0 else 8.0)
     last = durations[-1] if durations[-1] > 0 else (usual or 1 / average)
     seconds = times[-1] + last
-    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", log)
-    header_s = int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3)) if duration else 0
     declared = round(header_s * average)
     variable = steps.size >= 2 and usual > 0 and float(steps.max() - steps.min()) > VFR_SPREAD * usual
     if not variable:

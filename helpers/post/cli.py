@@ -190,8 +190,9 @@ def check_memory_for(frames_in: int, width: int, height: int, fps: float, settin
     peak = math.ceil(peak * (2 if boomerang_clip else 1) + settings["title_s"] * settings["fps"])
     size = max(peak * width * height * 3, input_bytes)
     if input_bytes > MAX_BYTES:
-        raise ValueError(f"the input videos decode to {input_bytes / 2**30:.1f} GiB of frames (more than "
-                         f"{MAX_BYTES / 2**30:.0f} GiB): trim or shrink them first, or post-produce them one at a time")
+        raise ValueError(f"the video decodes to {input_bytes / 2**30:.1f} GiB of frames (more than "
+                         f"{MAX_BYTES / 2**30:.0f} GiB): shorten or shrink it first, or post-produce several "
+                         "videos one at a time")
     if size > MAX_BYTES:
         raise ValueError(f"these settings make about {peak} frames of {width}x{height} ({size / 2**30:.1f} GiB, "
                          f"more than {MAX_BYTES / 2**30:.0f} GiB): lower --fps or --interpolate, or raise --speed")
@@ -256,8 +257,12 @@ def _read_inputs(paths: Sequence[Path], settings: dict[str, Any], args: argparse
     infos = [inspect_input(p) for p in paths]
     rate = infos[0].fps
     frames_in = sum(round(i.frames * rate / i.fps) for i in infos)
-    check_memory_for(frames_in, infos[0].width, infos[0].height, rate, settings, args.speed, args.boomerang,
-                     input_bytes=sum(i.bytes for i in infos))
+    try:
+        check_memory_for(frames_in, infos[0].width, infos[0].height, rate, settings, args.speed, args.boomerang,
+                         input_bytes=sum(i.bytes for i in infos))
+    except ValueError as err:  # name the videos: the message is about them
+        names = ", ".join(str(p) for p in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        raise ValueError(f"{names}: {err}") from None
     clips, rates = [], []
     for path, info in zip(paths, infos):
         frames, fps = read_video(path, info)
