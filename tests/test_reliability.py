@@ -189,7 +189,9 @@ def test_a_full_disk_during_post_keeps_the_previous_set_whole(first_set, monkeyp
     monkeypatch.setattr(post_cli, "export", export_until_full)
     capsys.readouterr()
     code = main(["post", str(clip), *POST, "--fps", "4"])
-    one_line(capsys, code, 2, "the disk is full", "free some space", f"{final} keeps the previous set")
+    line = one_line(capsys, code, 2, f"{final / 'final'}", "the disk is full", "free some space",
+                    f"{final} keeps the previous set")
+    assert ".partial" not in line  # names where the file was going, not the staging folder
     assert digests(final) == before
 
 

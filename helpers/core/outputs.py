@@ -209,7 +209,7 @@ def environment_problem(err: BaseException, path: str | os.PathLike | None = Non
     where = getattr(err, "filename", None) or path or "?"
     if number in (errno.ENOSPC, errno.EDQUOT) or "no space left on device" in text or "disk quota" in text:
         return EnvironmentProblem(path or where, "the disk is full (no space left on device); nothing half-written "
-                                  "was kept", "free some space, or set COURSE_OUTPUTS to a folder on another disk")
+                                  "was kept", "free some space, or write to another disk (COURSE_OUTPUTS, --out, --out-dir)")
     if number == errno.EROFS:
         return EnvironmentProblem(where, "the file system is read-only", "set COURSE_OUTPUTS to a writable folder")
     if number in (errno.EACCES, errno.EPERM):

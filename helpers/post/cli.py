@@ -345,8 +345,10 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
             write_json(staging / f"{out.stem}.json", record)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_what_is_left(out, run_id, before)) from None
-    except EnvironmentProblem as err:
-        raise EnvironmentProblem(err.path, f"{err.problem}; {_what_is_left(out, run_id, before)}", err.fix) from None
+    except EnvironmentProblem as err:  # name the file where it was going, not its staging folder
+        path = out.parent / Path(err.path).name if ".set.partial" in err.path else err.path
+        problem = err.problem.split(";")[0]
+        raise EnvironmentProblem(path, f"{problem}; {_what_is_left(out, run_id, before)}", err.fix) from None
     _report(steps, rows, out, files, frames, settings, seconds, stamp, before)
     return 0
 
