@@ -109,36 +109,45 @@ def promise(profile: Profile) -> str:
     return f"{text} {elsewhere}".strip()
 
 
+def _pictures() -> dict[str, tuple[str, Path]]:
+    """key -> (label, path) of the pictures on offer besides the upload: your keyframes
+    (:func:`helpers.keyframes.animation_keyframes`), then the demo pictures. Keys, not paths, go to the page."""
+    found: dict[str, tuple[str, Path]] = {}
+    for path in animation_keyframes(standins=False, verbose=False):
+        kind = "refined keyframe" if path.parent.name == "refined" else "keyframe"
+        found[f"{kind.split()[0]}:{path.name}"] = (f"Your {kind} {path.name}", path)
+    for name in MAKERS:
+        found[f"demo:{name}"] = (f"Demo picture: {name}", demo_image_path(name))
+    return found
+
+
 def source_choices() -> list[tuple[str, str]]:
-    """(label, value) of the pictures to animate: the upload, your keyframes
-    (:func:`helpers.keyframes.animation_keyframes`), then the demo pictures."""
-    choices = [("The picture I upload", UPLOAD)]
-    choices += [(f"Your {'refined keyframe' if p.parent.name == 'refined' else 'keyframe'} {p.name}", str(p))
-                for p in animation_keyframes(standins=False, verbose=False)]
-    choices += [(f"Demo picture: {name}", str(demo_image_path(name))) for name in MAKERS]
-    return choices
+    """(label, key) for 'Which picture to animate': the upload, your keyframes, then the demo pictures."""
+    return [("The picture I upload", UPLOAD)] + [(label, key) for key, (label, _) in _pictures().items()]
 
 
 def describe_source(source: str, upload: str | os.PathLike | None = None) -> str:
     """The picture in words, for the status: 'your upload X', 'your keyframe X', 'the demo picture X'."""
     if source == UPLOAD:
         return f"your upload {Path(upload).name}" if upload else "your upload"
-    for label, value in source_choices():
-        if value == source:
-            return label.replace("Demo picture: ", "the demo picture ").replace("Your ", "your ")
-    return f"the picture {Path(source).name}"
+    label = _pictures().get(source, (f"the picture {source}", None))[0]
+    return label.replace("Demo picture: ", "the demo picture ").replace("Your ", "your ")
 
 
 def read_upload(path: str | os.PathLike | None, source: str | None = UPLOAD) -> tuple[Image.Image, str]:
     """The picture to animate and its description; a :class:`StudioInputError` sentence if there is none.
 
-    ``source`` is :data:`UPLOAD` (use ``path``, the uploaded file) or the path of a keyframe / demo picture.
+    ``source`` is :data:`UPLOAD` (use ``path``, the uploaded file) or a key of :func:`source_choices`.
     A bad upload is named by its own file name (not the server's temporary path), in plain words.
     """
     if source in (None, ""):
         raise StudioInputError("Choose which picture to animate under 'Which picture to animate'.")
     if source != UPLOAD:
-        image, _ = load_image(source)
+        pictures = _pictures()
+        if source not in pictures:
+            raise StudioInputError(f"There is no picture {source!r} here any more; choose another under "
+                                   "'Which picture to animate'.")
+        image, _ = load_image(pictures[source][1])
         return image, describe_source(source)
     if not path:
         raise StudioInputError("There is no picture to animate yet: upload one, or choose one of your keyframes "

@@ -119,6 +119,8 @@ def test_labels_banner_and_promise_are_plain_words(served):
     labels = [c["props"].get("label") or "" for c in config["components"]]
     texts = [c["props"].get("value") for c in config["components"] if c["type"] == "markdown"]
     choices = [label for c in config["components"] for label, _ in c["props"].get("choices") or []]
+    keys = [key for c in config["components"] if c["props"].get("elem_id") == "source" for _, key in c["props"]["choices"]]
+    assert keys[0] == studio_app.UPLOAD and "demo:sunset" in keys and not any("/" in key for key in keys)  # no paths
     assert "Which picture to animate" in labels and "How much it moves" in labels
     for text in labels + texts + choices:
         assert not JARGON.search(str(text)), text
@@ -198,6 +200,11 @@ def test_progress_ticks_from_a_thread_that_sees_the_callers_context():
     assert len(seen) >= 3 and all(r == "this request" for _, _, r in seen)
     assert fractions == sorted(fractions) and 0.2 <= fractions[0] < fractions[-1] <= 0.2 + 0.6 * 0.95
     assert seen[-1][1].startswith("Loading: 0 s so far, about 0 s last time")
+
+
+def test_a_picture_that_is_gone_is_a_sentence(studio):
+    path, status = studio.request("keyframe:frame_9999.png", None, "svd", 2, 127, 1, 0)
+    assert path is None and status.startswith("No video. There is no picture 'keyframe:frame_9999.png' here any more")
 
 
 def test_whole_numbers_are_checked_in_sentences():
