@@ -205,6 +205,38 @@ def whole_number(value: Any, what: str, low: int, high: int) -> int:
     return int(number)
 
 
+def check_knobs(defaults: dict[str, Any], backend: str, num_frames: Any, motion: Any, steps: Any, seed: Any,
+                prompt: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The overrides handed to helpers.animate for the apps ``defaults`` (the profiles ``app`` block),
+    and notes about anything adjusted; a :class:`StudioInputError` sentence for anything out of range."""
+    if backend not in available_backends():
+        raise StudioInputError(f"There is no model called {backend!r} here; choose one of: "
+                               f"{', '.join(available_backends())}.")
+    whole_number(seed, "Variation number: the seed", 0, MAX_SEED)
+    num_frames = defaults[f"{backend.replace('-', '_')}_num_frames"] if num_frames is None else num_frames
+    steps = defaults[f"{backend.replace('-', '_')}_steps"] if steps is None else steps  # 0 is refused, not replaced
+    frames = whole_number(num_frames, "Length: the number of frames", 2, defaults["max_frames"])
+    overrides = dict(num_frames=frames,
+                     num_inference_steps=whole_number(steps, "Quality: the number of steps", 1, animate.MAX_STEPS))
+    notes: list[str] = []
+    if backend == "svd":
+        if motion is not None:
+            overrides["motion_bucket_id"] = whole_number(motion, "How much it moves: the motion", 1, 255)
+        overrides.update({side: defaults[f"svd_{side}"] for side in ("width", "height")
+                          if defaults[f"svd_{side}"]})
+        return overrides, notes
+    valid = animate.ltx_frames_at_least(frames)
+    if valid != frames:
+        notes.append(f"LTX-Video makes 1, 9, 17, 25, ... frames (8k+1), so {frames} became {valid}")
+    overrides["num_frames"] = valid
+    if prompt is not None and prompt.strip():
+        overrides["prompt"] = prompt.strip()
+    if motion is not None and motion != defaults["motion_bucket_id"]:
+        notes.append("'How much it moves' is for Stable Video Diffusion; with LTX-Video describe the motion "
+                     "in the sentence")
+    return overrides, notes
+
+
 class Timings:
     """How long videos took in this process, per model: with loading the model, and with it loaded."""
 
@@ -244,6 +276,37 @@ class Timings:
         return "**Measured on this computer** (the settings chosen each time): " + " ".join(parts)
 
 
+def video_report(picture: str, backend: str, frames: list, settings: dict[str, Any], seed: int, fps: float,
+                 seconds: float, load_seconds: float | None, notes: list[str], random_weights: bool) -> str:
+    """What the status says about a video made: the picture, the model and settings, the time, any notes."""
+    knobs = f"variation {seed}, {settings['num_inference_steps']} steps"
+    knobs += (f", movement {settings['motion_bucket_id']}" if backend == "svd"
+              else f", the sentence \"{settings['prompt']}\"")
+    loading = f", {load_seconds:.1f} s of it loading the model" if load_seconds is not None else ""
+    report = (f"Made a video of {picture}: {len(frames)} frames at {settings['width']}x{settings['height']} "
+              f"pixels ({len(frames) / fps:.1f} s at {fps:g} frames per second) with "
+              f"{BACKEND_NAMES[backend].split(':')[0]} ({BACKEND_DETAILS[backend]}; {knobs}). "
+              f"It took {seconds:.1f} s on this computer{loading}.")
+    if notes:
+        report += " Note: " + "; ".join(notes) + "."
+    if random_weights:
+        report += " RANDOM WEIGHTS (test mode): this shows the studio works, not a real result."
+    return report
+
+
+def problem_sentence(err: Exception) -> str:
+    """One sentence for the status box about why a video was not made (unexpected errors are also logged)."""
+    if isinstance(err, (StudioInputError, BadInputError, GenerationError)):  # GenerationError names its fix
+        return str(err)
+    LOG.error("the studio could not make a video", exc_info=err)
+    if "out of memory" in str(err).lower():
+        return ("The graphics card ran out of memory. Try fewer frames or fewer steps, or the colab settings "
+                "(they move parts of the model off the card).")
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    return (f"Something went wrong while making it ({type(err).__name__}: {first}). Try again with other "
+            "settings; the details are in the window where the studio runs.")
+
+
 class Studio:
     """One picture -> one MP4, with the models kept loaded between requests (one request at a time)."""
 
@@ -270,36 +333,6 @@ class Studio:
     def default(self, backend: str, knob: str) -> Any:
         """The app's default for ``knob`` (num_frames, steps) of ``backend``."""
         return self.defaults[f"{backend.replace('-', '_')}_{knob}"]
-
-    def check(self, backend: str, num_frames: Any, motion: Any, steps: Any, seed: Any,
-              prompt: str | None) -> tuple[dict[str, Any], list[str]]:
-        """The overrides handed to helpers.animate, and notes about anything adjusted; plain sentences if wrong."""
-        if backend not in available_backends():
-            raise StudioInputError(f"There is no model called {backend!r} here; choose one of: "
-                                   f"{', '.join(available_backends())}.")
-        whole_number(seed, "Variation number: the seed", 0, MAX_SEED)
-        num_frames = self.default(backend, "num_frames") if num_frames is None else num_frames
-        steps = self.default(backend, "steps") if steps is None else steps  # 0 is refused, not replaced
-        frames = whole_number(num_frames, "Length: the number of frames", 2, self.defaults["max_frames"])
-        overrides = dict(num_frames=frames,
-                         num_inference_steps=whole_number(steps, "Quality: the number of steps", 1, animate.MAX_STEPS))
-        notes: list[str] = []
-        if backend == "svd":
-            if motion is not None:
-                overrides["motion_bucket_id"] = whole_number(motion, "How much it moves: the motion", 1, 255)
-            overrides.update({side: self.defaults[f"svd_{side}"] for side in ("width", "height")
-                              if self.defaults[f"svd_{side}"]})
-            return overrides, notes
-        valid = animate.ltx_frames_at_least(frames)
-        if valid != frames:
-            notes.append(f"LTX-Video makes 1, 9, 17, 25, ... frames (8k+1), so {frames} became {valid}")
-        overrides["num_frames"] = valid
-        if prompt is not None and prompt.strip():
-            overrides["prompt"] = prompt.strip()
-        if motion is not None and motion != self.defaults["motion_bucket_id"]:
-            notes.append("'How much it moves' is for Stable Video Diffusion; with LTX-Video describe the motion "
-                         "in the sentence")
-        return overrides, notes
 
     def pipeline(self, backend: str, settings: dict[str, Any]):
         """The loaded pipeline of ``backend`` (loaded on first use, then kept).
@@ -352,7 +385,7 @@ class Studio:
         Raises :class:`StudioInputError` (a ValueError) with one plain sentence for a knob out of range.
         """
         progress = progress or (lambda fraction, text: None)
-        overrides, notes = self.check(backend, num_frames, motion, steps, seed, prompt)
+        overrides, notes = check_knobs(self.defaults, backend, num_frames, motion, steps, seed, prompt)
         with self._lock:
             start = time.perf_counter()
             frames, settings, load_seconds = self._generate(image, backend, overrides, int(seed), progress)
@@ -364,25 +397,11 @@ class Studio:
             seconds = time.perf_counter() - start
             self.timings.add(backend, seconds, load_seconds, len(frames) * settings["num_inference_steps"])
         progress(1.0, "Done")
-        return path, self._report(picture, backend, frames, settings, int(seed), fps, seconds, load_seconds, notes)
-
-    def _report(self, picture: str, backend: str, frames: list, settings: dict[str, Any], seed: int, fps: float,
-                seconds: float, load_seconds: float | None, notes: list[str]) -> str:
-        knobs = f"variation {seed}, {settings['num_inference_steps']} steps"
-        knobs += (f", movement {settings['motion_bucket_id']}" if backend == "svd"
-                  else f", the sentence \"{settings['prompt']}\"")
-        loading = f", {load_seconds:.1f} s of it loading the model" if load_seconds is not None else ""
-        report = (f"Made a video of {picture}: {len(frames)} frames at {settings['width']}x{settings['height']} "
-                  f"pixels ({len(frames) / fps:.1f} s at {fps:g} frames per second) with "
-                  f"{BACKEND_NAMES[backend].split(':')[0]} ({BACKEND_DETAILS[backend]}; {knobs}). "
-                  f"It took {seconds:.1f} s on this computer{loading}.")
-        if notes:
-            report += " Note: " + "; ".join(notes) + "."
         # Whether the frames come from random weights is the animate stage's answer (it stamps them): its
         # settings may say so; else the profile does (tiny and the GPU test mode).
-        if settings.get("random_weights", self.profile.random_weights):
-            report += " RANDOM WEIGHTS (test mode): this shows the studio works, not a real result."
-        return report
+        random_weights = settings.get("random_weights", self.profile.random_weights)
+        return path, video_report(picture, backend, frames, settings, int(seed), fps, seconds, load_seconds, notes,
+                                  random_weights)
 
     def request(self, source: str | None, upload: str | os.PathLike | None, backend: str, num_frames: Any,
                 motion: Any, steps: Any, seed: Any, prompt: str | None = None,
@@ -396,17 +415,8 @@ class Studio:
             image, picture = read_upload(upload, source)
             return self.make_video(image, backend, num_frames, motion, steps, seed, prompt, progress,
                                    picture=picture)
-        except (StudioInputError, BadInputError, GenerationError) as err:  # GenerationError names its fix
-            return None, f"No video. {err}"
         except Exception as err:  # noqa: BLE001 - the page must stay usable, whatever went wrong
-            LOG.exception("the studio could not make a video")
-            if "out of memory" in str(err).lower():
-                return None, ("No video. The graphics card ran out of memory. Try fewer frames or fewer steps, "
-                              "or the colab settings (they move parts of the model off the card).")
-            first = (str(err).strip().splitlines() or [""])[0][:200]
-            return None, (f"No video. Something went wrong while making it ({type(err).__name__}: {first}). "
-                          "Try again with other settings; the details are in the window where the studio runs.")
-
+            return None, f"No video. {problem_sentence(err)}"
 
 # --------------------------------------------------------------------------------------------
 # The Gradio app
