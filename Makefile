@@ -20,11 +20,12 @@ TEST_OUTPUTS ?= $(CURDIR)/.test-outputs
 MIN_VENV ?= .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: setup demo test test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip student help
+.PHONY: setup demo test test-browser test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip student help
 
 help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
 	@echo "make test   - unit tests, then every notebook executed with nbval (tiny profile), in .test-outputs/"
+	@echo "make test-browser - the studio app driven in headless Chromium (needs chromium + chromium-driver)"
 	@echo "make test-min - the unit tests with exactly the lowest allowed versions (a separate venv, $(MIN_VENV))"
 	@echo "make lab    - open the notebooks in JupyterLab"
 	@echo "make strip  - remove outputs from the notebooks before committing"
@@ -55,6 +56,11 @@ test-unit: setup test-outputs
 
 test-notebooks: setup test-outputs
 	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks -q -p no:cacheprovider
+
+# The studio app (notebook 10) in a real browser: selenium drives headless Chromium (Debian:
+# apt-get install chromium chromium-driver); the test skips itself, saying why, when either is missing.
+test-browser: setup test-outputs
+	COURSE_BROWSER_TEST=1 COURSE_OUTPUTS=$(TEST_OUTPUTS) $(BIN)/python -m pytest tests/test_browser.py -q -rs -p no:cacheprovider
 
 $(MIN_STAMP): requirements-min.txt pyproject.toml
 	rm -rf $(MIN_VENV)
