@@ -181,7 +181,8 @@ def listed_steps(sampler: FastSampler, batch: int, u_mix: torch.Tensor, u_log: t
     neighbours become a Python-int run, so reading and writing them needs no index op)."""
     n_pix = len(sampler.schedule) - 1
     move = (lambda f: f) if u_mix.device.type == "cpu" else (lambda f: f.to(u_mix.device))
-    jobs = [[(node, where, [move(f) for f in flats]) for (node, _, flats), where in zip(sampler.schedule[t], sampler.wheres[t])]
+    jobs = [[(node, where, [move(f) for f in flats])
+             for (node, _, flats), where in zip(sampler.schedule[t], sampler.wheres[t])]
             for t in range(1, n_pix)] + [[]]
 
     def step_of(t: int) -> Callable[[], None]:
