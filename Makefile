@@ -78,8 +78,18 @@ test-min: $(MIN_STAMP) test-outputs
 # in bfloat16 (COURSE_DTYPE). It catches float32-only asserts before a GPU ever sees them.
 HALF_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/06_stable_video_diffusion.ipynb \
                   notebooks/07_prompted_multikeyframe_video.ipynb
+# Each notebook runs in its own pytest process, HALF_JOBS at a time: a tiny kernel uses one torch thread,
+# so on 2 cores two notebooks side by side take about half the time of one after the other (bfloat16 is
+# several times slower than float32 on a CPU without avx512_bf16/AMX: docs/benchmarks.md). Each gets its
+# own copy of the outputs folder, so they never write into each other's files.
+HALF_JOBS ?= 2
+HALF_PYTEST_ARGS ?=
 test-notebooks-half: setup test-outputs
-	COURSE_OUTPUTS=$(TEST_OUTPUTS) COURSE_DTYPE=bfloat16 $(BIN)/python -m pytest --nbval-lax --nbval-current-env $(HALF_NOTEBOOKS) -q -p no:cacheprovider
+	rm -rf $(TEST_OUTPUTS)-half
+	printf '%s\n' $(HALF_NOTEBOOKS) | xargs -P $(HALF_JOBS) -I NB sh -c \
+	  'out=$(TEST_OUTPUTS)-half/$$(basename NB .ipynb); mkdir -p $$out && cp -a $(TEST_OUTPUTS)/. $$out/ && \
+	   COURSE_OUTPUTS=$$out COURSE_DTYPE=bfloat16 $(BIN)/python -m pytest --nbval-lax --nbval-current-env NB \
+	   -q -p no:cacheprovider $(HALF_PYTEST_ARGS) || { echo "FAILED in bfloat16: NB"; exit 1; }'
 
 # GPU: every notebook with the full-size architectures and random weights (no downloads), in the
 # memory settings of the colab profile (GPU_PROFILE=full for the other); table of time and memory.
@@ -121,4 +131,4 @@ student:
 	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/student.py notebooks student $(if $(filter 0,$(SOLUTIONS)),--no-solutions,)
 
 clean:
-	rm -rf outputs .test-outputs
+	rm -rf outputs .test-outputs .test-outputs-half

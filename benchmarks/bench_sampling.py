@@ -17,6 +17,12 @@ a paper-size model take about 0.1 GB per image, so 1000 at once do not fit on on
     .venv/bin/python benchmarks/bench_sampling.py                 # batches 1..256, sizes 16 and 32
     .venv/bin/python benchmarks/bench_sampling.py --quick         # batches 1 and 16, size 16
 
+``--before REV`` also times the fast sampler of an earlier commit (its ``helpers/pixelcnnpp/fast_sampler.py``
+read with ``git show``, run on the same model and uniforms) in the same run, so before/after is a ratio
+measured side by side; ``--count-ops`` counts the aten ops per pixel step (torch.profiler) of both.
+
+    .venv/bin/python benchmarks/bench_sampling.py --threads 1 --sizes 16 --batches 1 16 --before 68e8a8d --count-ops
+
 Results go to docs/benchmarks.md by hand, with the command and the machine.
 """
 
@@ -26,7 +32,10 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
+import types
 
 
 def main() -> None:
@@ -45,6 +54,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the rows to this file")
     parser.add_argument("--images", type=int, default=0, help="also time N images drawn in chunks (fast only)")
     parser.add_argument("--chunk", type=int, default=256, help="chunk size for --images")
+    parser.add_argument("--before", help="git revision whose fast sampler is timed alongside (before/after)")
+    parser.add_argument("--count-ops", action="store_true", help="aten ops per pixel step (torch.profiler)")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.sizes = [1, 16], [16]
@@ -71,6 +82,12 @@ def main() -> None:
         sync()
         return out, time.perf_counter() - start
 
+    before = load_fast_sampler(args.before) if args.before else None
+    if args.count_ops:
+        shape = (args.channels, min(args.sizes), min(args.sizes))
+        for name, module in [("now", None), (f"before ({args.before})", before)]:
+            if name == "now" or module is not None:
+                print(f"aten ops per pixel step, fast sampler {name}: {ops_per_step(module, model, shape):.0f}")
     rows = []
     for size in args.sizes:
         shape = (args.channels, size, size)
@@ -78,11 +95,15 @@ def main() -> None:
         for batch in args.batches:
             gen = lambda: torch.Generator(device=args.device).manual_seed(0)  # noqa: E731
             fast, fast_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))
+            row = {"size": size, "batch": batch, "fast_s": round(fast_s, 3)}
             eager_s = None
             if args.device.startswith("cuda"):
                 eager, eager_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast",
                                                       cuda_graphs=False))
                 eager_same = round((eager == fast).double().mean().item(), 5)
+            if before is not None:
+                _, before_s = timed(lambda: sample_with(before, model, batch, shape, gen()))
+                row["fast_before_s"] = round(before_s, 3)
             x = torch.zeros(batch, *shape, device=args.device)
             with torch.no_grad():
                 model(x)  # warm-up
@@ -90,7 +111,10 @@ def main() -> None:
                 _, pass_s = timed(lambda: [model(x) for _ in range(passes)])
             pass_s /= passes
             estimate = pass_s * size * size
-            row = {"size": size, "batch": batch, "fast_s": round(fast_s, 3), "pass_s": round(pass_s, 4)}
+            row.update(pass_s=round(pass_s, 4), fast_in_passes=round(fast_s / pass_s, 2))
+            if before is not None:
+                row["before_in_passes"] = round(row["fast_before_s"] / pass_s, 2)
+                row["after_vs_before"] = round(row["fast_before_s"] / fast_s, 2)
             if eager_s is not None:
                 row.update(fast_eager_s=round(eager_s, 3), graphs_vs_eager_equal_subpixels=eager_same)
             if estimate <= args.naive_budget:
@@ -127,22 +151,64 @@ def main() -> None:
         b = sample(model64, 2, shape64, generator=torch.Generator(device=args.device).manual_seed(1), method="naive")
     print(f"float64, TF32 off, 2 images {shape64}: fast == naive: {bool(torch.equal(a, b))}")
 
-    graphs = args.device.startswith("cuda")
-    print("\n| image | batch | fast (s)" + (" CUDA graphs | fast eager (s)" if graphs else "")
-          + " | naive (s) | speed-up | fast == naive (float32) |")
-    print("|---|---|---|" + ("---|" if graphs else "") + "---|---|---|")
-    for r in rows:
-        naive = f"{r['naive_s']}" if r["naive_measured"] else f"{r['naive_s']} (est.)"
-        same = ("identical" if r["identical"] else f"{100 * r['equal_subpixels']:.1f}% equal") \
-            if r["naive_measured"] else "not run"
-        eager = f" {r['fast_eager_s']} |" if graphs else ""
-        print(f"| {args.channels}x{r['size']}x{r['size']} | {r['batch']} | {r['fast_s']} |{eager} {naive} | "
-              f"{r['speedup']}x | {same} |")
+    print_table(rows, args.channels, args.device.startswith("cuda"), before is not None)
     print("\nReference (Ramachandran et al. 2017, Fast PixelCNN++ on a GPU, paper size 3x32x32): "
           "18x at batch 16, 183x at batch 256.")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)
+
+
+def print_table(rows: list[dict], channels: int, graphs: bool, before: bool) -> None:
+    """The rows as a markdown table (times in s; "passes": the fast run in units of one full network pass)."""
+    print("\n| image | batch | fast (s)" + (" CUDA graphs | fast eager (s)" if graphs else "")
+          + " | fast in passes |" + (" before (s) | before in passes | after vs before |" if before else "")
+          + " naive (s) | speed-up | fast == naive (float32) |")
+    print("|---|---|---|" + ("---|" if graphs else "") + "---|" + ("---|---|---|" if before else "") + "---|---|---|")
+    for r in rows:
+        naive = f"{r['naive_s']}" if r["naive_measured"] else f"{r['naive_s']} (est.)"
+        same = ("identical" if r["identical"] else f"{100 * r['equal_subpixels']:.1f}% equal") \
+            if r["naive_measured"] else "not run"
+        eager = f" {r['fast_eager_s']} |" if graphs else ""
+        old = f" {r['fast_before_s']} | {r['before_in_passes']} | {r['after_vs_before']}x |" if before else ""
+        print(f"| {channels}x{r['size']}x{r['size']} | {r['batch']} | {r['fast_s']} |{eager} {r['fast_in_passes']} |"
+              f"{old} {naive} | {r['speedup']}x | {same} |")
+
+
+def load_fast_sampler(rev: str) -> types.ModuleType:
+    """The fast sampler module of git revision ``rev`` (its imports resolve to today's model and likelihood)."""
+    source = subprocess.run(["git", "show", f"{rev}:helpers/pixelcnnpp/fast_sampler.py"], check=True,
+                            capture_output=True, text=True).stdout
+    module = types.ModuleType(f"fast_sampler_{rev}")
+    sys.modules[module.__name__] = module
+    exec(compile(source, f"{rev}:fast_sampler.py", "exec"), module.__dict__)
+    return module
+
+
+def sample_with(module: types.ModuleType | None, model, n: int, shape, generator):
+    """``sample(method="fast")`` with the FastSampler of ``module`` (None: today's), same uniforms."""
+    import torch
+
+    from helpers.pixelcnnpp import sample
+    from helpers.pixelcnnpp.sampling import _draw_uniforms
+
+    if module is None:
+        return sample(model, n, shape, generator=generator, method="fast")
+    param = next(model.parameters())
+    u_mix, u_log = _draw_uniforms(n, shape, model.nr_logistic_mix, generator, param.device, param.dtype)
+    with torch.no_grad():
+        return module.FastSampler(model, shape).run(n, u_mix, u_log, 1.0)
+
+
+def ops_per_step(module: types.ModuleType | None, model, shape) -> float:
+    """aten ops recorded by torch.profiler for one fast run of batch 1, divided by H*W."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        sample_with(module, model, 1, shape, torch.Generator().manual_seed(0))
+    ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
+    return ops / (shape[1] * shape[2])
 
 
 if __name__ == "__main__":

@@ -250,6 +250,22 @@ def test_fast_equals_naive(channels, h, w, nr_resnet):
     assert torch.equal(to_grid(fast), fast) and fast.min() >= -1 and fast.max() <= 1
 
 
+def test_table_steps_draw_what_listed_steps_draw():
+    """The step functions CUDA graphs capture (positions read from a table) run eagerly on the CPU and
+    draw the images the CPU's listed steps (Python-int positions) draw, in float64."""
+    model = tiny_model(3, 1, filters=5, mix=2)
+    g = torch.Generator().manual_seed(5)
+    u_mix = torch.rand(8, 8, 2, 2, generator=g, dtype=torch.float64)
+    u_log = torch.rand(8, 8, 2, 3, generator=g, dtype=torch.float64)
+    sampler = FastSampler(model, (3, 8, 8))
+    listed = sampler.run(2, u_mix, u_log, steps="listed")
+    table = sampler.run(2, u_mix, u_log, steps="table")
+    assert torch.equal(listed, table)
+    assert torch.equal(listed, sample(model, 2, (3, 8, 8), generator=torch.Generator().manual_seed(5), method="naive"))
+    with pytest.raises(ValueError, match="steps must be"):
+        sampler.run(2, u_mix, u_log, steps="graph")
+
+
 def test_step_classes_cover_every_step_with_fixed_shapes():
     """The steps fall into a few classes of equal shape (what one CUDA graph per class needs), and each
     class table row holds exactly that step's pixel index, positions and gather indices."""
@@ -293,12 +309,12 @@ def test_cuda_graphs_draw_what_naive_draws_in_float64():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_failed_capture_warns_and_samples_without_graphs(monkeypatch):
-    import helpers.pixelcnnpp as pp
+    import helpers.pixelcnnpp.fast_sampler as fast
 
     def refuse(steps, counters):
         raise RuntimeError("capture refused by this test")
 
-    monkeypatch.setattr(pp, "_capture", refuse)
+    monkeypatch.setattr(fast, "capture", refuse)
     model = tiny_model(1, 1).cuda()
     with pytest.warns(RuntimeWarning, match="capture refused by this test"):
         images = sample(model, 2, (1, 8, 8), generator=torch.Generator(device="cuda").manual_seed(0))

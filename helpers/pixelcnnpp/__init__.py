@@ -3,7 +3,8 @@
 - :mod:`.model` - causal (shifted) convolutions, gated resnets, the network (notebook 01)
 - :mod:`.likelihood` - the discretized logistic mixture: NLL, bits/dim, drawing one pixel (notebook 01)
 - :mod:`.sampling` - :func:`sample`, naive or fast, one generator -> the same images (notebook 03)
-- :mod:`.fast_sampler` - the cached sampler behind ``method="fast"`` (notebook 03)
+- :mod:`.fast_plan` - the fast sampler's plan: the cache graph, dependency times, the schedule (notebook 03)
+- :mod:`.fast_sampler` - the cached sampler behind ``method="fast"``: one step, the run, CUDA graphs (notebook 03)
 
 Everything public is importable from ``helpers.pixelcnnpp`` directly.
 """

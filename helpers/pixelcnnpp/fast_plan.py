@@ -1,0 +1,325 @@
+"""The fast sampler's plan (notebook 03): PixelCNN++ as a graph of cached maps, and when each position
+of each map can be computed.
+
+Read it in the lesson's order:
+
+1. :func:`conv_index` and friends - which input positions a layer position reads (its kernel as a table);
+2. :class:`CachedMap` and its four kinds - one cached activation map per layer, and how one of its
+   positions is computed from the maps it reads (:class:`ConvMap`, :class:`ShiftSumMap`,
+   :class:`GatedInnerMap`, :class:`GatedOutMap`);
+3. :func:`build_cache_graph` - the whole network as such maps, in the model's own order;
+4. :func:`dependency_times` and :func:`make_schedule` - for every position, the last pixel it depends on,
+   and so the work to do right after each pixel is drawn.
+
+:mod:`helpers.pixelcnnpp.fast_sampler` runs the plan. Maps are channel-last, ``(B, H*W + 1, C)``: one
+row per position, plus a last row that stays zero and stands for padding (index tables point at it).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.pixelcnnpp.model import GatedResnet, PixelCNNpp
+
+# Where a job reads or writes: a table of positions (any positions; what a CUDA graph replays), or a
+# run ``(start, count)`` of neighbouring positions (a Python-int slice: no index op on the CPU).
+Where = Union[torch.Tensor, tuple]
+
+
+def read(buffer: torch.Tensor, where: Where) -> torch.Tensor:
+    """Rows ``where`` of a map (B, N + 1, C) -> (B, n, C); a run is a view, no copy."""
+    if isinstance(where, tuple):
+        return buffer.narrow(1, where[0], where[1])
+    return buffer.index_select(1, where)
+
+
+def write(buffer: torch.Tensor, where: Where, value: torch.Tensor) -> None:
+    """Store ``value`` (B, n, C) in rows ``where`` of a map, in place."""
+    if isinstance(where, tuple):
+        buffer.narrow(1, where[0], where[1]).copy_(value)
+    else:
+        buffer.index_copy_(1, where, value)
+
+
+def count(where: Where) -> int:
+    return where[1] if isinstance(where, tuple) else len(where)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Index tables: a convolution's kernel, written out as the input positions it reads
+# --------------------------------------------------------------------------------------------
+
+def conv_index(h_in: int, w_in: int, h_out: int, w_out: int, kernel: tuple[int, int], stride: tuple[int, int],
+               top: int, left: int) -> torch.Tensor:
+    """For each output position of a (padded) conv, the flat input positions under its kernel,
+    (h_out*w_out, KH*KW); a padded position points at the zero slot h_in*w_in."""
+    kh, kw = kernel
+    r = torch.arange(h_out).view(-1, 1, 1, 1) * stride[0] + torch.arange(kh).view(1, 1, -1, 1) - top
+    c = torch.arange(w_out).view(1, -1, 1, 1) * stride[1] + torch.arange(kw).view(1, 1, 1, -1) - left
+    r, c = torch.broadcast_tensors(r, c)
+    valid = (r >= 0) & (r < h_in) & (c >= 0) & (c < w_in)
+    return torch.where(valid, r * w_in + c, h_in * w_in).reshape(h_out * w_out, kh * kw)
+
+
+def deconv_index(h_in: int, w_in: int, kernel: tuple[int, int], stride: tuple[int, int],
+                 crop_left: int) -> torch.Tensor:
+    """For each output position of a cropped transposed conv (2h_in x 2w_in), the flat input
+    position each kernel tap reads (zero slot where no input lands there)."""
+    kh, kw = kernel
+    h_out, w_out = h_in * stride[0], w_in * stride[1]
+    rr = torch.arange(h_out).view(-1, 1, 1, 1) - torch.arange(kh).view(1, 1, -1, 1)
+    cc = torch.arange(w_out).view(1, -1, 1, 1) + crop_left - torch.arange(kw).view(1, 1, 1, -1)
+    rr, cc = torch.broadcast_tensors(rr, cc)
+    r, c = torch.div(rr, stride[0], rounding_mode="floor"), torch.div(cc, stride[1], rounding_mode="floor")
+    valid = (rr % stride[0] == 0) & (cc % stride[1] == 0) & (r >= 0) & (r < h_in) & (c >= 0) & (c < w_in)
+    return torch.where(valid, r * w_in + c, h_in * w_in).reshape(h_out * w_out, kh * kw)
+
+
+def shift_index(h: int, w: int, down: int, right: int) -> torch.Tensor:
+    """down_shift / right_shift as a table: each position reads the one ``down`` rows up, ``right`` left."""
+    return conv_index(h, w, h, w, (1, 1), (1, 1), down, right)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Cached maps: one per layer, and how a few of its positions are computed
+# --------------------------------------------------------------------------------------------
+
+class CachedMap:
+    """One layer's activations, channel-last (B, H*W + 1, C), filled position by position.
+
+    ``raw`` holds the values, ``ce`` their concat_elu (what the next convolution reads); only the ones
+    another map reads are kept (``needs``). ``gathers``: (source map, "raw" | "ce", index table) read
+    through a kernel; ``same``: maps read at the same position; ``dep``: per position, the last pixel
+    (raster index) it depends on, -1 for none."""
+
+    def __init__(self, name: str, h: int, w: int, channels: int):
+        self.name, self.h, self.w, self.channels = name, h, w, channels
+        self.gathers: list[tuple[CachedMap, str, torch.Tensor]] = []
+        self.same: list[CachedMap] = []
+        self.needs: set[str] = set()
+        self.dep: torch.Tensor | None = None
+        self.raw: torch.Tensor | None = None
+        self.ce: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return self.h * self.w
+
+    def allocate(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
+        rows = (batch, self.size + 1)
+        self.raw = torch.zeros(*rows, self.channels, device=device, dtype=dtype) if "raw" in self.needs else None
+        self.ce = torch.zeros(*rows, 2 * self.channels, device=device, dtype=dtype) if "ce" in self.needs else None
+
+    def patch(self, k: int, flat: torch.Tensor, batch: int) -> torch.Tensor:
+        """Gather ``k``'s kernel windows: (batch * n, taps * C), one row per image and position."""
+        source, kind, index = self.gathers[k]
+        return getattr(source, kind).index_select(1, flat).view(batch * (len(flat) // index.shape[1]), -1)
+
+    def store(self, where: Where, x: torch.Tensor) -> None:
+        """Write the new values x (B, n, C) and, if read, their concat_elu."""
+        if self.raw is not None:
+            write(self.raw, where, x)
+        if self.ce is not None:
+            write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
+
+    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+
+class ConvMap(CachedMap):
+    """A convolution (shifted, strided or transposed): gather the kernel window, one matrix product."""
+
+    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__(name, h, w, weight.shape[0])
+        self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in), taps in index order
+
+    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
+        x = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t)
+        self.store(where, x.view(batch, count(where), -1))
+
+
+class ShiftSumMap(CachedMap):
+    """down_shift / right_shift of one or two maps, summed (the two streams' first states)."""
+
+    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
+        parts = [self.patch(k, flat, batch) for k, flat in enumerate(flats)]
+        self.store(where, sum(parts).view(batch, count(where), -1))
+
+
+class GatedInnerMap(CachedMap):
+    """A gated block's middle: conv_input(concat_elu(x)) + nin_skip(concat_elu(skips)), one product:
+    the skips' concat_elu is read from their ``ce`` (its columns reordered into the nin weight)."""
+
+    def __init__(self, name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap]):
+        conv = block.conv_input.conv
+        super().__init__(name, source.h, source.w, conv.out_channels)
+        weight, bias = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), conv.bias
+        if skips:  # nin reads [s1, s2, -s1, -s2]; the ce rows hold [s1, -s1] then [s2, -s2]
+            c, s = source.channels, len(skips)
+            order = [sign * s * c + i * c + j for i in range(s) for sign in (0, 1) for j in range(c)]
+            nin = block.nin_skip.weight.reshape(conv.out_channels, -1)[:, order]
+            weight, bias = torch.cat([weight, nin], dim=1), bias + block.nin_skip.bias
+        self.weight_t, self.bias = weight.t(), bias
+        self.same = list(skips)
+
+    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
+        n = count(where)
+        patch = self.patch(0, flats[0], batch)
+        if self.same:
+            skips = [read(s.ce, where) for s in self.same]
+            patch = torch.cat([patch.view(batch, n, -1), *skips], dim=-1).view(batch * n, -1)
+        self.store(where, torch.addmm(self.bias, patch, self.weight_t).view(batch, n, -1))
+
+
+class GatedOutMap(CachedMap):
+    """A gated block's output: x + a * sigmoid(b), (a, b) = conv_out(concat_elu(inner))."""
+
+    def __init__(self, name: str, source: CachedMap, block: GatedResnet):
+        conv = block.conv_out.conv
+        super().__init__(name, source.h, source.w, source.channels)
+        self.weight_t = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1).t()
+        self.bias = conv.bias
+        self.same = [source]
+
+    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
+        c = self.channels
+        ab = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t).view(batch, count(where), 2 * c)
+        gated = ab.narrow(-1, 0, c) * torch.sigmoid(ab.narrow(-1, c, c))
+        self.store(where, read(self.same[0].raw, where) + gated)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. The cache graph: every layer of the model as a cached map, in the model's order
+# --------------------------------------------------------------------------------------------
+
+def conv_map(name: str, source: CachedMap, kind: str, module: nn.Module) -> ConvMap:
+    """A (down-shifted / down-right-shifted, maybe strided) convolution reading ``source``."""
+    conv = module.conv
+    left, right, top, bottom = module.pad
+    (kh, kw), (sh, sw) = conv.kernel_size, conv.stride
+    h_out, w_out = (source.h + top + bottom - kh) // sh + 1, (source.w + left + right - kw) // sw + 1
+    node = ConvMap(name, h_out, w_out, conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), conv.bias)
+    node.gathers.append((source, kind, conv_index(source.h, source.w, h_out, w_out, (kh, kw), (sh, sw), top, left)))
+    return node
+
+
+def deconv_map(name: str, source: CachedMap, module: nn.Module) -> ConvMap:
+    """A x2 transposed convolution (cropped as the model crops it) reading ``source``'s raw values."""
+    deconv = module.deconv
+    weight = deconv.weight.permute(1, 2, 3, 0).reshape(deconv.out_channels, -1)
+    node = ConvMap(name, source.h * module.stride[0], source.w * module.stride[1], weight, deconv.bias)
+    index = deconv_index(source.h, source.w, module.filter_size, module.stride, module.crop_left)
+    node.gathers.append((source, "raw", index))
+    return node
+
+
+def shift_sum_map(name: str, parts: list[tuple[CachedMap, int, int]]) -> ShiftSumMap:
+    """The sum of maps each shifted ``down`` rows and ``right`` columns: ``[(map, down, right), ...]``."""
+    first = parts[0][0]
+    node = ShiftSumMap(name, first.h, first.w, first.channels)
+    node.gathers = [(source, "raw", shift_index(source.h, source.w, down, right)) for source, down, right in parts]
+    return node
+
+
+def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap]) -> list[CachedMap]:
+    """A gated resnet block: its middle map and its output map."""
+    inner = GatedInnerMap(name + ".inner", source, block, skips)
+    left, _, top, _ = block.conv_input.pad
+    kernel = block.conv_input.conv.kernel_size
+    inner.gathers.append((source, "ce", conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)))
+    out = GatedOutMap(name, source, block)
+    left, _, top, _ = block.conv_out.pad
+    kernel = block.conv_out.conv.kernel_size
+    out.gathers.append((inner, "ce", conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)))
+    return [inner, out]
+
+
+def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[CachedMap]:
+    """Every layer of ``model`` for images of ``shape`` as cached maps, in the order of ``model.forward``:
+    the input map first, the last ``ul`` map last. Dependency times are filled in as maps are added."""
+    c, h, w = shape
+    m, nodes = model, []
+
+    def add(*new: CachedMap) -> CachedMap:
+        for node in new:
+            node.dep = dependency_times(node) if nodes else torch.arange(h * w)
+            nodes.append(node)
+        return new[-1]
+
+    x = add(CachedMap("input", h, w, c + 1))  # the image plus a channel of ones (0 in the padding slot)
+    u_init, up, left = (add(conv_map(name, x, "raw", getattr(m, name)))
+                        for name in ("u_init", "ul_init_up", "ul_init_left"))
+    u = add(shift_sum_map("u_0", [(u_init, 1, 0)]))
+    ul = add(shift_sum_map("ul_0", [(up, 1, 0), (left, 0, 1)]))
+    u_list, ul_list = [u], [ul]
+    for level in range(3):
+        for i, (block_u, block_ul) in enumerate(zip(m.up_u[level], m.up_ul[level])):
+            u_list.append(add(*block_maps(f"up{level}.u{i}", u_list[-1], block_u, [])))
+            ul_list.append(add(*block_maps(f"up{level}.ul{i}", ul_list[-1], block_ul, [u_list[-1]])))
+        if level < 2:
+            u_list.append(add(conv_map(f"down{level}.u", u_list[-1], "raw", m.downsize_u[level])))
+            ul_list.append(add(conv_map(f"down{level}.ul", ul_list[-1], "raw", m.downsize_ul[level])))
+    u, ul = u_list.pop(), ul_list.pop()
+    for level in range(3):
+        for i, (block_u, block_ul) in enumerate(zip(m.down_u[level], m.down_ul[level])):
+            u = add(*block_maps(f"dn{level}.u{i}", u, block_u, [u_list.pop()]))
+            ul = add(*block_maps(f"dn{level}.ul{i}", ul, block_ul, [u, ul_list.pop()]))
+        if level < 2:
+            u = add(deconv_map(f"up{level}.u", u, m.upsize_u[level]))
+            ul = add(deconv_map(f"up{level}.ul", ul, m.upsize_ul[level]))
+    mark_reads(nodes)
+    return nodes
+
+
+def mark_reads(nodes: list[CachedMap]) -> None:
+    """Keep only the caches somebody reads: ``raw`` or ``ce`` through a kernel, ``raw`` of a gated block's
+    input (the residual), ``ce`` of a skip, and the input's and the last map's ``raw``."""
+    nodes[0].needs.add("raw")
+    nodes[-1].needs.add("raw")
+    for node in nodes:
+        for source, kind, _ in node.gathers:
+            source.needs.add(kind)
+        for source in node.same:
+            source.needs.add("raw" if isinstance(node, GatedOutMap) else "ce")
+
+
+# --------------------------------------------------------------------------------------------
+# 4. When: dependency times and the schedule
+# --------------------------------------------------------------------------------------------
+
+def dependency_times(node: CachedMap) -> torch.Tensor:
+    """For each position of ``node``: the latest input pixel that reaches it (-1: none), from its sources'."""
+    dep = torch.full((node.size,), -1, dtype=torch.long)
+    for source, _, index in node.gathers:
+        padded = torch.cat([source.dep, torch.tensor([-1])])
+        dep = torch.maximum(dep, padded[index].amax(dim=1))
+    for source in node.same:
+        dep = torch.maximum(dep, source.dep)
+    return dep
+
+
+Job = tuple[CachedMap, torch.Tensor, list[torch.Tensor]]
+
+
+def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]], list[list[Where]]]:
+    """schedule[t + 1]: the (map, positions, gather indices) to compute once pixel t is known
+    (schedule[0]: what depends on no pixel at all), in network order; and, alongside, each job's
+    positions as a run ``(start, count)`` where they are neighbours (see :data:`Where`)."""
+    schedule: list[list[Job]] = [[] for _ in range(n_pixels + 1)]
+    wheres: list[list[Where]] = [[] for _ in range(n_pixels + 1)]
+    for node in nodes[1:]:
+        order = torch.argsort(node.dep + 1, stable=True)  # positions by step; in each step, in raster order
+        counts = torch.bincount(node.dep + 1, minlength=n_pixels + 1).tolist()
+        steps = [s for s, k in enumerate(counts) if k]
+        sizes = [counts[s] for s in steps]
+        tables = [index[order].split(sizes) for _, _, index in node.gathers]  # one gather per table, then views
+        listed, start = order.tolist(), 0
+        for k, (step, positions) in enumerate(zip(steps, order.split(sizes))):
+            schedule[step].append((node, positions, [table[k].view(-1) for table in tables]))
+            first, last, start = listed[start], listed[start + sizes[k] - 1], start + sizes[k]
+            wheres[step].append((first, sizes[k]) if last - first == sizes[k] - 1 else positions)
+    return schedule, wheres
