@@ -26,6 +26,9 @@ help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
 	@echo "make test   - unit tests, then every notebook executed with nbval (tiny profile), in .test-outputs/"
 	@echo "make test-min - the unit tests with exactly the lowest allowed versions (a separate venv, $(MIN_VENV))"
+	@echo "make wheel  - dist/pixels_to_motion-*.whl: the course in one file, data included (for Colab without a public copy)"
+	@echo "make release - check setup cells, badges and that REPO_URL serves REF (helpers/core/colab.py)"
+	@echo "make test-colab - the unit tests and a few notebooks with the versions Colab ships (requirements-colab.txt)"
 	@echo "make lab    - open the notebooks in JupyterLab"
 	@echo "make strip  - remove outputs from the notebooks before committing"
 	@echo "make student - student/: the notebooks with exercises blank (SOLUTIONS=0: without the folded solutions)"
@@ -116,3 +119,16 @@ student:
 
 clean:
 	rm -rf outputs .test-outputs
+
+.PHONY: wheel release test-colab
+# Colab without a public copy of the course: one self-contained wheel (helpers + data/ as package data).
+# Upload it to /content or MyDrive/pixels-to-motion/ and every notebook's setup cell installs it.
+wheel: setup
+	rm -rf dist build
+	$(BIN)/python -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	@ls dist/*.whl
+
+# Before announcing a release: every setup cell and badge agrees with helpers/core/colab.py, REF exists
+# here, and REPO_URL serves it (network). See colab/README.md, "Publishing".
+release: setup
+	$(BIN)/python tools/setup_cell.py --published
