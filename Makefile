@@ -132,3 +132,23 @@ wheel: setup
 # here, and REPO_URL serves it (network). See colab/README.md, "Publishing".
 release: setup
 	$(BIN)/python tools/setup_cell.py --published
+
+# `make test-colab`: a separate venv with the versions a current Colab runtime ships (requirements-colab.txt,
+# departures written there: the CPU torch of TORCH_SPEC, this machine's Python), then the unit tests and the
+# notebooks most sensitive to those versions (LTX-Video/diffusers, Flux, the ipywidgets 7.7 + gradio studio).
+COLAB_VENV ?= .venv-colab
+COLAB_STAMP := $(COLAB_VENV)/.installed
+COLAB_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/07_prompted_multikeyframe_video.ipynb \
+                   notebooks/10_video_studio_app.ipynb
+$(COLAB_STAMP): requirements-colab.txt pyproject.toml
+	rm -rf $(COLAB_VENV)
+	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(COLAB_VENV)/bin/python -m pip install -q -r requirements-colab.txt "nbval>=0.11" "nbclient>=0.10" "setuptools>=68"
+	$(COLAB_VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(COLAB_STAMP)
+
+test-colab: $(COLAB_STAMP) test-outputs
+	$(COLAB_VENV)/bin/python -m pip list --format=freeze | grep -iE "^($(shell sed -e 's/[=#].*//' -e '/^$$/d' requirements-colab.txt | paste -sd'|' -)|torch)==" || true
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(COLAB_VENV)/bin/python -m pytest tests -q
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(COLAB_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env $(COLAB_NOTEBOOKS) -q -p no:cacheprovider

@@ -229,3 +229,23 @@ def test_a_failed_install_explains_both_ways_without_a_traceback(tmp_path):
     assert done.returncode != 0
     assert "Two ways to get it" in done.stdout and "make wheel" in done.stdout and "MyDrive" in done.stdout
     assert "Traceback" not in done.stdout and "Traceback" not in done.stderr.split("SystemExit")[0]
+
+
+def test_the_colab_pins_satisfy_the_course_bounds():
+    """requirements-colab.txt (what Colab ships) must be installable with the course's lower bounds."""
+    import re
+
+    from packaging.version import Version
+
+    def entries(name, op):
+        found = {}
+        for line in (ROOT / name).read_text().splitlines():
+            match = re.fullmatch(rf"([A-Za-z0-9_.-]+)\s*{re.escape(op)}\s*([\d.]+)", line.split("#")[0].strip())
+            if match:
+                found[match.group(1).lower().replace("_", "-")] = Version(match.group(2))
+        return found
+
+    pins, lows = entries("requirements-colab.txt", "=="), entries("requirements.txt", ">=")
+    assert {"diffusers", "transformers", "huggingface-hub", "accelerate", "gradio", "ipywidgets", "numpy"} <= set(pins)
+    too_old = {name: (str(pins[name]), str(lows[name])) for name in set(pins) & set(lows) if pins[name] < lows[name]}
+    assert not too_old, f"Colab ships versions below our lower bounds: {too_old}"
