@@ -79,7 +79,7 @@ def wheel(tmp_path_factory) -> Path:
     """The wheel `make wheel` builds (same command), from this tree."""
     out = tmp_path_factory.mktemp("dist")
     build = tmp_path_factory.mktemp("src") / "course"
-    shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(".git", ".venv*", "outputs", ".test-outputs",
+    shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(".git", ".venv*", ".whl", "outputs", ".test-outputs",
                                                                 "__pycache__", "*.egg-info", "build", "dist",
                                                                 ".cache", "student"))
     done = _pip(Path(sys.executable), "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(build))
