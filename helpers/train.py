@@ -215,7 +215,7 @@ def ensure_model(profile: Profile | str | None = None) -> tuple[Any, dict[str, A
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     if latest_checkpoint() is None:
         tiny = get_profile("tiny").settings("pixelcnnpp")
-        standin_notice("checkpoint", default_checkpoint_dir(), f"training the small tiny-profile model on "
+        standin_notice("PixelCNN++ checkpoint", default_checkpoint_dir(), f"training the small tiny-profile model on "
                        f"{tiny['dataset']} for {tiny['steps']} steps (about a minute on a CPU) as a stand-in")
         train(get_profile("tiny"), progress=False)
     return load_checkpoint(None, device=profile.device)

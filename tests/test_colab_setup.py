@@ -78,10 +78,7 @@ def _env(**extra: str) -> dict[str, str]:
 def wheel(tmp_path_factory) -> Path:
     """The wheel `make wheel` builds (same command), from this tree."""
     out = tmp_path_factory.mktemp("dist")
-    build = tmp_path_factory.mktemp("src") / "course"
-    shutil.copytree(ROOT, build, ignore=shutil.ignore_patterns(".git", ".venv*", ".whl", "outputs", ".test-outputs",
-                                                                "__pycache__", "*.egg-info", "build", "dist",
-                                                                ".cache", "student"))
+    build = _copy_of_this_tree(tmp_path_factory.mktemp("src") / "course")
     done = _pip(Path(sys.executable), "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(build))
     assert done.returncode == 0, done.stderr[-2000:]
     return next(out.glob(colab.WHEEL_GLOB))
@@ -160,14 +157,24 @@ def _installed_and_working(done: subprocess.CompletedProcess, venv: Path, tmp: P
     assert "installed the course's helpers from" in done.stdout
 
 
+def _copy_of_this_tree(where: Path) -> Path:
+    """The files of this working tree that git would commit (without git: all but outputs, venvs, caches)."""
+    if shutil.which("git") and (ROOT / ".git").exists():
+        files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
+                               capture_output=True, text=True, check=True).stdout.split("\0")
+        for name in filter(None, files):
+            if (ROOT / name).is_file():
+                (where / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, where / name)
+        return where
+    shutil.copytree(ROOT, where, ignore=shutil.ignore_patterns(".venv*", ".whl", "outputs", ".test-outputs", ".cache",
+                                                               "__pycache__", "*.egg-info", "build", "dist", "student"))
+    return where
+
+
 def _clone_of_this_tree(where: Path) -> Path:
     """A git repository holding this working tree (committed or not) at REF: the public repo's stand-in."""
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (where / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, where / name)
+    _copy_of_this_tree(where)
     quiet = {"capture_output": True, "check": True, "cwd": where}
     subprocess.run(["git", "init", "-q", "-b", colab.REF], **quiet)
     subprocess.run(["git", "add", "-A"], **quiet)

@@ -16,7 +16,7 @@ from helpers.core.outputs import save_image, stage_dir
 
 # Which notebook makes the real input of each stand-in.
 MADE_BY = {
-    "checkpoint": "02_training_pixelcnnpp.ipynb",
+    "PixelCNN++ checkpoint": "02_training_pixelcnnpp.ipynb",
     "samples": "03_sampling.ipynb",
     "keyframes": "04_curation_keyframes.ipynb",
     "video": "06_stable_video_diffusion.ipynb (or 07_prompted_multikeyframe_video.ipynb)",
