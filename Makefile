@@ -136,6 +136,8 @@ release: setup
 # `make test-colab`: a separate venv with the versions a current Colab runtime ships (requirements-colab.txt,
 # departures written there: the CPU torch of TORCH_SPEC, this machine's Python), then the unit tests and the
 # notebooks most sensitive to those versions (LTX-Video/diffusers, Flux, the ipywidgets 7.7 + gradio studio).
+# Not in .ci/run: creating this venv took 572 s on the shared 2-core machine (2026-12-02, under nice, load ~9),
+# over the ~6 minutes an extra CI job may take; notebooks 07 + 10 and two test files then ran in 224 s there.
 COLAB_VENV ?= .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
 COLAB_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/07_prompted_multikeyframe_video.ipynb \
