@@ -284,10 +284,11 @@ def ensure_samples(profile: Profile, folder: Path | None = None) -> list[Path]:
     found = sample_paths(folder)
     if found:
         return found
+    from helpers.core.standins import standin_notice
     from helpers.sample import generate_samples
 
     n = profile.settings("sample")["n_images"]
-    print(f"note: no samples in {folder} yet (notebook 03 makes them); sampling {n} now")
+    standin_notice("samples", folder, f"sampling {n} now from the PixelCNN++ as stand-ins")
     generate_samples(out_dir=folder, profile=profile)
     return sample_paths(folder)
 

@@ -40,6 +40,9 @@ from helpers.core.device import NF4_COMPONENTS, check_output, load
 from helpers.core.registry import entry
 
 MODES = {"img2img": "flux-schnell-img2img", "kontext": "flux-kontext-dev", "fill": "flux-fill-dev"}
+# Each job has its own settings block (helpers.core.profiles): Kontext and Fill are different models with
+# their own published steps and guidance (docs/models.md), never schnell's 4 steps.
+STAGE_OF_MODE = {"img2img": "flux", "kontext": "flux_kontext", "fill": "flux_fill"}
 # Memory options and dtypes of this stage: helpers.core.device (nf4 = 4-bit transformer and T5 via
 # bitsandbytes, model_offload, sequential_offload, vae_tiling, ...).
 QUANTISED = NF4_COMPONENTS["flux"]  # what "nf4" quantises: the 12B transformer and T5-XXL
@@ -49,12 +52,15 @@ QUANTISED = NF4_COMPONENTS["flux"]  # what "nf4" quantises: the 12B transformer 
 # Settings, login, loading
 # --------------------------------------------------------------------------------------------
 
-def flux_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
-    """The profile's ``flux`` block with ``overrides``, checked (sides multiples of 16, 0 <= strength <= 1)."""
-    settings = profile.settings("flux")
+def flux_settings(profile: Profile, mode: str = "img2img", **overrides: Any) -> dict[str, Any]:
+    """The profile's block for ``mode`` (``flux``, ``flux_kontext`` or ``flux_fill``) with ``overrides``,
+    checked (sides multiples of 16, 0 <= strength <= 1)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    settings = profile.settings(STAGE_OF_MODE[mode])
     settings.update({k: v for k, v in overrides.items() if v is not None})
     check_size(settings["width"], settings["height"])
-    if not 0 <= settings["strength"] <= 1:
+    if not 0 <= settings.get("strength", 0) <= 1:
         raise ValueError(f"strength must be between 0 and 1, got {settings['strength']}")
     if settings["num_inference_steps"] < 1:
         raise ValueError(f"num_inference_steps must be at least 1, got {settings['num_inference_steps']}")
@@ -69,26 +75,17 @@ def check_size(width: int, height: int) -> None:
 
 
 def hf_login() -> bool:
-    """Log in to Hugging Face for gated models (FLUX.1 [dev], Kontext, Fill), never showing the token.
+    """Log in to Hugging Face for gated models (FLUX.1 schnell, [dev], Kontext, Fill), never showing the token.
 
     Order: an existing login or ``HF_TOKEN`` in the environment; on Colab the ``HF_TOKEN`` secret
-    (key icon in the left bar); otherwise ``huggingface_hub.login()`` asks (a widget in notebooks).
-    Returns True when a token is available afterwards.
+    (key icon in the left bar; :func:`helpers.core.registry.token_from_colab_secret`); otherwise
+    ``huggingface_hub.login()`` asks (a widget in notebooks). Returns True when a token is available afterwards.
     """
     from huggingface_hub import get_token, login
 
-    if get_token():
-        return True
-    try:
-        from google.colab import userdata  # type: ignore[import-not-found]
+    from helpers.core.registry import token_from_colab_secret
 
-        token = userdata.get("HF_TOKEN")
-    except Exception:  # noqa: BLE001 - not on Colab, or the secret is missing / not shared
-        token = None
-    if token:
-        login(token=token, add_to_git_credential=False)
-        del token
-    else:
+    if not token_from_colab_secret():
         login()
     return get_token() is not None
 
@@ -102,8 +99,9 @@ def load_flux(key: str, profile: Profile, memory: str | None = None, dtype: str 
     item = entry(key)
     if item.gated and not profile.random_weights:
         if not hf_login():
-            raise ValueError(f"{item.repo_id} is gated ({item.licence}): accept its licence on huggingface.co "
-                             "and log in (Colab: add HF_TOKEN in Secrets), or use --mode img2img (schnell, Apache-2.0)")
+            from helpers.core.registry import AccessError, access_message
+
+            raise AccessError(access_message(item, "no token given"))
     return load(key, profile, memory or "none", dtype)
 
 
@@ -146,16 +144,29 @@ def effective_start(strength: float, steps: int) -> float:
     return float(np.linspace(1.0, 1 / steps, steps)[start])
 
 
+def job_settings(mode: str, settings: dict[str, Any], profile: Profile | None = None) -> dict[str, Any]:
+    """Steps, guidance and text length for ``mode``: ``settings`` itself when it is that job's block, else
+    the job's own block of the profile (so ``kontext_edit(..., flux_settings)`` runs Kontext's 28 steps at
+    guidance 2.5, not schnell's 4). The size always comes from ``settings``."""
+    if settings.get("model") != MODES[mode] and mode != "img2img":
+        own = (profile or get_profile()).settings(STAGE_OF_MODE[mode])
+        settings = {**settings, **{k: own[k] for k in ("num_inference_steps", "guidance_scale", "max_sequence_length")}}
+    return settings
+
+
 def kontext_edit(pipe, image: Image.Image, instruction: str, settings: dict[str, Any], seed: int = 0,
-                 guidance_scale: float = 2.5, steps: int | None = None) -> Image.Image:
+                 guidance_scale: float | None = None, steps: int | None = None) -> Image.Image:
     """Kontext: edit ``image`` by ``instruction`` ("make it dusk, keep everything else").
 
     The input's latents ride along as extra tokens, so identity, layout and style carry over:
     the way to make several keyframes that clearly belong together. Output at the keyframe size.
+    Steps and guidance: the ``flux_kontext`` block (28 and 2.5 with real weights) unless given.
     """
+    settings = job_settings("kontext", settings)
     width, height = settings["width"], settings["height"]
     out = pipe(prompt=instruction, image=image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS),
-               width=width, height=height, guidance_scale=guidance_scale,
+               width=width, height=height,
+               guidance_scale=settings["guidance_scale"] if guidance_scale is None else guidance_scale,
                num_inference_steps=steps or settings["num_inference_steps"],
                max_sequence_length=settings["max_sequence_length"], _auto_resize=False, max_area=width * height,
                generator=_generator(seed)).images[0]
@@ -189,14 +200,17 @@ def outpaint_canvas(image: Image.Image, width: int, height: int, content: tuple[
 
 
 def outpaint(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], seed: int = 0,
-             content: tuple[int, int] | None = None, guidance_scale: float = 30.0,
+             content: tuple[int, int] | None = None, guidance_scale: float | None = None,
              steps: int | None = None) -> Image.Image:
-    """Fill: widen ``image`` to the keyframe size by drawing the masked margins (FLUX.1 Fill's model
-    card suggests guidance 30 and ~50 steps). The kept region is pasted back unchanged."""
+    """Fill: widen ``image`` to the keyframe size by drawing the masked margins. Steps and guidance: the
+    ``flux_fill`` block (the model card's 50 steps at guidance 30 with real weights) unless given.
+    The kept region is pasted back unchanged."""
+    settings = job_settings("fill", settings)
     width, height = settings["width"], settings["height"]
     canvas, mask = outpaint_canvas(image, width, height, content)
     out = pipe(prompt=prompt, image=canvas, mask_image=mask, width=width, height=height,
-               guidance_scale=guidance_scale, num_inference_steps=steps or settings["num_inference_steps"],
+               guidance_scale=settings["guidance_scale"] if guidance_scale is None else guidance_scale,
+               num_inference_steps=steps or settings["num_inference_steps"],
                max_sequence_length=settings["max_sequence_length"], generator=_generator(seed)).images[0]
     check_output([out], "Flux Fill's picture", pipe, "flux")
     out = out.resize((width, height), Image.Resampling.LANCZOS) if out.size != (width, height) else out
@@ -251,10 +265,8 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     """
     from helpers.keyframes import FRAME_GLOB, read_provenance
 
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     profile = profile or get_profile()
-    settings = flux_settings(profile, **overrides)
+    settings = flux_settings(profile, mode, **overrides)
     prompt = prompt if prompt is not None else settings["prompt"]
     if folder is None:
         from helpers.core.standins import ensure_keyframes
@@ -272,7 +284,7 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
         raise ValueError(f"{out_dir}: refined frames go to their own folder, never over the keyframes they come from")
     by_frame = {f["frame"]: f for f in read_provenance(folder).get("frames", [])}
     inputs = [(frame, load_image(frame)[0]) for frame in frames]  # bad files fail before any model
-    key = MODES[mode] if mode != "img2img" else settings["model"]
+    key = settings["model"]
     pipe = pipe or load_flux(key, profile, settings["memory"], settings.get("dtype", "auto"))
     results = []
     start = time.perf_counter()
@@ -308,7 +320,7 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
             "operations": earlier + [{
                 "op": f"flux_{mode}", "model": key, "repo_id": item.repo_id, "licence": item.licence,
                 "prompt": prompt, "seed": seed + number - 1,
-                "strength": settings["strength"] if mode == "img2img" else None,
+                "strength": settings.get("strength") if mode == "img2img" else None,
                 "num_inference_steps": settings["num_inference_steps"],
                 "size": [settings["width"], settings["height"]], "memory": settings["memory"],
                 "random_weights": profile.random_weights}]})

@@ -31,6 +31,7 @@ from PIL import Image
 from helpers.core.blend import crossfade_weights  # the same blend weights as the SVD segment crossfades
 from helpers.core.cli import float_range, int_range
 from helpers.core.device import check_output
+from helpers.core.demo_images import data_dir  # data/ in a checkout, helpers/data when installed
 from helpers.core.drawing import CaptionLayer, caption_layer
 from helpers.core.images import stamp_band_height
 from helpers.core.images import BadInputError, fit_to, stamp_random_weights
@@ -253,7 +254,7 @@ def load_storyboard(path: str | Path) -> Storyboard:
 
 def example_storyboard_path() -> Path | None:
     """data/storyboard_example.json in a checkout of the repository (None after a pip install)."""
-    path = Path(__file__).resolve().parent.parent / "data" / "storyboard_example.json"
+    path = data_dir() / "storyboard_example.json"
     return path if path.exists() else None
 
 

@@ -212,12 +212,13 @@ def ensure_model(profile: Profile | str | None = None) -> tuple[Any, dict[str, A
     ``outputs/checkpoints/pixelcnnpp`` it trains the tiny-profile model for the tiny step budget
     (about a minute on a CPU) and says so in one line.
     """
+    from helpers.core.standins import standin_notice
+
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     if latest_checkpoint() is None:
         tiny = get_profile("tiny").settings("pixelcnnpp")
-        print(f"note: no PixelCNN++ checkpoint in {default_checkpoint_dir()} yet (notebook 02 trains one); "
-              f"training the small tiny-profile model on {tiny['dataset']} for {tiny['steps']} steps "
-              "(about a minute on a CPU) as a stand-in")
+        standin_notice("PixelCNN++ checkpoint", default_checkpoint_dir(), f"training the small tiny-profile model on "
+                       f"{tiny['dataset']} for {tiny['steps']} steps (about a minute on a CPU) as a stand-in")
         train(get_profile("tiny"), progress=False)
     return load_checkpoint(None, device=profile.device)
 

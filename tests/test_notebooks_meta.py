@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers.core import colab
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-BADGE = re.compile(r"colab\.research\.google\.com/github/pixels-to-motion/pixels-to-motion/blob/main/(notebooks/[^)\s]+\.ipynb)")
+BADGE = colab.BADGE_LINK  # any Colab badge; tests/test_colab_setup.py checks they follow REPO_URL and REF
 
 
 def load(path):

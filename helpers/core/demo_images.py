@@ -69,7 +69,10 @@ DESCRIPTIONS = {
 
 
 def data_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "data"
+    """The course's data folder: ``helpers/data`` in an installed wheel (package data, see setup.py),
+    else ``data/`` at the root of a checkout (demo images, ``luts/``, the example storyboard)."""
+    installed = Path(__file__).resolve().parents[1] / "data"
+    return installed if installed.is_dir() else Path(__file__).resolve().parents[2] / "data"
 
 
 def demo_image(name: str = "sunset") -> Image.Image:

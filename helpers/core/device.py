@@ -59,8 +59,8 @@ NF4_COMPONENTS = {"svd": (), "flux": ("transformer", "text_encoder_2"), "ltx": (
 # The knob that fixes a NaN / black / constant generation, per family (named in the error).
 FIXES = {
     "svd": "use dtype='float32' in the svd settings (float16 overflowed), or check that the input image is not blank",
-    "flux": "use dtype='bfloat16' in this stage's settings (exact, but slow when emulated on a T4) or "
-            "dtype='float32' on a GPU with enough memory",
+    "flux": "use dtype='float32' with memory='nf4+model_offload' in this stage's settings: the 4-bit weights then "
+            "compute in float32, which fits a T4 (and any larger GPU) and cannot overflow, at some cost in speed",
     "ltx": "use dtype='float32' in the ltx settings (the T4 plan) or dtype='bfloat16' on an A100/L4/H100",
 }
 

@@ -442,19 +442,20 @@ def _pil_format(suffix: str) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".gif": "GIF"}.get(suffix.lower(), "PNG")
 
 
-def use_google_drive(folder: str = "pixels-to-motion") -> Path:
-    """On Colab: mount Google Drive and keep all outputs there (survives a disconnect).
+def use_google_drive(folder: str = "pixels-to-motion", mount_point: str = "/content/drive") -> Path:
+    """On Colab: mount Google Drive and keep all outputs there (survives a disconnect, and the next
+    notebook, in a runtime of its own, finds what this one made).
 
-    Opt-in: call it from a notebook when you want checkpoints to outlive the runtime.
-    Sets ``COURSE_OUTPUTS`` for this process and returns the folder.
+    The setup cell of every notebook calls it unless the learner sets ``USE_DRIVE = False``.
+    Sets ``COURSE_OUTPUTS`` for this process and returns the folder (``MyDrive/<folder>``).
     """
     try:
         from google.colab import drive  # type: ignore[import-not-found]
     except ImportError as err:
         raise RuntimeError("Google Drive can only be mounted from Colab; outputs stay in "
                            f"{outputs_dir()}") from err
-    drive.mount("/content/drive")
-    path = Path("/content/drive/MyDrive") / folder
+    drive.mount(mount_point)
+    path = Path(mount_point) / "MyDrive" / folder
     path.mkdir(parents=True, exist_ok=True)
     os.environ["COURSE_OUTPUTS"] = str(path)
     return path

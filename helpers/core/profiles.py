@@ -111,6 +111,34 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      strength=0.6, guidance_scale=0.0, max_sequence_length=256, memory="none", dtype="auto",
                      prompt="a cinematic keyframe, soft light, detailed"),
     },
+    # FLUX.1 Kontext [dev] (notebook 05's edits, `refine --mode kontext`): its model card and diffusers'
+    # FluxKontextPipeline run 28 steps at guidance 2.5 (guidance-distilled: one pass per step), T5 512
+    # tokens. Sizes: the keyframes' 16:9 at about the published 1024^2 area. Every value and departure
+    # (colab's 256 tokens) is in docs/models.md; tests/test_models_doc.py holds the two together.
+    "flux_kontext": {
+        "tiny": dict(model="flux-kontext-dev", width=256, height=144, num_inference_steps=4, guidance_scale=2.5,
+                     max_sequence_length=32, memory="none", dtype="auto",
+                     prompt="make it golden hour, keep everything else"),
+        "colab": dict(model="flux-kontext-dev", width=1024, height=576, num_inference_steps=28, guidance_scale=2.5,
+                      max_sequence_length=256, memory="nf4+model_offload", dtype="auto",
+                      prompt="make it golden hour, keep everything else"),
+        "full": dict(model="flux-kontext-dev", width=1024, height=576, num_inference_steps=28, guidance_scale=2.5,
+                     max_sequence_length=512, memory="none", dtype="auto",
+                     prompt="make it golden hour, keep everything else"),
+    },
+    # FLUX.1 Fill [dev] (notebook 05's outpainting, `refine --mode fill`): model card and diffusers'
+    # FluxFillPipeline: 50 steps at guidance 30, T5 512 tokens (docs/models.md).
+    "flux_fill": {
+        "tiny": dict(model="flux-fill-dev", width=256, height=144, num_inference_steps=4, guidance_scale=30.0,
+                     max_sequence_length=32, memory="none", dtype="auto",
+                     prompt="a cinematic keyframe, soft light, detailed"),
+        "colab": dict(model="flux-fill-dev", width=1024, height=576, num_inference_steps=50, guidance_scale=30.0,
+                      max_sequence_length=256, memory="nf4+model_offload", dtype="auto",
+                      prompt="a cinematic keyframe, soft light, detailed"),
+        "full": dict(model="flux-fill-dev", width=1024, height=576, num_inference_steps=50, guidance_scale=30.0,
+                     max_sequence_length=512, memory="none", dtype="auto",
+                     prompt="a cinematic keyframe, soft light, detailed"),
+    },
     # Stable Video Diffusion (notebooks 00 and 06, `python -m helpers animate`).
     # SVD-XT 1.1 was fine-tuned at 1024x576, 25 frames, fps 6 and motion bucket 127 (model card):
     # colab keeps that size and saves memory with offload + chunking instead (diffusers docs: < 8 GB).

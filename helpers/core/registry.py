@@ -17,6 +17,7 @@ tiny profile runs the same ``from_single_file`` code offline.
 from __future__ import annotations
 
 import importlib
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,11 @@ MODELS: dict[str, ModelEntry] = {m.key: m for m in [
                "helpers.core.twins.full_size:svd"),
     ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell",
                "FluxPipeline", "helpers.core.twins.flux:build_text2img", "Apache-2.0",
-               False, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled).",
+               True, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled).",
                "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-schnell-img2img", "black-forest-labs/FLUX.1-schnell",
                "FluxImg2ImgPipeline", "helpers.core.twins.flux:build_img2img", "Apache-2.0",
-               False, 33.7, "FLUX.1 [schnell] as image-to-image: refine a rough picture with a prompt.",
+               True, 33.7, "FLUX.1 [schnell] as image-to-image: refine a rough picture with a prompt.",
                "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-dev", "black-forest-labs/FLUX.1-dev",
                "FluxPipeline", "helpers.core.twins.flux:build_text2img", "FLUX.1 [dev] Non-Commercial License",
@@ -150,16 +151,70 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
                                         **kwargs)
             return cls.from_pretrained(source, local_files_only=True, **kwargs)
     kwargs.setdefault("torch_dtype", profile.dtype)
+    if item.gated:
+        token_from_colab_secret()
     try:
         if item.single_file:
             from huggingface_hub import hf_hub_download
 
             return from_single_file(item, hf_hub_download(item.repo_id, item.single_file), item.base_repo, **kwargs)
         return cls.from_pretrained(item.repo_id, **kwargs)
-    except OSError as err:
-        hint = (" It is gated: accept its licence on huggingface.co and log in with "
-                "huggingface_hub.login() (on Colab, add HF_TOKEN in Secrets).") if item.gated else ""
-        raise RuntimeError(f"could not load {item.repo_id} ({err.__class__.__name__}).{hint}") from err
+    except Exception as err:  # noqa: BLE001 - sorted below: access problems get one message, the rest stay as they were
+        why = access_problem(err)
+        if why:
+            raise AccessError(access_message(item, why)) from None
+        if isinstance(err, OSError):
+            raise RuntimeError(f"could not load {item.repo_id} ({err.__class__.__name__}: {err})") from err
+        raise
+
+
+class AccessError(RuntimeError):
+    """The Hub refused a repository (gated terms not accepted, no token, or a token without access)."""
+
+
+def access_message(item: ModelEntry, why: str) -> str:
+    """One message for every refused load: the page whose terms to accept, and how to give the token."""
+    gated = f"{item.repo_id} is gated ({item.licence}): " if item.gated else ""
+    return (f"Hugging Face refused {item.repo_id} ({why}). {gated}open https://huggingface.co/{item.repo_id}, log in "
+            "and accept its terms (once per account); then give this notebook your token: on Colab add a secret "
+            "named HF_TOKEN (key icon in the left bar, notebook access on) and run the cell again; elsewhere run "
+            "`hf auth login` or set HF_TOKEN. Never paste the token into a cell.")
+
+
+def access_problem(err: BaseException) -> str | None:
+    """Why the Hub refused, if ``err`` (or an error it wraps) is a refusal: gated, 401 or 403; else None."""
+    seen: BaseException | None = err
+    while seen is not None:
+        name = type(seen).__name__
+        code = getattr(getattr(seen, "response", None), "status_code", None)
+        text = str(seen)
+        if name == "GatedRepoError" or "gated repo" in text.lower():
+            return "gated: this account has not accepted the terms, or no token was given"
+        if code in (401, 403) or re.search(r"\b40[13] Client Error", text):
+            return f"HTTP {code or text.split(' Client Error')[0][-3:]}: no token, or a token without access"
+        if name == "RepositoryNotFoundError":
+            return "not found or not visible without a token"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def token_from_colab_secret() -> bool:
+    """Make a token available to huggingface_hub: one already there, else Colab's ``HF_TOKEN`` secret.
+    Never prints or stores it. Returns True when there is a token afterwards."""
+    from huggingface_hub import get_token, login
+
+    if get_token():
+        return True
+    try:
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        token = userdata.get("HF_TOKEN")
+    except Exception:  # noqa: BLE001 - not on Colab, or the secret is missing / not shared with the notebook
+        token = None
+    if token:
+        login(token=token, add_to_git_credential=False)
+        del token
+    return get_token() is not None
 
 
 def from_single_file(item: ModelEntry, checkpoint, base: str, **kwargs: Any):

@@ -2,7 +2,9 @@
 
 When a learner opens notebook 06 first, there are no keyframes yet. These functions check the
 outputs folder and, when what a stage reads is missing, make a small stand-in from the bundled
-demo images and say so. They never overwrite real work.
+demo images and say so: one line in the log, and in a notebook a visible box naming the notebook that
+makes the real input (:func:`standin_notice`; on Colab each notebook runs in a runtime of its own, so
+the real input arrives only through Drive). They never overwrite real work.
 """
 
 from __future__ import annotations
@@ -11,6 +13,40 @@ from pathlib import Path
 
 from helpers.core.demo_images import MAKERS, demo_image
 from helpers.core.outputs import save_image, stage_dir
+
+# Which notebook makes the real input of each stand-in.
+MADE_BY = {
+    "PixelCNN++ checkpoint": "02_training_pixelcnnpp.ipynb",
+    "samples": "03_sampling.ipynb",
+    "keyframes": "04_curation_keyframes.ipynb",
+    "video": "06_stable_video_diffusion.ipynb (or 07_prompted_multikeyframe_video.ipynb)",
+}
+BOX_STYLE = ("border:2px solid #d9822b;background:#fff4e5;color:#222;padding:8px 12px;margin:6px 0;"
+             "border-radius:4px;font-family:sans-serif")
+
+
+def standin_notice(what: str, folder: Path | str, action: str) -> str:
+    """Say that a stand-in replaces the missing ``what`` (a key of :data:`MADE_BY`): print one line and,
+    in a notebook, show a box naming the notebook that makes the real one. Returns the line."""
+    made_by = MADE_BY[what]
+    line = (f"STAND-IN: no {what} in {folder} yet - {made_by} makes the real one; {action}. On Colab, run "
+            f"that notebook first with USE_DRIVE = True (the setup cell's default) so its output carries over.")
+    print(line)
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+    except ImportError:
+        return line
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":  # a notebook kernel, not a terminal
+        from html import escape
+
+        display(HTML(f'<div style="{BOX_STYLE}"><b>Stand-in, not your own work.</b> No {escape(what)} in '
+                     f"<code>{escape(str(folder))}</code> yet: <b>{escape(made_by)}</b> makes the real one. "
+                     f"{escape(action)[:1].upper() + escape(action)[1:]}.<br>On Colab, run that notebook first "
+                     "with <code>USE_DRIVE = True</code> (the setup cell's default), so its output carries over "
+                     "through Google Drive.</div>"))
+    return line
 
 
 def keyframe_paths() -> list[Path]:
@@ -30,8 +66,7 @@ def ensure_keyframes(count: int = 2) -> list[Path]:
         path = folder / f"frame_{index + 1:04d}.png"
         save_image(demo_image(names[index % len(names)]), path)
         paths.append(path)
-    print(f"note: no keyframes in {folder} yet (notebook 04 makes them); "
-          f"wrote {count} stand-ins from the bundled demo images")
+    standin_notice("keyframes", folder, f"wrote {count} stand-ins from the bundled demo images")
     return paths
 
 
@@ -59,6 +94,5 @@ def ensure_video(name: str = "standin.mp4", frames: int = 24, fps: float = 8) ->
         box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
         clip.append(image.resize((w, h), box=box, resample=3))
     path = write_mp4(clip, stage_dir("videos") / name, fps=fps)
-    print(f"note: no video in {path.parent} yet (notebooks 06-07 make them); "
-          f"wrote a {frames}-frame stand-in (a slow zoom into a demo image, no model)")
+    standin_notice("video", path.parent, f"wrote a {frames}-frame stand-in (a slow zoom into a demo image, no model)")
     return path

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from helpers.core.demo_images import data_dir  # data/ in a checkout, helpers/data when installed
 from helpers.core.images import BadInputError, check_file
 from helpers.core.outputs import atomic_path
 from helpers.post.frames import Frames, as_frames, check_clip, pipe_ffmpeg, raw_to_frames
@@ -151,7 +152,7 @@ def write_cube(path: str | Path, lut: Lut) -> Path:
 
 def luts_dir() -> Path:
     """data/luts/ in a checkout of the repository (may not exist after a pip install)."""
-    return Path(__file__).resolve().parents[2] / "data" / "luts"
+    return data_dir() / "luts"
 
 
 def write_project_luts(folder: str | Path | None = None) -> list[Path]:

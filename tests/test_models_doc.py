@@ -1,0 +1,181 @@
+"""docs/models.md and the code agree: published settings vs every real-weights profile, and access flags."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from helpers.core.profiles import STAGE_SETTINGS
+from helpers.core.registry import MODELS
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "models.md"
+
+
+def table(heading: str) -> list[list[str]]:
+    """The rows (cells stripped) of the first table after ``## heading``."""
+    text = DOC.read_text().split(f"## {heading}\n", 1)[1]
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
+    rows = rows[2:] if len(rows) > 1 and set(rows[1]) <= set("|- ") else rows
+    body = []
+    for line in rows:
+        body.append([cell.strip() for cell in line.strip("|").split("|")])
+    return body
+
+
+def literal(text: str):
+    """A Python literal, or None for words (information only)."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return None
+
+
+def same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+PUBLISHED = {}
+for model, setting, value, source in table("Published settings"):
+    PUBLISHED.setdefault(model, {})[setting] = (literal(value), source)
+DEPARTURES = {(stage, profile, setting): (literal(ours), why) for stage, profile, setting, ours, why in table("Departures")}
+BLOCKS = [(stage, profile, block) for stage, per_profile in STAGE_SETTINGS.items()
+          for profile, block in per_profile.items() if profile != "tiny" and "model" in block]
+
+
+def test_every_registry_model_has_published_settings_with_sources():
+    assert set(MODELS) <= set(PUBLISHED), f"no published settings for {sorted(set(MODELS) - set(PUBLISHED))}"
+    assert set(PUBLISHED) <= set(MODELS), f"not in the registry: {sorted(set(PUBLISHED) - set(MODELS))}"
+    assert all(source for rows in PUBLISHED.values() for _, source in rows.values()), "every row names its source"
+
+
+@pytest.mark.parametrize("stage,profile,block", BLOCKS, ids=[f"{s}-{p}" for s, p, _ in BLOCKS])
+def test_real_weight_settings_follow_the_published_ones_or_say_why(stage, profile, block):
+    published = PUBLISHED[block["model"]]
+    for setting, (value, _) in published.items():
+        if value is None or setting not in block:
+            continue
+        if same(block[setting], value):
+            assert (stage, profile, setting) not in DEPARTURES, f"{stage}/{profile}/{setting}: departure listed but none"
+        else:
+            assert (stage, profile, setting) in DEPARTURES, (
+                f"{stage}/{profile}: {setting}={block[setting]!r}, published {value!r} "
+                f"({published[setting][1]}); add a departure with its reason to docs/models.md or fix the setting")
+            ours, why = DEPARTURES[(stage, profile, setting)]
+            assert same(ours, block[setting]) and why, f"{stage}/{profile}/{setting}: the table says {ours!r}"
+
+
+def test_every_departure_is_still_true():
+    blocks = {(s, p): b for s, p, b in BLOCKS}
+    for (stage, profile, setting), (ours, _) in DEPARTURES.items():
+        block = blocks.get((stage, profile))
+        assert block is not None and setting in block, f"departure for a missing setting: {stage}/{profile}/{setting}"
+        published = PUBLISHED[block["model"]].get(setting, (None, ""))[0]
+        assert published is not None and not same(published, block[setting]), f"{stage}/{profile}/{setting}: no departure"
+
+
+def test_kontext_and_fill_do_not_run_schnells_steps():
+    for profile in ("colab", "full"):
+        assert STAGE_SETTINGS["flux_kontext"][profile]["num_inference_steps"] == 28
+        assert STAGE_SETTINGS["flux_fill"][profile]["guidance_scale"] == 30.0
+
+
+def test_the_gated_flags_match_the_access_table():
+    rows = {model: (repo, literal(gated), source) for model, repo, gated, source in table("Access: which models need a token")}
+    assert set(rows) == set(MODELS)
+    for key, item in MODELS.items():
+        repo, gated, source = rows[key]
+        assert repo == item.repo_id and gated is item.gated and source, key
+    readme = (DOC.parent.parent / "README.md").read_text()
+    for key, item in MODELS.items():
+        if item.gated and item.twin:
+            assert f"`{item.repo_id}`" in readme, f"README's token paragraph does not name {item.repo_id}"
+
+
+# --------------------------------------------------------------------------------------------
+# Access: a refused repository ends in one message naming its page and the token (no hub traceback)
+# --------------------------------------------------------------------------------------------
+
+def _response(code: int):
+    import huggingface_hub
+
+    if int(huggingface_hub.__version__.split(".")[0]) >= 1:
+        import httpx
+
+        return httpx.Response(code, request=httpx.Request("GET", "https://huggingface.co/api/models/x"))
+    import requests
+
+    response = requests.Response()
+    response.status_code, response.url = code, "https://huggingface.co/api/models/x"
+    return response
+
+
+def _refusals():
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    return {
+        "gated": lambda: GatedRepoError("Cannot access gated repo for url ...", response=_response(403)),
+        "401": lambda: RepositoryNotFoundError("401 Client Error. Repository Not Found", response=_response(401)),
+        "403": lambda: HfHubHTTPError("403 Client Error: Forbidden", response=_response(403)),
+        "wrapped": lambda: OSError("black-forest-labs/FLUX.1-schnell is not a local folder ... gated repo"),
+    }
+
+
+@pytest.mark.parametrize("refusal", ["gated", "401", "403", "wrapped"])
+@pytest.mark.parametrize("key", sorted(k for k, m in MODELS.items() if m.twin))
+def test_every_refused_load_names_the_page_and_the_token(monkeypatch, key, refusal):
+    import diffusers
+    import huggingface_hub
+
+    from helpers.core import registry
+    from helpers.core.profiles import Profile
+
+    item = MODELS[key]
+
+    def refuse(*args, **kwargs):
+        raise _refusals()[refusal]()
+
+    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
+    monkeypatch.setattr(registry, "token_from_colab_secret", lambda: False)
+    monkeypatch.setattr(getattr(diffusers, item.pipeline_class), "from_pretrained", refuse)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
+    with pytest.raises(registry.AccessError) as caught:
+        registry.load_pipeline(key, Profile("colab", "cpu", "float32", "test"))
+    message = str(caught.value)
+    assert f"https://huggingface.co/{item.repo_id}" in message and "HF_TOKEN" in message and "secret" in message
+    assert ("is gated" in message) == item.gated
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__, "no hub traceback chained"
+
+
+def test_other_load_errors_are_not_called_access_problems():
+    from helpers.core.registry import access_problem
+
+    assert access_problem(ValueError("shape mismatch")) is None
+    assert access_problem(OSError("No space left on device")) is None
+    assert access_problem(RuntimeError("CUDA out of memory")) is None
+
+
+def test_kontext_and_fill_calls_with_the_img2img_block_still_use_their_own_steps(monkeypatch):
+    """Notebook 05 hands the ``flux`` block to kontext_edit/outpaint: the job's own steps must win."""
+    from helpers import flux
+    from helpers.core.profiles import Profile
+
+    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
+    colab = Profile("colab", "cpu", "float32", "test")
+    img2img = colab.settings("flux")
+    kontext, fill = flux.job_settings("kontext", img2img, colab), flux.job_settings("fill", img2img, colab)
+    assert (kontext["num_inference_steps"], kontext["guidance_scale"]) == (28, 2.5)
+    assert (fill["num_inference_steps"], fill["guidance_scale"]) == (50, 30.0)
+    assert kontext["width"] == img2img["width"] and fill["height"] == img2img["height"]
+    assert flux.flux_settings(colab, "kontext")["model"] == "flux-kontext-dev"
+    assert flux.job_settings("img2img", img2img, colab) is img2img
