@@ -144,3 +144,34 @@ def test_notebooks_free_one_pipeline_before_loading_the_next():
     svd_cell = next(c for c in code07 if "animate_image(KEYFRAMES[0]" in c)
     assert svd_cell.index("free_pipeline(") < svd_cell.index("animate_image(KEYFRAMES[0]")
     assert any("free_pipeline(" in c and "load_ltx(PROFILE, fast_settings)" in c for c in code07)
+
+
+def _rehearsal():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_rehearsal", f"{ROOT}/benchmarks/gpu_rehearsal.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_rehearsal_dry_run_prints_the_plan_and_its_steps(capsys):
+    rehearsal = _rehearsal()
+    assert rehearsal.main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing ran on a GPU" in out
+    for stage in ("flux", "svd", "ltx"):
+        planned = plan.stage_plan(stage, "colab", "t4")
+        assert f"GPU {planned.gpu_peak / GiB:.1f} GiB" in out and planned.model in out
+    assert "15 GiB" in out and "12.7 GB" in out and "float8_e4m3fn" in out
+    with pytest.raises(SystemExit):
+        rehearsal.main(["--dry-run", "--stages", "wan"])
+
+
+def test_gpu_rehearsal_report_puts_measured_beside_planned():
+    rehearsal = _rehearsal()
+    row = {"stage": "svd", "device": "a GPU", "load_s": 1, "generate_s": 2, "error": None, "gpu_reserved_gib": 5.0,
+           "gpu_planned_gib": 6.3, "rss_peak_gb": 13.0, "over_colab_ram": True, "ram_weights_measured_gib": 4.3,
+           "ram_weights_planned_gib": 4.2}
+    text = rehearsal.report([row, {"stage": "ltx", "error": "over 150 s"}])
+    assert "5.0 GiB" in text and "6.3 GiB" in text and "OVER COLAB RAM" in text and "FAILED: over 150 s" in text
