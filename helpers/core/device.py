@@ -266,8 +266,13 @@ def quantise_nf4_in_memory(pipe, components: Sequence[str], plan: dict[str, str]
         module = getattr(pipe, name)
         compute = dtype_of(plan, name)
         device = next(module.parameters()).device
+        # transformers leaves a model's _keep_in_fp32_modules unquantised (T5's `wo`), in float32 unless bfloat16
+        keep = set(getattr(module, "_keep_in_fp32_modules", None) or ())
         for parent in list(module.modules()):
             for child_name, child in list(parent.named_children()):
+                if child_name in keep and type(child) is torch.nn.Linear:
+                    child.to(compute if compute == torch.bfloat16 else torch.float32)
+                    continue
                 if type(child) is not torch.nn.Linear:
                     continue
                 # no double quantisation: BitsAndBytesConfig's default (bnb_4bit_use_double_quant=False)
@@ -288,11 +293,12 @@ def apply_memory_options(pipe, memory: str, profile):
     """Put ``pipe`` on the profile's device with memory savers, e.g. ``"model_offload+forward_chunking"``.
 
     - ``none``: everything on the GPU (fastest; needs the most memory)
-    - ``model_offload``: each whole model moves to the GPU only while it runs (small slowdown)
+    - ``model_offload``: each whole model moves to the GPU only while it runs (small slowdown); NF4 parts named in
+      :data:`RESIDENT_WHEN_OFFLOADED` stay on the GPU (:func:`offload_models`)
     - ``sequential_offload``: layer by layer (fits almost anywhere; several times slower)
     - ``forward_chunking``: the UNet's feed-forward layers run in chunks (less peak memory)
     - ``vae_tiling`` / ``vae_slicing``: the VAE decodes in tiles / one video at a time
-    - ``nf4`` is applied while loading (:func:`load`), not here
+    - ``nf4`` and ``layerwise_casting`` are applied while loading (:func:`load`), not here
     """
     options = [o for o in parse_memory(memory) if o != "nf4"]
     offload = {"model_offload", "sequential_offload"} & set(options)
