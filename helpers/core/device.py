@@ -46,8 +46,9 @@ FAMILY_OF_PIPELINE = {
 #   loaded in NF4 and computes in float32.
 # - ltx, bf16 GPUs: bfloat16, as LTX-Video's README and diffusers' docs run it.
 # - ltx, T4: float32. fp16 gives black frames (Lightricks/LTX-Video#77; openvino#37039 reports fp16
-#   NaN where fp32 and bf16 are correct). The 2B transformer in fp32 is 7.7 GB and fits a T4 with
-#   model offload; the T5 encoder is loaded in NF4.
+#   NaN where fp32 and bf16 are correct). In fp32 the 2B transformer is 7.7 GB: with the VAE, more than Colab's
+#   RAM holds under model offload, so the colab profile stores it in float8 and computes in fp32
+#   (LAYERWISE_CASTING below); the T5 encoder is loaded in NF4 (helpers.core.plan checks the sums).
 DTYPE_PLANS: dict[str, dict[str, dict[str, str]]] = {
     "svd": {"t4": {"*": "float16"}, "bf16": {"*": "float16"}},
     "flux": {"t4": {"*": "float16", "text_encoder": "float32", "text_encoder_2": "float32"},
