@@ -59,7 +59,9 @@ DTYPE_PLANS: dict[str, dict[str, dict[str, str]]] = {
 NF4_COMPONENTS = {"svd": (), "flux": ("transformer", "text_encoder_2"), "ltx": ("text_encoder",)}
 # What the memory option "layerwise_casting" stores in low precision, per family and GPU class (storage dtype;
 # each layer is cast to the plan's compute dtype only while it runs): diffusers' ModelMixin.enable_layerwise_casting,
-# docs "Reduce memory usage > Layerwise casting" (float8_e4m3fn storage, e.g. for the video transformers).
+# docs "Reduce memory usage > Layerwise casting"; diffusers' LTX-Video page shows this very recipe for small GPUs
+# (transformer from_pretrained in bfloat16, enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn), offloading:
+# "requires ~10GB of VRAM"; cited, not measured here).
 # LTX-Video on a T4 computes in float32 (above), which would keep the 1.9B transformer at 7.7 GB in RAM under
 # model offload; stored in float8 it is 1.9 GB and still computes in float32. Layers diffusers skips (norms,
 # embeddings, proj_in/out) stay in the compute dtype. Loaded in LAYERWISE_LOAD_DTYPE (the published bf16
