@@ -25,6 +25,7 @@ from typing import Callable
 # stage -> (module, one-line description). The order is the order of the course.
 STAGES: dict[str, tuple[str, str]] = {
     "profile": ("helpers.core.profiles_cli", "show the profile that would be used and why"),
+    "plan": ("helpers.core.plan_cli", "what a stage or notebook needs on the GPU, in RAM and on disk"),
     "train": ("helpers.train", "train PixelCNN++ on a dataset (notebook 02)"),
     "sample": ("helpers.sample", "sample many images from a trained PixelCNN++ (notebook 03)"),
     "curate": ("helpers.curate", "score samples, drop duplicates, keep the best (notebook 04)"),

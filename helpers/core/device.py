@@ -24,8 +24,8 @@ import numpy as np
 
 from helpers.core.hardware import gpu_class
 
-MEMORY_OPTIONS = ("none", "nf4", "model_offload", "sequential_offload", "forward_chunking", "vae_tiling",
-                  "vae_slicing")
+MEMORY_OPTIONS = ("none", "nf4", "layerwise_casting", "model_offload", "sequential_offload", "forward_chunking",
+                  "vae_tiling", "vae_slicing")
 PRECISIONS = ("auto", "float16", "bfloat16", "float32")
 
 # Which pipeline family each registry key belongs to.
@@ -46,8 +46,9 @@ FAMILY_OF_PIPELINE = {
 #   loaded in NF4 and computes in float32.
 # - ltx, bf16 GPUs: bfloat16, as LTX-Video's README and diffusers' docs run it.
 # - ltx, T4: float32. fp16 gives black frames (Lightricks/LTX-Video#77; openvino#37039 reports fp16
-#   NaN where fp32 and bf16 are correct). The 2B transformer in fp32 is 7.7 GB and fits a T4 with
-#   model offload; the T5 encoder is loaded in NF4.
+#   NaN where fp32 and bf16 are correct). In fp32 the 2B transformer is 7.7 GB: with the VAE, more than Colab's
+#   RAM holds under model offload, so the colab profile stores it in float8 and computes in fp32
+#   (LAYERWISE_CASTING below); the T5 encoder is loaded in NF4 (helpers.core.plan checks the sums).
 DTYPE_PLANS: dict[str, dict[str, dict[str, str]]] = {
     "svd": {"t4": {"*": "float16"}, "bf16": {"*": "float16"}},
     "flux": {"t4": {"*": "float16", "text_encoder": "float32", "text_encoder_2": "float32"},
@@ -56,6 +57,22 @@ DTYPE_PLANS: dict[str, dict[str, dict[str, str]]] = {
 }
 # What the memory option "nf4" quantises to 4-bit NormalFloat (bitsandbytes), per family.
 NF4_COMPONENTS = {"svd": (), "flux": ("transformer", "text_encoder_2"), "ltx": ("text_encoder",)}
+# What the memory option "layerwise_casting" stores in low precision, per family and GPU class (storage dtype;
+# each layer is cast to the plan's compute dtype only while it runs): diffusers' ModelMixin.enable_layerwise_casting,
+# docs "Reduce memory usage > Layerwise casting"; diffusers' LTX-Video page shows this very recipe for small GPUs
+# (transformer from_pretrained in bfloat16, enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn), offloading:
+# "requires ~10GB of VRAM"; cited, not measured here).
+# LTX-Video on a T4 computes in float32 (above), which would keep the 1.9B transformer at 7.7 GB in RAM under
+# model offload; stored in float8 it is 1.9 GB and still computes in float32. Layers diffusers skips (norms,
+# embeddings, proj_in/out) stay in the compute dtype. Loaded in LAYERWISE_LOAD_DTYPE (the published bf16
+# weights) and cast right after, so loading never holds a float32 copy.
+LAYERWISE_CASTING = {"ltx": {"t4": {"transformer": "float8_e4m3fn"}}}
+LAYERWISE_LOAD_DTYPE = "bfloat16"
+# Under "model_offload", these NF4-quantised components stay on the GPU instead of moving to RAM between calls
+# (helpers.core.device.offload_models): Colab's RAM cannot hold them beside the rest (helpers.core.plan).
+# flux: the NF4 transformer (6.7 GB) stays, T5 moves; ltx: the NF4 T5 (6.6 GB, its `wo` layers kept in
+# float32 by transformers) stays, the float8 transformer and the float32 VAE move.
+RESIDENT_WHEN_OFFLOADED = {"svd": (), "flux": ("transformer",), "ltx": ("text_encoder",)}
 # The knob that fixes a NaN / black / constant generation, per family (named in the error).
 FIXES = {
     "svd": "use dtype='float32' in the svd settings (float16 overflowed), or check that the input image is not blank",
@@ -137,10 +154,12 @@ def load(key: str, profile, memory: str | None = "none", precision: str = "auto"
     options = parse_memory(memory)
     plan = component_dtypes(fam, profile, precision)
     nf4 = [c for c in NF4_COMPONENTS[fam] if "nf4" in options and profile.device == "cuda"]
+    cast = layerwise_plan(fam, options)
     from_disk = profile.is_tiny or not profile.random_weights  # the GPU test mode builds in memory instead
     if from_disk:
         kwargs["torch_dtype"] = {"default": dtype_of(plan, "*"),
-                                 **{c: dtype_of(plan, c) for c in plan if c != "*"}}
+                                 **{c: dtype_of(plan, c) for c in plan if c != "*"},
+                                 **{c: dtype_of({"*": LAYERWISE_LOAD_DTYPE}, c) for c in cast}}
         if nf4:
             kwargs["quantization_config"] = quantisation_config(nf4, plan)
     pipe = load_pipeline(key, profile, **kwargs)
@@ -148,10 +167,31 @@ def load(key: str, profile, memory: str | None = "none", precision: str = "auto"
         cast_components(pipe, plan)
         if nf4:
             quantise_nf4_in_memory(pipe, nf4, plan)
+    for name, storage in cast.items():
+        layerwise_cast(getattr(pipe, name), storage, dtype_of(plan, name))
     cast_inputs_to_component_dtype(pipe)
     pipe.set_progress_bar_config(disable=True)
     pipe._course_plan = plan  # read by check_output's message and the notebooks
     return apply_memory_options(pipe, "+".join(o for o in options if o != "nf4") or "none", profile)
+
+
+def layerwise_plan(family_name: str, options: Sequence[str]) -> dict[str, str]:
+    """{component: storage dtype} that "layerwise_casting" gives ``family_name`` on this GPU class ({} if none)."""
+    if "layerwise_casting" not in options:
+        return {}
+    return dict(LAYERWISE_CASTING.get(family_name, {}).get(gpu_class() or "bf16", {}))
+
+
+def layerwise_cast(module, storage: str, compute) -> None:
+    """Store ``module``'s layers in ``storage`` (e.g. float8_e4m3fn), each cast to ``compute`` while it runs
+    (diffusers' ``enable_layerwise_casting``); the layers it skips (norms, embeddings) are put in ``compute``."""
+    import torch
+
+    low = getattr(torch, storage)
+    module.enable_layerwise_casting(storage_dtype=low, compute_dtype=compute)
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.is_floating_point() and tensor.dtype not in (low, compute):
+            tensor.data = tensor.data.to(compute)
 
 
 def cast_components(pipe, plan: dict[str, str]) -> None:
@@ -187,7 +227,8 @@ def cast_inputs_to_component_dtype(pipe) -> None:
     for module in targets:
         if module is None or getattr(module, "_course_cast_hook", False):
             continue
-        floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+        # float8 weights (layerwise casting) are storage only: the compute dtype is that of the other weights
+        floats = [p.dtype for p in module.parameters() if p.is_floating_point() and p.element_size() > 1]
         if not floats:
             continue
         module._course_compute_dtype = max(set(floats), key=floats.count)
@@ -228,14 +269,22 @@ def quantise_nf4_in_memory(pipe, components: Sequence[str], plan: dict[str, str]
         module = getattr(pipe, name)
         compute = dtype_of(plan, name)
         device = next(module.parameters()).device
+        # transformers leaves a model's _keep_in_fp32_modules unquantised (T5's `wo`), in float32 unless bfloat16
+        keep = set(getattr(module, "_keep_in_fp32_modules", None) or ())
         for parent in list(module.modules()):
             for child_name, child in list(parent.named_children()):
+                if child_name in keep and type(child) is torch.nn.Linear:
+                    child.to(compute if compute == torch.bfloat16 else torch.float32)
+                    continue
                 if type(child) is not torch.nn.Linear:
                     continue
+                # no double quantisation: BitsAndBytesConfig's default (bnb_4bit_use_double_quant=False)
                 layer = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                          compute_dtype=compute, quant_type="nf4", device="cpu")
+                                          compute_dtype=compute, compress_statistics=False, quant_type="nf4",
+                                          device="cpu")
                 # Params4bit quantises when it is moved to the GPU (layer.to below), as from_pretrained does
-                layer.weight = bnb.nn.Params4bit(child.weight.data.to(compute), requires_grad=False, quant_type="nf4")
+                layer.weight = bnb.nn.Params4bit(child.weight.data.to(compute), requires_grad=False,
+                                                 compress_statistics=False, quant_type="nf4")
                 if child.bias is not None:
                     layer.bias = torch.nn.Parameter(child.bias.data.to(compute), requires_grad=False)
                 setattr(parent, child_name, layer.to(device))
@@ -247,11 +296,12 @@ def apply_memory_options(pipe, memory: str, profile):
     """Put ``pipe`` on the profile's device with memory savers, e.g. ``"model_offload+forward_chunking"``.
 
     - ``none``: everything on the GPU (fastest; needs the most memory)
-    - ``model_offload``: each whole model moves to the GPU only while it runs (small slowdown)
+    - ``model_offload``: each whole model moves to the GPU only while it runs (small slowdown); NF4 parts named in
+      :data:`RESIDENT_WHEN_OFFLOADED` stay on the GPU (:func:`offload_models`)
     - ``sequential_offload``: layer by layer (fits almost anywhere; several times slower)
     - ``forward_chunking``: the UNet's feed-forward layers run in chunks (less peak memory)
     - ``vae_tiling`` / ``vae_slicing``: the VAE decodes in tiles / one video at a time
-    - ``nf4`` is applied while loading (:func:`load`), not here
+    - ``nf4`` and ``layerwise_casting`` are applied while loading (:func:`load`), not here
     """
     options = [o for o in parse_memory(memory) if o != "nf4"]
     offload = {"model_offload", "sequential_offload"} & set(options)
@@ -264,8 +314,12 @@ def apply_memory_options(pipe, memory: str, profile):
         # them to zero made a tiny SVD segment about 2x faster here, with no visible change.
         torch.set_flush_denormal(True)
     else:
+        resident = [n for n in RESIDENT_WHEN_OFFLOADED.get(_family_of(pipe) or "", ())
+                    if is_quantised(getattr(pipe, n, None))]
         if "sequential_offload" in options:
             pipe.enable_sequential_cpu_offload()
+        elif "model_offload" in options and resident:
+            offload_models(pipe, profile.device, resident)
         elif "model_offload" in options:
             pipe.enable_model_cpu_offload()
     denoiser = getattr(pipe, "unet", None)
@@ -276,9 +330,124 @@ def apply_memory_options(pipe, memory: str, profile):
     vae = getattr(pipe, "vae", None)
     if "vae_tiling" in options and hasattr(vae, "enable_tiling"):
         vae.enable_tiling()
+        if hasattr(vae, "use_framewise_decoding"):  # video VAEs (LTX-Video): also tile in time, 16 frames a tile
+            vae.use_framewise_decoding = True
     if "vae_slicing" in options and hasattr(vae, "enable_slicing"):
         vae.enable_slicing()
     return pipe
+
+
+def is_quantised(module) -> bool:
+    """True for a bitsandbytes-quantised model (loaded with a quantisation config, or quantised in memory)."""
+    return bool(getattr(module, "is_quantized", False) or getattr(module, "is_loaded_in_4bit", False)
+                or getattr(module, "hf_quantizer", None) is not None)
+
+
+def offload_models(pipe, device, resident: Sequence[str]):
+    """Model offload that keeps ``resident`` components on the GPU, and moves nothing else through RAM at once.
+
+    diffusers' ``enable_model_cpu_offload`` first moves *every* component to the CPU, and runs again at the end
+    of every call, so quantised components that should stay on the GPU would pass through RAM each time. Here
+    the others get accelerate's ``cpu_offload_with_hook`` in diffusers' ``model_cpu_offload_seq`` order, each
+    offloading the one before it when it runs, the first offloading the last (a ring: nothing stays behind
+    from the previous call), and the pipeline skips the resident ones when it looks for its device.
+    """
+    import torch
+    from accelerate import cpu_offload_with_hook
+
+    pipe.remove_all_hooks()
+    device = torch.device(device)
+    pipe._exclude_from_cpu_offload = list(resident)
+    order = [n for n in pipe.model_cpu_offload_seq.split("->") if n not in resident]
+    modules = {n: m for n, m in pipe.components.items() if isinstance(m, torch.nn.Module) and n not in resident}
+    order += [n for n in modules if n not in order]
+    hooks, hook = [], None
+    for name in order:
+        if name in modules:
+            modules[name].to("cpu")
+            _, hook = cpu_offload_with_hook(modules[name], device, prev_module_hook=hook)
+            hooks.append(hook)
+    if len(hooks) > 1:
+        hooks[0].hook.prev_module_hook = hooks[-1]
+    for name in resident:
+        getattr(pipe, name).to(device)
+    pipe._course_offload_hooks = hooks  # not diffusers' _all_hooks: its end-of-call reset must not undo the ring
+    return pipe
+
+
+def free_pipeline(*pipes) -> None:
+    """Give back the memory of ``pipes`` before the next model loads: ``pipe = free_pipeline(pipe)``.
+
+    Removes the offload hooks, drops every component from the pipeline (so a name still bound to it holds
+    nothing), collects garbage and empties the CUDA cache. Returns None, to rebind the caller's name.
+    """
+    import gc
+
+    import torch
+
+    for pipe in pipes:
+        if pipe is None:
+            continue
+        if hasattr(pipe, "remove_all_hooks"):
+            pipe.remove_all_hooks()
+        for name, module in list(getattr(pipe, "components", {}).items()):
+            if isinstance(module, torch.nn.Module):
+                setattr(pipe, name, None)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return None
+
+
+def free_model_cache(key: str, profile) -> float:
+    """Delete ``key``'s downloads from the Hugging Face cache (when it will not be used again); returns GB freed.
+    Nothing to do in ``tiny`` (the twins are built in code) or in the GPU test mode (nothing is downloaded)."""
+    from helpers.core.registry import entry
+
+    if profile.random_weights:
+        return 0.0
+    from huggingface_hub import scan_cache_dir
+
+    repo_id = entry(key).repo_id
+    cache = scan_cache_dir()
+    revisions = [r.commit_hash for repo in cache.repos if repo.repo_id == repo_id for r in repo.revisions]
+    if not revisions:
+        return 0.0
+    strategy = cache.delete_revisions(*revisions)
+    strategy.execute()
+    print(f"freed {strategy.expected_freed_size / 1e9:.1f} GB: {repo_id} is not used again in this notebook")
+    return strategy.expected_freed_size / 1e9
+
+
+def make_room(needed_repos: dict[str, float], profile) -> list[str]:
+    """Before a notebook downloads ``needed_repos`` ({repo: GB}), delete other models from the Hugging Face
+    cache, oldest first, only while the disk's free space is short. Says what it deleted; returns the repos."""
+    import shutil
+
+    if profile.random_weights:
+        return []
+    from pathlib import Path
+
+    from huggingface_hub import constants, scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir()
+    except CacheNotFound:
+        return []  # nothing cached yet: nothing to free
+    cached = {repo.repo_id: repo.size_on_disk / 1e9 for repo in cache.repos}
+    short = sum(max(0.0, gb - cached.get(repo, 0.0)) for repo, gb in needed_repos.items())
+    short -= shutil.disk_usage(Path(constants.HF_HUB_CACHE)).free / 1e9
+    deleted = []
+    for repo in sorted((r for r in cache.repos if r.repo_id not in needed_repos), key=lambda r: r.last_accessed):
+        if short <= 0:
+            break
+        cache.delete_revisions(*[r.commit_hash for r in repo.revisions]).execute()
+        short -= repo.size_on_disk / 1e9
+        deleted.append(repo.repo_id)
+        print(f"freed {repo.size_on_disk / 1e9:.1f} GB of disk: deleted {repo.repo_id} from the Hugging Face cache "
+              "(this notebook does not use it; it downloads again when a notebook needs it)")
+    return deleted
 
 
 # --------------------------------------------------------------------------------------------

@@ -174,6 +174,9 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Sizes: sides multiples of 32, frames 8k+1 (helpers.animate.ltx_check_size).
     # timesteps None: the pipeline's own linear-quadratic schedule of num_inference_steps;
     # decode_timestep / decode_noise_scale: the VAE decodes at this noise level (pipeline defaults here).
+    # colab memory (helpers.core.plan checks it against a T4 and Colab's RAM): T5 in NF4, kept on the GPU; the
+    # float32 transformer stored in float8 (layerwise casting, computes in float32) and the VAE moved to the GPU
+    # only while they run; the VAE decodes in tiles of 512 px and 16 frames.
     "ltx": {
         "tiny": dict(model="ltx-video", width=64, height=64, num_frames=9, num_inference_steps=2,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
@@ -185,7 +188,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                       frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                       prompt="slow dolly-in, soft lighting",
                       negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
-                      max_sequence_length=128, memory="nf4+model_offload+vae_tiling", dtype="auto",
+                      max_sequence_length=128, memory="nf4+layerwise_casting+model_offload+vae_tiling", dtype="auto",
                       timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
         "full": dict(model="ltx-video", width=1216, height=704, num_frames=121, num_inference_steps=40,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
