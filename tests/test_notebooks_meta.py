@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 BADGE = re.compile(r"colab\.research\.google\.com/github/pixels-to-motion/pixels-to-motion/blob/main/(notebooks/[^)\s]+\.ipynb)")
 
 

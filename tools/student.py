@@ -76,7 +76,7 @@ def write_student_versions(src: Path, dest: Path, solutions: bool = True) -> lis
 
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(Path(src).glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(Path(src).glob("[0-9][0-9]*_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         target = dest / path.name
         tmp = target.with_name(f".{target.name}.tmp")
