@@ -20,7 +20,7 @@ TEST_OUTPUTS ?= $(CURDIR)/.test-outputs
 MIN_VENV ?= .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: setup demo test test-browser test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip student help
+.PHONY: setup demo test test-browser test-unit test-notebooks test-notebooks-half test-outputs test-min test-gpu gpu-wheels lab clean strip student student-publish help
 
 help:
 	@echo "make demo   - set up, then run the whole series offline (tiny profile) -> outputs/final/final.mp4"
@@ -32,7 +32,8 @@ help:
 	@echo "make test-colab - the unit tests and a few notebooks with the versions Colab ships (requirements-colab.txt)"
 	@echo "make lab    - open the notebooks in JupyterLab"
 	@echo "make strip  - remove outputs from the notebooks before committing"
-	@echo "make student - student/: the notebooks with exercises blank (SOLUTIONS=0: without the folded solutions)"
+	@echo "make student - student/: the notebooks with exercises blank (SOLUTIONS=0: student-no-solutions/, without the folded solutions)"
+	@echo "make student-publish - regenerate the committed student/ copies after a notebook changed"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -131,7 +132,12 @@ strip: setup
 # SOLUTIONS=0 also removes the folded solutions. Needs only python and nbformat.
 SOLUTIONS ?= 1
 student:
-	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/student.py notebooks student $(if $(filter 0,$(SOLUTIONS)),--no-solutions,)
+	$(if $(filter 0,$(SOLUTIONS)),$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/student.py notebooks student-no-solutions --no-solutions,$(MAKE) student-publish)
+
+# The committed student copies (student/, with their own Colab badges); tests/test_student_copies.py
+# fails until they are regenerated after a notebook changes.
+student-publish:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) tools/student.py notebooks student --badge-folder student
 
 clean:
 	rm -rf outputs .test-outputs .test-outputs-half

@@ -49,7 +49,7 @@ def main() -> int:
                         help="seconds a notebook may take in the GPU test mode (over it: 'slow', and the run fails)")
     parser.add_argument("--total-budget", type=int, default=600, help="seconds the whole series may take")
     args = parser.parse_args()
-    notebooks = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
     baseline = gpu_memory_used_mib()
     if baseline is None:
         print("note: nvidia-smi not found: peak GPU memory will read 'n/a'")

@@ -31,7 +31,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 _spec = importlib.util.spec_from_file_location("course_student_tool", ROOT / "tools" / "student.py")
 student = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student)

@@ -9,7 +9,7 @@ import pytest
 from helpers.core import colab
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 BADGE = colab.BADGE_LINK  # any Colab badge; tests/test_colab_setup.py checks they follow REPO_URL and REF
 
 

@@ -24,7 +24,7 @@ DOCS = (ROOT / "README.md", ROOT / "colab" / "README.md")
 
 
 def notebooks() -> list[Path]:
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
 def fix_badges(text: str) -> str:

@@ -1,7 +1,7 @@
 """Write the student version of the course notebooks: exercises blank, solutions optional.
 
-    python tools/student.py notebooks student/                  # `make student`
-    python tools/student.py notebooks student/ --no-solutions   # `make student SOLUTIONS=0`
+    python tools/student.py notebooks student --badge-folder student   # `make student-publish` (committed copies)
+    python tools/student.py notebooks student-no-solutions --no-solutions   # `make student SOLUTIONS=0`
 
 The committed notebooks carry their solutions (CI runs them solved). An exercise is a code cell
 tagged ``exercise``: the blank the learner fills comes first, then the solution between two marker
@@ -52,12 +52,18 @@ def solution_block(code: str) -> str:
     return "\n".join(m.group(0) for m in _BLOCK.finditer(code))
 
 
-def student_notebook(nb, solutions: bool = True):
+BADGE_PATH = "/blob/main/notebooks/"
+
+
+def student_notebook(nb, solutions: bool = True, badge_folder: str | None = None):
     """A copy of notebook ``nb`` (an nbformat node) with exercises blanked (and solution cells
-    removed when ``solutions`` is False); outputs cleared."""
+    removed when ``solutions`` is False); outputs cleared. With ``badge_folder`` (e.g. "student"), the
+    Colab badge of the title cell opens the copy in that folder instead of the solved notebook."""
     import copy
 
     out = copy.deepcopy(nb)
+    if badge_folder and out.cells and out.cells[0].cell_type == "markdown":
+        out.cells[0].source = source(out.cells[0]).replace(BADGE_PATH, f"/blob/main/{badge_folder}/")
     cells = []
     for cell in out.cells:
         if SOLUTION in tags(cell) and not solutions:
@@ -71,16 +77,17 @@ def student_notebook(nb, solutions: bool = True):
     return out
 
 
-def write_student_versions(src: Path, dest: Path, solutions: bool = True) -> list[Path]:
+def write_student_versions(src: Path, dest: Path, solutions: bool = True,
+                           badge_folder: str | None = None) -> list[Path]:
     import nbformat
 
     dest.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in sorted(Path(src).glob("[0-9][0-9]_*.ipynb")):
+    for path in sorted(Path(src).glob("[0-9][0-9]*_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         target = dest / path.name
         tmp = target.with_name(f".{target.name}.tmp")
-        nbformat.write(student_notebook(nb, solutions), tmp)
+        nbformat.write(student_notebook(nb, solutions, badge_folder), tmp)
         tmp.replace(target)
         written.append(target)
     return written
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", type=Path, help="folder to write them to (e.g. student)")
     parser.add_argument("--no-solutions", action="store_true",
                         help="also remove the folded solution cells (markdown cells tagged 'solution')")
+    parser.add_argument("--badge-folder", default=None,
+                        help="point each copy's Colab badge at this folder of the repository (e.g. student)")
     args = parser.parse_args(argv)
     if not args.src.is_dir():
         print(f"error: {args.src} is not a folder of notebooks", file=sys.stderr)
@@ -99,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.src.resolve() == args.dest.resolve():
         print("error: writing the student version over the solved notebooks would lose the solutions", file=sys.stderr)
         return 2
-    written = write_student_versions(args.src, args.dest, solutions=not args.no_solutions)
+    written = write_student_versions(args.src, args.dest, solutions=not args.no_solutions,
+                                     badge_folder=args.badge_folder)
     kept = "kept (folded)" if not args.no_solutions else "removed"
     print(f"{len(written)} student notebooks in {args.dest}/: exercises blank, solution cells {kept}")
     return 0
