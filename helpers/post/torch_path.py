@@ -13,8 +13,8 @@ confidence-weighted smoothing, same bilinear reads with edges repeated, same tri
 batch of frames at once and leaves the data on the device until the finished uint8 frames come back.
 In float64 the flow matches the numpy reference within 1e-6 px (measured: ~1e-8 px); torch runs in float32
 by default (what a GPU is fast at), which stays within :data:`FLOAT32_TOLERANCE` (tests/test_post_torch.py).
-Nothing here is a matmul or a convolution, so TF32 never enters: the window sums add shifted slices and every
-read is ``grid_sample``.
+Nothing here is a matmul or a convolution, so TF32 never enters: the window sums are cumulative sums, every
+read is ``grid_sample``, and a LUT becomes a table of all 256^3 colours read by one gather per frame.
 """
 
 from __future__ import annotations
