@@ -203,3 +203,48 @@ def test_cuda_float32_within_the_stated_tolerance():
     assert max(np.abs(m.astype(int) - n).max() for m, n in zip(by_cuda, by_numpy)) <= TOL32["uint8_levels"]
     graded = np.stack(post.apply_lut(frames, "warm", device="cuda")).astype(int)
     assert np.abs(graded - np.stack(post.apply_lut(frames, "warm", device="numpy"))).max() <= TOL32["uint8_levels"]
+
+
+# ---------------------------------------------------------------- the fast paths' building blocks, float64
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (5, 9)])
+@pytest.mark.parametrize("radius", [1, 3, 7])
+def test_box_mean_by_separable_cumulative_sums_equals_numpy(shape, radius):
+    image = np.random.default_rng(radius).random(shape)
+    mine = torch_path.box_mean(torch.from_numpy(image)[None, None], radius)[0, 0].numpy()
+    assert np.abs(mine - post.box_mean(image, radius)).max() < 1e-12
+    assert np.abs(mine - image).max() > 0.05, "the window mean smooths"
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.6])
+def test_dense_lut_in_float64_is_exactly_the_numpy_grade(clip, strength):
+    """The 256^3 table follows the numpy apply_lut's operations in the same order: equal, not just close."""
+    lut = shuffled_lut(9, seed=2)
+    lut = post.Lut(lut.table, "narrow", (0.1, 0.2, 0.0), (0.9, 1.0, 0.8))
+    dense = torch_path.dense_lut(lut.table, lut.domain_min, lut.domain_max, strength, "cpu", torch.float64).numpy()
+    frames = np.stack(clip).astype(np.int64)
+    graded = dense[(frames[..., 2] * 256 + frames[..., 1]) * 256 + frames[..., 0]]
+    assert np.array_equal(graded, np.stack(post.apply_lut(clip, lut, strength, device="numpy")))
+
+
+def test_lut_by_gather_and_by_grid_sample_agree_within_one_level(monkeypatch, clip):
+    table = post.make_lut("teal_orange", 9).table
+    monkeypatch.setattr(torch_path, "DENSE_LUT_PIXELS", 0)
+    gathered = np.stack(torch_path.apply_lut(clip, table, (0, 0, 0), (1, 1, 1), 0.6, "cpu")).astype(int)
+    sampled = np.stack(torch_path.lut_grid_sample(clip, table, (0, 0, 0), (1, 1, 1), 0.6, "cpu"))
+    assert np.abs(gathered - sampled).max() <= 1 and np.abs(gathered - np.stack(clip)).mean() > 1
+
+
+def test_inbetweens_of_a_pan_take_entering_content_from_the_neighbour_that_shows_it():
+    """A 6 px pan: the columns that enter the picture are in b only; the edge-aware blend gets them right."""
+    frames = pan("planet", (96, 64), 3, 3)
+    a, b, truth = (f.astype(float) for f in (frames[0], frames[2], frames[1]))
+    flow = np.zeros(a.shape[:2] + (2,))
+    flow[..., 0] = 6.0                                    # the content moves right by 6 px from a to b
+    made = post.flow_inbetween(a, b, 0.5, flow)
+    ys, xs = np.mgrid[0:64, 0:96].astype(float)
+    plain = 0.5 * post.bilinear_sample(a, xs - 3, ys) + 0.5 * post.bilinear_sample(b, xs + 3, ys)
+    edge = np.s_[:, :3]                                   # where a's read falls off the frame
+    assert np.abs(made[edge] - truth[edge]).mean() < 0.5 * np.abs(plain[edge] - truth[edge]).mean()
+    assert np.abs(made[:, 8:-8] - plain[:, 8:-8]).max() < 1e-9, "inside the frame: the plain blend"

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from helpers.post.frames import Frames, as_frames, check_clip, check_positive, pipe_ffmpeg, raw_to_frames
-from helpers.post.torch_path import inbetweens, resolve_device
+from helpers.post.torch_path import FINE_ITERATIONS, ITERATIONS, LEVELS, RADIUS, inbetweens, resolve_device
 
 METHODS = {
     "flow": "optical flow (Lucas-Kanade, coarse to fine) and a warp of both neighbours: notebook 08, on the device",
@@ -67,7 +67,7 @@ def _upsample_flow(flow: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return 2.0 * bilinear_sample(flow, (xs + 0.5) / 2 - 0.5, (ys + 0.5) / 2 - 0.5)
 
 
-def lucas_kanade_step(a: np.ndarray, b: np.ndarray, flow: np.ndarray, radius: int = 3,
+def lucas_kanade_step(a: np.ndarray, b: np.ndarray, flow: np.ndarray, radius: int = RADIUS,
                       eps: float = 1e-4) -> np.ndarray:
     """One Lucas-Kanade update of ``flow`` (HxWx2, in pixels) such that ``a(p) ~ b(p + flow(p))``.
 
@@ -94,23 +94,32 @@ def lucas_kanade_step(a: np.ndarray, b: np.ndarray, flow: np.ndarray, radius: in
     return np.stack([box_mean(confidence * flow[..., k], radius) / weight for k in range(2)], axis=-1)
 
 
-def optical_flow(a, b, levels: int = 4, radius: int = 3, iterations: int = 3, eps: float = 1e-4) -> np.ndarray:
+def optical_flow(a, b, levels: int = LEVELS, radius: int = RADIUS, iterations: int = ITERATIONS, eps: float = 1e-4,
+                 fine_iterations: int = FINE_ITERATIONS) -> np.ndarray:
     """Dense flow from frame ``a`` to frame ``b``: HxWx2 (dx, dy) in pixels, ``a(p) ~ b(p + flow(p))``.
 
     Coarse to fine: on a pyramid of half-size images (at most ``levels``, halving while the smaller
     side is at least 16 pixels), large motions become small ones; at each level ``iterations``
-    Lucas-Kanade steps refine the flow brought up from the level below.
+    Lucas-Kanade steps refine the flow brought up from the level below (``fine_iterations`` on the
+    full-size level, the costliest, where the flow is already close).
     """
     pyramid = [(luma(a), luma(b))]
     while len(pyramid) < levels and min(pyramid[-1][0].shape) >= 16:
         pyramid.append((_downsample(pyramid[-1][0]), _downsample(pyramid[-1][1])))
     flow = np.zeros(pyramid[-1][0].shape + (2,))
-    for ga, gb in reversed(pyramid):
+    for level in reversed(range(len(pyramid))):
+        ga, gb = pyramid[level]
         if flow.shape[:2] != ga.shape:
             flow = _upsample_flow(flow, ga.shape)
-        for _ in range(iterations):
+        for _ in range(iterations if level else fine_iterations):
             flow = lucas_kanade_step(ga, gb, flow, radius, eps)
     return flow
+
+
+def inside(x: np.ndarray, y: np.ndarray, height: int, width: int) -> np.ndarray:
+    """How much a read at (x, y) is inside the frame: 1 inside, falling to 0 one pixel beyond the edge."""
+    margin = np.minimum(np.minimum(x, (width - 1) - x), np.minimum(y, (height - 1) - y))
+    return np.clip(margin + 1.0, 0.0, 1.0)
 
 
 def flow_inbetween(a, b, t: float, flow: np.ndarray | None = None) -> np.ndarray:
@@ -118,14 +127,20 @@ def flow_inbetween(a, b, t: float, flow: np.ndarray | None = None) -> np.ndarray
 
     Each pixel p looks back to ``a`` at ``p - t*F(p)`` and ahead to ``b`` at ``p + (1-t)*F(p)``, and the
     two are blended with weights ``1-t`` and ``t`` (using the flow at p for the moving point: the usual
-    linear-motion approximation). Returns float64 in 0..255.
+    linear-motion approximation). A read that falls outside its frame (content entering or leaving, as in
+    a pan) sees only a repeated edge, so its weight fades to 0 there (:func:`inside`) and the other
+    neighbour, which does show that content, takes over. Returns float64 in 0..255.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     flow = optical_flow(a, b) if flow is None else flow
-    ys, xs = np.mgrid[0:a.shape[0], 0:a.shape[1]].astype(np.float64)
-    from_a = bilinear_sample(a, xs - t * flow[..., 0], ys - t * flow[..., 1])
-    from_b = bilinear_sample(b, xs + (1 - t) * flow[..., 0], ys + (1 - t) * flow[..., 1])
-    return (1 - t) * from_a + t * from_b
+    height, width = a.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    xa, ya = xs - t * flow[..., 0], ys - t * flow[..., 1]
+    xb, yb = xs + (1 - t) * flow[..., 0], ys + (1 - t) * flow[..., 1]
+    wa, wb = (1 - t) * inside(xa, ya, height, width), t * inside(xb, yb, height, width)
+    total = wa + wb
+    wa = np.where(total > 1e-6, wa / np.maximum(total, 1e-6), 1 - t)[..., None]  # neither inside: plain weights
+    return wa * bilinear_sample(a, xa, ya) + (1 - wa) * bilinear_sample(b, xb, yb)
 
 
 def blend_inbetween(a, b, t: float) -> np.ndarray:

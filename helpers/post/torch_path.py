@@ -13,8 +13,8 @@ confidence-weighted smoothing, same bilinear reads with edges repeated, same tri
 batch of frames at once and leaves the data on the device until the finished uint8 frames come back.
 In float64 the flow matches the numpy reference within 1e-6 px (measured: ~1e-8 px); torch runs in float32
 by default (what a GPU is fast at), which stays within :data:`FLOAT32_TOLERANCE` (tests/test_post_torch.py).
-Nothing here is a matmul or a convolution, so TF32 never enters: the window sums add shifted slices and every
-read is ``grid_sample``.
+Nothing here is a matmul or a convolution, so TF32 never enters: the window sums are cumulative sums, every
+read is ``grid_sample``, and a LUT becomes a table of all 256^3 colours read by one gather per frame.
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ BATCH = {"cpu": 2, "cuda": 8}
 # float32 against the float64 numpy reference (tests/test_post_torch.py). Measured on CPU on panning pictures from
 # 96x64 to 1024x576: flow median <= 5e-6 px and worst 4e-4 px; in-betweens before rounding <= 0.013 levels; uint8
 # in-betweens and graded frames <= 1 level (a rounding). The bounds below leave at least 10x room (4x for in-betweens).
+# The flow's settings, shared with the numpy reference (helpers.post.interpolation), chosen by measuring PSNR on held-out
+# frames of a 1024x576 pan (benchmarks/bench_vs_ffmpeg.py, docs/benchmarks.md): a 15x15 window (radius 7; radius 3
+# locked onto repeating roof tiles and lost 10 dB there), 4 pyramid levels, 3 Lucas-Kanade steps per level but 1 on
+# the full-size level, which costs as much as all the others together and changes little once the flow is close.
+LEVELS, RADIUS, ITERATIONS, FINE_ITERATIONS = 4, 7, 3, 1
+# From this many pixels in a clip on, a LUT is applied through a table of all 256^3 colours (built once, then one
+# gather per frame) rather than by grid_sample per pixel. An estimate, not a measured break-even: building was
+# about 12 ns per colour and grid_sample about 50 ns per pixel on one loaded CPU core (16.7 M x 12 / 50 ~ 4 M).
+DENSE_LUT_PIXELS = 4_000_000
 FLOAT32_TOLERANCE = {"flow_median_px": 1e-4, "flow_max_px": 5e-3, "inbetween_levels": 0.05, "uint8_levels": 1}
 
 
@@ -101,21 +110,23 @@ def luma(frames: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tens
 
 
 def box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a (2r+1) x (2r+1) window around each pixel of (N, H, W) images, edges repeated.
+    """Mean over a (2r+1) x (2r+1) window around each pixel of (..., H, W) images, edges repeated.
 
-    A sum of shifted slices, rows then columns: exact in float32 (the numpy version's cumulative sums
-    would lose digits there) and no convolution (so no TF32 on a GPU).
+    Cumulative sums, as in the numpy version, but one axis at a time (a running sum along each row, the
+    difference of two entries k apart, then the same down the columns): the cost does not grow with the
+    window, and the sums stay row- or column-sized, so float32 keeps about 6 digits. No convolution (so no TF32
+    on a GPU); every channel of ``image`` (e.g. the five products of a Lucas-Kanade step) in one call.
     """
     k = 2 * radius + 1
-    height, width = image.shape[-2:]
-    padded = F.pad(image[:, None], (radius, radius, radius, radius), mode="replicate")[:, 0]
-    rows = padded[:, :, 0:width].clone()
-    for shift in range(1, k):
-        rows += padded[:, :, shift:shift + width]
-    out = rows[:, 0:height].clone()
-    for shift in range(1, k):
-        out += rows[:, shift:shift + height]
-    return out / (k * k)
+    shape = image.shape
+    padded = F.pad(image.reshape(-1, 1, *shape[-2:]), (radius, radius, radius, radius), mode="replicate")
+    running = padded.cumsum(-1)                       # running[j] = sum of entries 0..j
+    rows = running[..., k - 1:].clone()               # sums of entries j-k+1..j ...
+    rows[..., 1:] -= running[..., :-k]                # ... = running[j] - running[j-k]
+    running = rows.cumsum(-2)
+    cols = running[..., k - 1:, :].clone()
+    cols[..., 1:, :] -= running[..., :-k, :]
+    return cols.div_(k * k).reshape(shape)
 
 
 def bilinear_sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -150,57 +161,76 @@ def _upsample_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return 2.0 * bilinear_sample(flow, (xs + 0.5) / 2 - 0.5, (ys + 0.5) / 2 - 0.5)
 
 
-def lucas_kanade_step(a: torch.Tensor, b: torch.Tensor, flow: torch.Tensor, radius: int = 3,
+def lucas_kanade_step(a: torch.Tensor, b: torch.Tensor, flow: torch.Tensor, radius: int = RADIUS,
                       eps: float = 1e-4) -> torch.Tensor:
-    """One Lucas-Kanade update of ``flow`` (N, 2, H, W) for (N, H, W) images, as the numpy ``lucas_kanade_step``."""
+    """One Lucas-Kanade update of ``flow`` (N, 2, H, W) for (N, H, W) images, as the numpy ``lucas_kanade_step``.
+
+    The five window sums are one :func:`box_mean` of a (N, 5, H, W) stack, the three of the confidence-weighted
+    smoothing another.
+    """
     xs, ys = pixel_grid(*a.shape, a)
     warped = bilinear_sample(b[:, None], xs + flow[:, 0], ys + flow[:, 1])[:, 0]
     iy, ix = torch.gradient(0.5 * (a + warped), dim=(1, 2))
     it = warped - a
-    sxx, sxy, syy = box_mean(ix * ix, radius) + eps, box_mean(ix * iy, radius), box_mean(iy * iy, radius) + eps
-    sxt, syt = box_mean(ix * it, radius), box_mean(iy * it, radius)
+    sums = box_mean(torch.stack([ix * ix, ix * iy, iy * iy, ix * it, iy * it], dim=1), radius)
+    sxx, sxy, syy, sxt, syt = sums.unbind(1)
+    sxx, syy = sxx + eps, syy + eps
     det = sxx * syy - sxy * sxy
     u = flow[:, 0] - (syy * sxt - sxy * syt) / det
     v = flow[:, 1] - (sxx * syt - sxy * sxt) / det
     trace = sxx + syy
     confidence = 0.5 * (trace - torch.sqrt(torch.clamp(trace * trace - 4 * det, min=0.0)))
-    weight = box_mean(confidence, radius)
-    return torch.stack([box_mean(confidence * u, radius) / weight, box_mean(confidence * v, radius) / weight], dim=1)
+    smooth = box_mean(torch.stack([confidence * u, confidence * v, confidence], dim=1), radius)
+    return smooth[:, :2] / smooth[:, 2:]
 
 
-def optical_flow(a: torch.Tensor, b: torch.Tensor, levels: int = 4, radius: int = 3, iterations: int = 3,
-                 eps: float = 1e-4, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def optical_flow(a: torch.Tensor, b: torch.Tensor, levels: int = LEVELS, radius: int = RADIUS,
+                 iterations: int = ITERATIONS, eps: float = 1e-4, dtype: torch.dtype = torch.float32,
+                 fine_iterations: int = FINE_ITERATIONS) -> torch.Tensor:
     """Dense flow from each frame of ``a`` to the same frame of ``b``, both (N, H, W, 3) in 0..255.
 
     Returns (N, H, W, 2) (dx, dy) in pixels with ``a(p) ~ b(p + flow(p))``, on the frames' device: the numpy
-    ``optical_flow`` of every pair at once (same pyramid, same steps).
+    ``optical_flow`` of every pair at once (same pyramid, same steps; ``fine_iterations`` on the full-size level).
     """
     pyramid = [(luma(a, dtype), luma(b, dtype))]
     while len(pyramid) < levels and min(pyramid[-1][0].shape[-2:]) >= 16:
         pyramid.append((_downsample(pyramid[-1][0]), _downsample(pyramid[-1][1])))
     flow = torch.zeros((a.shape[0], 2, *pyramid[-1][0].shape[-2:]), dtype=dtype, device=a.device)
-    for ga, gb in reversed(pyramid):
+    for level in reversed(range(len(pyramid))):
+        ga, gb = pyramid[level]
         if flow.shape[-2:] != ga.shape[-2:]:
             flow = _upsample_flow(flow, *ga.shape[-2:])
-        for _ in range(iterations):
+        for _ in range(iterations if level else fine_iterations):
             flow = lucas_kanade_step(ga, gb, flow, radius, eps)
     return flow.permute(0, 2, 3, 1)
+
+
+def inside(x: torch.Tensor, y: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """How much a read at (x, y) is inside the frame: 1 inside, falling to 0 one pixel beyond the edge."""
+    margin = torch.minimum(torch.minimum(x, (width - 1) - x), torch.minimum(y, (height - 1) - y))
+    return torch.clamp(margin + 1.0, 0.0, 1.0)
 
 
 def flow_inbetween(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | float, flow: torch.Tensor) -> torch.Tensor:
     """Frames at times ``t`` (0 = ``a``, 1 = ``b``; a number or one per frame) by warping both neighbours.
 
     ``a``, ``b``: (N, H, W, 3) in 0..255; ``flow``: (N, H, W, 2) from :func:`optical_flow`. Returns float
-    (N, H, W, 3) in 0..255, in ``flow``'s dtype: the numpy ``flow_inbetween``.
+    (N, H, W, 3) in 0..255, in ``flow``'s dtype: the numpy ``flow_inbetween``. Weights ``1 - t`` and ``t``,
+    each times :func:`inside` of its read, so content entering or leaving the frame comes from the neighbour
+    that shows it (where neither does, the plain weights).
     """
     t = torch.as_tensor(t, dtype=flow.dtype, device=flow.device).reshape(-1, 1, 1)
-    xs, ys = pixel_grid(*flow.shape[:3], flow)
+    count, height, width = flow.shape[:3]
+    xs, ys = pixel_grid(count, height, width, flow)
     fx, fy = flow[..., 0], flow[..., 1]
     channels_first = lambda frames: frames.to(flow.dtype).permute(0, 3, 1, 2)
-    from_a = bilinear_sample(channels_first(a), xs - t * fx, ys - t * fy)
-    from_b = bilinear_sample(channels_first(b), xs + (1 - t) * fx, ys + (1 - t) * fy)
-    t = t[:, None]
-    return ((1 - t) * from_a + t * from_b).permute(0, 2, 3, 1)
+    xa, ya, xb, yb = xs - t * fx, ys - t * fy, xs + (1 - t) * fx, ys + (1 - t) * fy
+    from_a, from_b = bilinear_sample(channels_first(a), xa, ya), bilinear_sample(channels_first(b), xb, yb)
+    wa, wb = (1 - t) * inside(xa, ya, height, width), t * inside(xb, yb, height, width)
+    total = wa + wb
+    seen = total > 1e-6
+    wa = torch.where(seen, wa / torch.where(seen, total, 1.0), (1 - t).expand_as(wa))[:, None]
+    return (wa * from_a + (1 - wa) * from_b).permute(0, 2, 3, 1)
 
 
 def batch_size(device: str) -> int:
@@ -238,10 +268,69 @@ def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], 
 # Grading (the numpy reference: helpers.post.grading.apply_lut)
 
 
+def axis_weights(levels: int, size: int, lo: float, hi: float, dtype: torch.dtype,
+                 device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every 8-bit level of one channel, its LUT cell ``i`` (0..size-2) and position ``f`` (0..1) in it.
+
+    The numpy ``apply_lut``'s ``x = clip((v / 255 - lo) / (hi - lo), 0, 1) * (N - 1)``, ``i = min(floor(x), N - 2)``.
+    """
+    x = ((torch.arange(levels, dtype=dtype, device=device) / 255.0 - lo) / (hi - lo)).clamp(0.0, 1.0) * (size - 1)
+    i = torch.clamp(torch.floor(x), max=size - 2)
+    return i.long(), x - i
+
+
+def dense_lut(table: np.ndarray, domain_min: Sequence[float], domain_max: Sequence[float], strength: float,
+              device: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The finished uint8 output of every one of the 256^3 input colours: a (256^3, 3) table, index ``(b*256 + g)*256 + r``.
+
+    Trilinear interpolation is three linear ones, one axis at a time: along red (``table[b, g, r]``'s last axis)
+    to 256 levels, then green, then blue, one blue level at a time in chunks. That is the numpy ``apply_lut``'s
+    order of operations (red pairs, then green, then blue), so in float64 the table holds exactly its numbers.
+    Then ``strength`` mixes with the input colour and the result is rounded, once per colour instead of once
+    per pixel: grading a frame becomes one gather (:func:`apply_lut`).
+    """
+    volume = torch.as_tensor(np.ascontiguousarray(table), dtype=dtype, device=device)       # (B, G, R, 3)
+    size = volume.shape[0]
+    (ir, fr), (ig, fg), (ib, fb) = (axis_weights(256, size, lo, hi, dtype, device)
+                                    for lo, hi in zip(domain_min, domain_max))
+    along_r = volume[:, :, ir] * (1 - fr)[:, None] + volume[:, :, ir + 1] * fr[:, None]       # (B, G, 256, 3)
+    along_g = along_r[:, ig] * (1 - fg)[:, None, None] + along_r[:, ig + 1] * fg[:, None, None]  # (B, 256, 256, 3)
+    level = torch.arange(256, dtype=dtype, device=device) / 255.0
+    out = torch.empty((256, 256, 256, 3), dtype=torch.uint8, device=device)
+    for first in range(0, 256, 32):
+        b = slice(first, first + 32)
+        graded = along_g[ib[b]] * (1 - fb[b]).view(-1, 1, 1, 1) + along_g[ib[b] + 1] * fb[b].view(-1, 1, 1, 1)
+        rgb = torch.stack(torch.broadcast_tensors(level.view(1, 1, -1), level.view(1, -1, 1), level[b].view(-1, 1, 1)),
+                          dim=-1)
+        out[b] = (((1 - strength) * rgb + strength * graded) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    return out.view(-1, 3)
+
+
 def apply_lut(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Sequence[float],
               domain_max: Sequence[float], strength: float, device: str, dtype: torch.dtype = torch.float32,
               batch: int | None = None) -> list[np.ndarray]:
     """uint8 frames through a 3D LUT ``table[b, g, r]`` with trilinear interpolation, on ``device``.
+
+    Clips of at least :data:`DENSE_LUT_PIXELS` pixels: :func:`dense_lut` once, then one gather per frame
+    (``out = dense[(b * 256 + g) * 256 + r]``). Smaller ones: ``grid_sample`` per pixel (:func:`lut_grid_sample`),
+    cheaper than working out all 16.7 million colours.
+    """
+    batch = batch or batch_size(device)
+    if sum(np.asarray(f).shape[0] * np.asarray(f).shape[1] for f in frames) < DENSE_LUT_PIXELS:
+        return lut_grid_sample(frames, table, domain_min, domain_max, strength, device, dtype, batch)
+    dense = dense_lut(table, domain_min, domain_max, strength, device, dtype)
+    out = []
+    for start in range(0, len(frames), batch):
+        red, green, blue = to_device(frames[start:start + batch], device).unbind(-1)
+        index = blue.int().mul_(256).add_(green.int()).mul_(256).add_(red.int())
+        out += list(dense.index_select(0, index.view(-1)).view(*index.shape, 3).cpu().numpy())
+    return out
+
+
+def lut_grid_sample(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Sequence[float],
+                    domain_max: Sequence[float], strength: float, device: str, dtype: torch.dtype = torch.float32,
+                    batch: int | None = None) -> list[np.ndarray]:
+    """The same grade by ``grid_sample``, pixel by pixel.
 
     The table becomes a 5-D volume (1, 3, blue, green, red) for ``grid_sample``, whose grid holds
     (x, y, z) = (red, green, blue) positions: the same axis order as the .cube file (red fastest). With
