@@ -95,7 +95,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Flux.1 keyframe refinement (notebook 05, `python -m helpers refine`): img2img at width x height
     # (sides multiples of 16), then back to the keyframe size. strength = share of the denoising
-    # redone (0 keeps the keyframe, 1 ignores it); schnell is guidance-distilled: guidance_scale 0.
+    # redone (0 keeps the keyframe, 1 ignores it); schnell is timestep-distilled (no guidance input): guidance_scale 0.
     # memory: colab cannot hold the 12B transformer in 16-bit (24 GB) in GPU or in its ~12 GB of
     # RAM, so the transformer and T5 are quantised to 4-bit NF4 (bitsandbytes) and each model is
     # moved to the GPU only while it runs (diffusers docs / HF blog: FLUX.1 in NF4 ~12.6 GB peak;

@@ -53,7 +53,7 @@ MODELS: dict[str, ModelEntry] = {m.key: m for m in [
                "helpers.core.twins.full_size:svd"),
     ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell",
                "FluxPipeline", "helpers.core.twins.flux:build_text2img", "Apache-2.0",
-               True, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (guidance-distilled).",
+               True, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (timestep-distilled, no guidance).",
                "helpers.core.twins.full_size:flux"),
     ModelEntry("flux-schnell-img2img", "black-forest-labs/FLUX.1-schnell",
                "FluxImg2ImgPipeline", "helpers.core.twins.flux:build_img2img", "Apache-2.0",
