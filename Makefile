@@ -86,13 +86,16 @@ HALF_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/06_stable_video_di
 # so on 2 cores two notebooks side by side take about half the time of one after the other (bfloat16 is
 # several times slower than float32 on a CPU without avx512_bf16/AMX: docs/benchmarks.md). Each gets its
 # own copy of the outputs folder, so they never write into each other's files.
+# tests/bf16_net/sitecustomize.py (on PYTHONPATH for this pass only): on a CPU without oneDNN bf16
+# convolutions (AVX2-only), convolutions, linear layers and attention with all-bf16 inputs are computed
+# in float32 from those bf16 values and rounded back to bf16, as a GPU does; elsewhere it does nothing.
 HALF_JOBS ?= 2
 HALF_PYTEST_ARGS ?=
 test-notebooks-half: setup test-outputs
 	rm -rf $(TEST_OUTPUTS)-half
 	printf '%s\n' $(HALF_NOTEBOOKS) | xargs -P $(HALF_JOBS) -I NB sh -c \
 	  'out=$(TEST_OUTPUTS)-half/$$(basename NB .ipynb); mkdir -p $$out && cp -a $(TEST_OUTPUTS)/. $$out/ && \
-	   COURSE_OUTPUTS=$$out COURSE_DTYPE=bfloat16 $(BIN)/python -m pytest --nbval-lax --nbval-current-env NB \
+	   COURSE_OUTPUTS=$$out COURSE_DTYPE=bfloat16 PYTHONPATH=$(CURDIR)/tests/bf16_net$${PYTHONPATH:+:$$PYTHONPATH} $(BIN)/python -m pytest --nbval-lax --nbval-current-env NB \
 	   -q -p no:cacheprovider $(HALF_PYTEST_ARGS) || { echo "FAILED in bfloat16: NB"; exit 1; }'
 
 # GPU: every notebook with the full-size architectures and random weights (no downloads), in the

@@ -10,6 +10,13 @@ bf16 pass is several times slower than float32 (docs/benchmarks.md).
     .venv/bin/python benchmarks/bench_make_test.py --only bf16      # just the bfloat16 pass
     .venv/bin/python benchmarks/bench_make_test.py --only unit notebooks --json times.json
     .venv/bin/python benchmarks/bench_make_test.py --cpu-only       # only the CPU report, runs nothing
+    .venv/bin/python benchmarks/bench_make_test.py --only bf16 --emulate-avx2            # as on an AVX2-only CPU
+    .venv/bin/python benchmarks/bench_make_test.py --only bf16 --emulate-avx2 --no-shim  # ... without the shim
+
+--emulate-avx2 sets ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2: PyTorch and oneDNN then take
+the code paths of a CPU without AVX-512 (no oneDNN bf16 convolutions: aten::_slow_conv2d_forward), which
+is what makes the bf16 pass slow on an AVX2-only AMD EPYC. It emulates the code paths, not that CPU's
+clock or caches: say "emulated" next to such a figure. --no-shim turns off tests/bf16_net/sitecustomize.py.
 
 Run it on an otherwise idle machine: on a shared one the times say more about the neighbours.
 """
@@ -49,10 +56,30 @@ def cpu_report() -> dict:
     return report
 
 
-def run_part(target: str, make: str, extra: list[str]) -> tuple[float, int]:
+def torch_report(env: dict) -> dict:
+    """What PyTorch sees with ``env``: its CPU capability and whether oneDNN has bf16 convolutions."""
+    python = ROOT / ".venv" / "bin" / "python"
+    code = ("import torch, json; print(json.dumps({'torch_cpu_capability': torch.backends.cpu.get_cpu_capability(), "
+            "'onednn_bf16': bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}))")
+    try:
+        out = subprocess.run([str(python if python.exists() else sys.executable), "-c", code], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
+        return {"torch_cpu_capability": "?", "onednn_bf16": None}
+
+
+def shim_state(cpu: dict) -> str:
+    """tests/bf16_net/sitecustomize.py acts only where oneDNN has no bf16 convolutions."""
+    if not cpu["bf16_net_shim"]:
+        return "off (--no-shim)"
+    return "active" if cpu["onednn_bf16"] is False else "idle (oneDNN has bf16 convolutions here)"
+
+
+def run_part(target: str, make: str, extra: list[str], env: dict) -> tuple[float, int]:
     """(seconds, exit code) of ``make <target>`` in the repository root."""
     start = time.perf_counter()
-    code = subprocess.run([make, target, *extra], cwd=ROOT).returncode
+    code = subprocess.run([make, target, *extra], cwd=ROOT, env=env).returncode
     return time.perf_counter() - start, code
 
 
@@ -64,20 +91,33 @@ def main() -> int:
                         help="extra argument for make, e.g. --make-arg HALF_JOBS=1 (repeatable)")
     parser.add_argument("--cpu-only", action="store_true", help="print the CPU report and stop")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--emulate-avx2", action="store_true",
+                        help="ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2: the code paths of an AVX2-only CPU")
+    parser.add_argument("--no-shim", action="store_true", help="COURSE_BF16_NET_SHIM=0 (tests/bf16_net off)")
     args = parser.parse_args()
 
+    env = dict(os.environ)
+    if args.emulate_avx2:
+        env.update(ATEN_CPU_CAPABILITY="avx2", ONEDNN_MAX_CPU_ISA="AVX2")
+    if args.no_shim:
+        env["COURSE_BF16_NET_SHIM"] = "0"
     cpu = cpu_report()
+    cpu.update(torch_report(env), emulated_avx2=args.emulate_avx2, bf16_net_shim=not args.no_shim)
+    print(f"PyTorch sees: {cpu['torch_cpu_capability']}, oneDNN bf16 convolutions: {cpu['onednn_bf16']}"
+          + (" (AVX2 EMULATED)" if args.emulate_avx2 else "") + f"; bf16 net shim {shim_state(cpu)}")
     print(f"CPU: {cpu['cpu']}, {cpu['cores']} cores; " + ", ".join(f"{f} {'yes' if cpu[f] else 'no'}" for f in FLAGS)
           + f" -> native bfloat16: {'yes' if cpu['native_bf16'] else 'NO (emulated: the bf16 pass is slow)'}")
     if args.cpu_only:
         return 0
     results, total = [], 0.0
     for part in args.only:
-        seconds, code = run_part(PARTS[part], args.make, args.make_args)
+        seconds, code = run_part(PARTS[part], args.make, args.make_args, env)
         total += seconds
         results.append({"part": part, "target": PARTS[part], "seconds": round(seconds, 1), "rc": code})
         print(f"{part}: make {PARTS[part]} {seconds:.1f} s (rc {code})", flush=True)
-    print(f"\nCPU: {cpu['cpu']}, {cpu['cores']} cores, native bf16: {'yes' if cpu['native_bf16'] else 'no'}")
+    print(f"\nCPU: {cpu['cpu']}, {cpu['cores']} cores, native bf16: {'yes' if cpu['native_bf16'] else 'no'}, "
+          f"PyTorch path {cpu['torch_cpu_capability']}{' (emulated)' if args.emulate_avx2 else ''}, "
+          f"oneDNN bf16 conv {cpu['onednn_bf16']}, bf16 net shim {shim_state(cpu)}")
     print("\n| part | make target | seconds | rc |\n|---|---|---|---|")
     for r in results:
         print(f"| {r['part']} | `{r['target']}` | {r['seconds']} | {r['rc']} |")
