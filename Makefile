@@ -159,17 +159,22 @@ release: setup
 	$(BIN)/python tools/setup_cell.py --published
 
 # `make test-colab`: a separate venv with the versions a current Colab runtime ships (requirements-colab.txt,
-# departures written there: the CPU torch of TORCH_SPEC, this machine's Python), then the unit tests and the
-# notebooks most sensitive to those versions (LTX-Video/diffusers, Flux, the ipywidgets 7.7 + gradio studio).
-# Not in .ci/run: creating this venv took 572 s on the shared 2-core machine (2026-12-02, under nice, load ~9),
-# over the ~6 minutes an extra CI job may take; notebooks 07 + 10 and two test files then ran in 224 s there.
+# departures written there: the CPU torch of TORCH_SPEC, this machine's Python, a current pip), then the unit
+# tests (but those that exercise only torch and numpy maths, the same torch as `make test`) and the notebooks
+# most sensitive to those versions (Flux, SVD, LTX-Video/diffusers, the ipywidgets 7.7 + gradio studio).
+# .ci/run runs it after `make test`. Its first run found three Colab-only bugs (accelerate 1.14's
+# skip_first_batches forgetting the epoch; ffmpeg 7.0 dropping a VFR clip's last frame; pip 23's git+file URLs).
 COLAB_VENV ?= .venv-colab
 COLAB_STAMP := $(COLAB_VENV)/.installed
-COLAB_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/07_prompted_multikeyframe_video.ipynb \
-                   notebooks/10_video_studio_app.ipynb
+COLAB_NOTEBOOKS ?= notebooks/05_flux_keyframes.ipynb notebooks/06_stable_video_diffusion.ipynb \
+                   notebooks/07_prompted_multikeyframe_video.ipynb notebooks/10_video_studio_app.ipynb
+# Same torch in both venvs: these files test nothing that depends on requirements-colab.txt's versions.
+COLAB_SKIP ?= tests/test_pixelcnnpp.py tests/test_sample.py tests/test_architecture.py tests/test_browser.py \
+              tests/test_student_copies.py tests/test_notebooks_meta.py tests/test_lesson_claims.py
 $(COLAB_STAMP): requirements-colab.txt pyproject.toml
 	rm -rf $(COLAB_VENV)
 	$(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q --upgrade pip
 	$(COLAB_VENV)/bin/python -m pip install -q $(TORCH_SPEC)
 	$(COLAB_VENV)/bin/python -m pip install -q -r requirements-colab.txt "nbval>=0.11" "nbclient>=0.10" "setuptools>=68"
 	$(COLAB_VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
@@ -177,5 +182,5 @@ $(COLAB_STAMP): requirements-colab.txt pyproject.toml
 
 test-colab: $(COLAB_STAMP) test-outputs
 	$(COLAB_VENV)/bin/python -m pip list --format=freeze | grep -iE "^($(shell sed -e 's/[=#].*//' -e '/^$$/d' requirements-colab.txt | paste -sd'|' -)|torch)==" || true
-	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(COLAB_VENV)/bin/python -m pytest tests -q
+	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(COLAB_VENV)/bin/python -m pytest tests -q $(addprefix --ignore=,$(COLAB_SKIP))
 	COURSE_OUTPUTS=$(TEST_OUTPUTS) $(COLAB_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env $(COLAB_NOTEBOOKS) -q -p no:cacheprovider

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -428,7 +429,9 @@ def _batches(run: _Run):
     epoch, skip = divmod(run.step, len(run.train_loader))
     while True:
         run.train_loader.set_epoch(epoch)
-        yield from run.accelerator.skip_first_batches(run.train_loader, skip) if skip else run.train_loader
+        # Skip by reading: accelerate's skip_first_batches forgets set_epoch's order in accelerate 1.14
+        # (Colab's version in 2026-08), so a resumed run would see other batches than a straight one.
+        yield from itertools.islice(run.train_loader, skip, None)
         epoch, skip = epoch + 1, 0
 
 

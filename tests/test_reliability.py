@@ -237,8 +237,10 @@ def test_a_variable_frame_rate_is_resampled_keeping_the_duration(vfr_clip):
     frames, fps = read_frames(vfr_clip)
     assert fps == 8 and times[-1] < len(frames) / fps < times[-1] + 1.5  # ~20 s, as long as the clip plays
     stored = [np.asarray(demo) for demo in _decode_each_frame_once(vfr_clip)]
+    # ffmpeg 7.0 (imageio-ffmpeg 0.6, Colab's) decodes 23 of the 24 frames: the last one shown is then the 23rd
+    assert len(stored) in (23, 24)
     for k in (0, 1, 2, 40, 100, len(frames) - 1):  # each output frame is the one on screen at its time
-        shown = max(i for i, t in enumerate(times) if t <= k / fps + 1e-6)
+        shown = max(i for i, t in enumerate(times[:len(stored)]) if t <= k / fps + 1e-6)
         assert np.array_equal(frames[k], stored[shown]), k
 
 

@@ -235,8 +235,11 @@ def read_frames(path: str | os.PathLike, info: VideoInfo | None = None) -> tuple
         raise TruncatedVideoError(path, len(frames), declared)
     if not frames:
         raise UnreadableVideoError(path, "no frames: not one frame of the video stream could be decoded")
-    if info.variable and len(frames) == len(info.timestamps):
-        return resample_to_constant_rate(frames, info.timestamps, info.fps, info.frames), info.fps
+    if info.variable and len(frames) <= len(info.timestamps):
+        # ffmpeg 7.0 (imageio-ffmpeg 0.6, Colab's in 2026-08) decodes a VFR clip's frames but the last:
+        # the frames it gives are the first ones, shown at the first timestamps.
+        times = info.timestamps[:len(frames)]
+        return resample_to_constant_rate(frames, times, info.fps, info.frames), info.fps
     return frames, info.fps
 
 
