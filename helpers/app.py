@@ -38,6 +38,7 @@ from helpers.core.device import GenerationError
 from helpers.core.images import BadInputError, load_image
 from helpers.core.outputs import stage_dir
 from helpers.core.profiles import Profile, get_profile
+from helpers.core.registry import is_trained_twin
 from helpers.core.video import write_mp4
 from helpers.keyframes import animation_keyframes
 
@@ -283,13 +284,17 @@ def video_report(picture: str, backend: str, frames: list, settings: dict[str, A
     knobs += (f", movement {settings['motion_bucket_id']}" if backend == "svd"
               else f", the sentence \"{settings['prompt']}\"")
     loading = f", {load_seconds:.1f} s of it loading the model" if load_seconds is not None else ""
-    report = (f"Made a video of {picture}: {len(frames)} frames at {settings['width']}x{settings['height']} "
+    width, height = frames[0].size if isinstance(frames[0], Image.Image) else (settings["width"], settings["height"])
+    report = (f"Made a video of {picture}: {len(frames)} frames at {width}x{height} "
               f"pixels ({len(frames) / fps:.1f} s at {fps:g} frames per second) with "
               f"{BACKEND_NAMES[backend].split(':')[0]} ({BACKEND_DETAILS[backend]}; {knobs}). "
               f"It took {seconds:.1f} s on this computer{loading}.")
     if notes:
         report += " Note: " + "; ".join(notes) + "."
-    if random_weights:
+    if random_weights == "trained":
+        report += (" SMALL TWIN TRAINED ON DIGITS (test mode): a tiny model this course trained on moving digits, "
+                   "not the real SVD; it moves digits, other pictures show what such a model makes of them.")
+    elif random_weights:
         report += " RANDOM WEIGHTS (test mode): this shows the studio works, not a real result."
     return report
 
@@ -321,7 +326,11 @@ class Studio:
         """Where the studio runs and, when the models have random weights, a plain warning."""
         where = "this computer's processor (CPU)" if self.profile.device == "cpu" else "a graphics card (GPU)"
         text = f"Runs on {where}, with the {self.profile.name} settings."
-        if self.profile.random_weights:
+        if self.profile.is_tiny:
+            text += ("\n\n**Test mode: these are not the real models.** SVD is a small twin this course trained on "
+                     "moving digits, LTX-Video has RANDOM WEIGHTS: a video shows that the studio works end to end, "
+                     "not what the real model makes; the status and every frame say so.")
+        elif self.profile.random_weights:
             text += ("\n\n**Test mode: the models here have RANDOM WEIGHTS.** A video shows that the studio works "
                      "end to end, not what the real model makes; the status and every frame say so.")
         return text
@@ -374,6 +383,8 @@ class Studio:
                                                        distilled=distilled, **overrides)
             else:
                 frames, settings = animate.animate_image(image, self.profile, seed=seed, pipe=pipe, **overrides)
+                if is_trained_twin(pipe):
+                    settings = {**settings, "random_weights": "trained"}
         return frames, settings, load_seconds
 
     def make_video(self, image: Image.Image, backend: str = "svd", num_frames: int | None = None,

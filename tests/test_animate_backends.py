@@ -131,7 +131,7 @@ def test_animate_long_with_the_tiny_twin_gives_at_least_the_frames_asked_for():
     frames = animate.animate_long(image, 7, TINY, seed=0, progress=False, num_frames=4,
                                   num_inference_steps=1, overlap=1, width=64, height=32)
     assert len(frames) >= 7  # two chained segments: 4 + (4 - 1)
-    assert all(f.size == (64, 32) for f in frames)
+    assert all(f.size == (128, 64) for f in frames)  # the trained twin's frames, enlarged 2x to carry its label
 
 
 # ---------------------------------------------------------------- LTX-Video rules
@@ -256,5 +256,5 @@ def test_cli_without_an_image_animates_the_keyframes_into_a_long_video(outputs, 
                             "--width", "64", "--height", "32")
     assert code == 0, err
     info = probe(outputs / "videos" / "animation.mp4")
-    assert info["frames"] >= 6 and (info["width"], info["height"]) == (64, 32)  # 2 chained segments
+    assert info["frames"] >= 6 and (info["width"], info["height"]) == (128, 64)  # 2 segments, enlarged 2x with the label
     assert "1 keyframe(s)" in stdout

@@ -80,7 +80,7 @@ def test_upload_gives_a_playable_stamped_video_and_the_time_measured_here(served
     video, status, promise = ask(client, upload=SHAPES, frames=3)
     info = probe(video)
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p" and info["frames"] == 3
-    assert status.startswith("Made a video of your upload shapes.png: 3 frames") and "RANDOM WEIGHTS" in status
+    assert status.startswith("Made a video of your upload shapes.png: 3 frames") and "SMALL TWIN TRAINED ON DIGITS" in status
     frames, _ = read_frames(video)
     bottom = frames[0][-6:].astype(float)   # the stamp: a dark band with yellow text
     assert bottom.mean() < 100 and (bottom[..., 0] > 150).any()
@@ -239,7 +239,8 @@ def test_random_weights_line_follows_what_the_stage_says(monkeypatch, tmp_path):
     studio = studio_app.Studio()
     studio._pipes["svd"] = "a loaded pipeline"
     picture = Image.new("RGB", (64, 64), (10, 120, 200))
-    for said, expected in [({}, True), ({"random_weights": False}, False), ({"random_weights": True}, True)]:
+    for said, expected in [({}, True), ({"random_weights": False}, False), ({"random_weights": True}, True),
+                           ({"random_weights": "trained"}, False)]:
         def fake(image, profile, seed, pipe, said=said, **overrides):
             return [picture] * overrides["num_frames"], {**studio_app.animate.svd_settings(profile, **overrides), **said}
         monkeypatch.setattr(studio_app.animate, "animate_image", fake)
@@ -294,7 +295,7 @@ def test_widget_studio_checks_like_the_browser(tmp_path, monkeypatch, studio):
     ws.seed.value, ws.num_frames.value = 0, 2
     path = ws.run()
     assert path is not None and probe(path)["frames"] == 2
-    assert "Made a video of your upload shapes.png" in ws.status.value and "RANDOM WEIGHTS" in ws.status.value
+    assert "Made a video of your upload shapes.png" in ws.status.value and "SMALL TWIN TRAINED ON DIGITS" in ws.status.value
     assert "Measured on this computer" in ws.banner.value
     assert not ws.button.disabled and ws.button.description == studio_app.GO_LABEL
 

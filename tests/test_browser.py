@@ -134,7 +134,7 @@ def test_a_person_makes_a_video_and_reads_every_problem_in_the_status(server, br
     WebDriverWait(d, 20).until(lambda d: not button.is_enabled())
     assert "please wait" in button.text
     said = wait_for_status(d, "Made a video", timeout=VIDEO_TIMEOUT)
-    assert said.startswith("Made a video of your upload shapes.png: 4 frames") and "RANDOM WEIGHTS" in said
+    assert said.startswith("Made a video of your upload shapes.png: 4 frames") and "SMALL TWIN TRAINED ON DIGITS" in said
     WebDriverWait(d, 20).until(lambda d: button.is_enabled() and button.text == "Make the video")
     assert "the first video took" in d.find_element(By.ID, "promise").text and not bare_errors(d)
 

@@ -20,6 +20,7 @@ def test_unknown_key_lists_the_registry():
 
 
 def test_svd_twin_saved_and_loaded_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_TWIN", "random")   # the random-weight twin (tiny loads the trained one by default)
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = registry.ensure_twin("svd-xt-1-1")
@@ -109,3 +110,13 @@ def test_distilled_full_size_matches_the_published_2b_file(monkeypatch):
     assert 6.2 < 2 * (transformer + vae) / 1e9 < 6.5  # bf16: 2 bytes per weight
     assert infer_diffusers_model_type(ltx.original_checkpoint(pipe.transformer, pipe.vae)) == "ltx-video-0.9.5"
     assert pipe.vae_spatial_compression_ratio == 32 and pipe.vae_temporal_compression_ratio == 8
+
+
+def test_tiny_loads_the_trained_svd_twin_unless_told_otherwise(monkeypatch):
+    from helpers.core.profiles import get_profile
+
+    assert registry.trained_twin_path("svd-xt-1-1") is not None
+    assert registry.is_trained_twin(registry.load_pipeline("svd-xt-1-1", get_profile("tiny")))
+    monkeypatch.setenv("COURSE_TWIN", "random")
+    assert registry.trained_twin_path("svd-xt-1-1") is None
+    assert not registry.is_trained_twin(registry.load_pipeline("svd-xt-1-1", get_profile("tiny")))

@@ -351,9 +351,10 @@ def test_a_cache_folder_that_is_a_file(outputs, tmp_path, monkeypatch, capsys):
     in_the_way = tmp_path / "cache"
     in_the_way.write_text("not a folder")
     monkeypatch.setenv("COURSE_CACHE", str(in_the_way))
+    monkeypatch.setenv("COURSE_TWIN", "random")   # the random-weight twin lives in the cache (the trained one in data/)
     picture = tmp_path / "still.png"
     demo_image("sunset").save(picture)
-    code = main(["animate", str(picture), "--out", str(tmp_path / "v.mp4")])  # its tiny twin lives in the cache
+    code = main(["animate", str(picture), "--out", str(tmp_path / "v.mp4")])
     one_line(capsys, code, 2, f"{in_the_way}: is a file where the cache folder should be", "COURSE_CACHE")
     assert in_the_way.read_text() == "not a folder" and not (tmp_path / "v.mp4").exists()
 

@@ -9,7 +9,8 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-from helpers.core.images import fit_to, stamp_random_weights
+from helpers.core.images import enlarge_for_label, fit_to, stamp_random_weights, stamp_trained_twin
+from helpers.core.registry import is_trained_twin
 from helpers.core.profiles import Profile, get_profile
 from helpers.core.device import check_output, load, parse_memory
 from helpers.core.blend import crossfade, match_colors
@@ -139,9 +140,18 @@ def animate_image(image: Image.Image, profile: Profile | None = None, seed: int 
         pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
     frames = svd_frames(pipe, fitted, settings, seed)
-    if profile.random_weights:
-        frames = [stamp_random_weights(f) for f in frames]
-    return frames, settings
+    return label_frames(frames, pipe, profile), settings
+
+
+def label_frames(frames: list[Image.Image], pipe, profile: Profile) -> list[Image.Image]:
+    """What made the frames, on the frames: nothing for real weights; in tiny, the trained twin's frames
+    enlarged (nearest, so a 32 px frame can carry its label) and labelled SMALL TWIN TRAINED ON DIGITS,
+    the random-weight twin's labelled RANDOM WEIGHTS."""
+    if not profile.random_weights:
+        return frames
+    if is_trained_twin(pipe):
+        return [stamp_trained_twin(enlarge_for_label(f)) for f in frames]
+    return [stamp_random_weights(f) for f in frames]
 
 
 def guidance_ramp(min_guidance_scale: float, max_guidance_scale: float, num_frames: int):
@@ -204,7 +214,7 @@ def animate_long(image: Image.Image, total_frames: int, profile: Profile | None 
         pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
     frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
-    return [stamp_random_weights(f) for f in frames] if profile.random_weights else frames
+    return label_frames(frames, pipe, profile)
 
 
 def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile: Profile | None = None,
@@ -227,5 +237,4 @@ def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile:
         fitted, _ = fit_to(image, settings["width"], settings["height"])
         clip = _chain(pipe, fitted, share, settings, seed + 1000 * index, progress)
         frames = clip if not frames else crossfade(frames, clip, min(overlap, len(clip) - 1))
-    frames = frames[:total_frames]
-    return [stamp_random_weights(f) for f in frames] if profile.random_weights else frames
+    return label_frames(frames[:total_frames], pipe, profile)

@@ -197,9 +197,26 @@ def stamp_random_weights(image: Image.Image) -> Image.Image:
     return stamp(image, RANDOM_WEIGHTS_STAMP)
 
 
-def stamp_band_height(size: tuple[int, int]) -> int:
-    """Rows at the bottom that :func:`stamp_random_weights` covers at this size."""
+TRAINED_TWIN_STAMP = "SMALL TWIN TRAINED ON DIGITS by this course (tiny) - not the real model"
+
+
+def stamp_trained_twin(image: Image.Image) -> Image.Image:
+    """Label an image made by a tiny twin the course trained itself (real learned behaviour, tiny model)."""
+    return stamp(image, TRAINED_TWIN_STAMP)
+
+
+def enlarge_for_label(image: Image.Image, min_width: int = 128) -> Image.Image:
+    """``image`` enlarged by a whole factor (nearest neighbour: every pixel becomes a block) to at least
+    ``min_width`` pixels wide, so a label fits under a 32 px picture; wider pictures come back unchanged."""
+    factor = -(-min_width // image.width)
+    return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
+def stamp_band_height(size: tuple[int, int], kind: str = "random") -> int:
+    """Rows at the bottom that the ``kind`` label ("random": :func:`stamp_random_weights`, "trained":
+    :func:`stamp_trained_twin`) covers at this size."""
+    stamper = stamp_trained_twin if kind == "trained" else stamp_random_weights
     grey = Image.new("RGB", size, (128, 128, 128))
-    changed = np.any(np.asarray(stamp_random_weights(grey)) != 128, axis=(1, 2))
+    changed = np.any(np.asarray(stamper(grey)) != 128, axis=(1, 2))
     rows = np.flatnonzero(changed)
     return int(size[1] - rows[0]) if rows.size else 0

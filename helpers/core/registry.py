@@ -40,17 +40,18 @@ class ModelEntry:
     full_size: str | None = None  # "module:function" building the full-size architecture, random weights
     single_file: str | None = None  # a file in repo_id holding the transformer + VAE in the original layout
     base_repo: str | None = None    # with single_file: the diffusers repo of the other parts and the configs
+    trained: str | None = None      # a twin trained by the course, shipped in data/ (e.g. "twins/svd-digits")
 
 
 MODELS: dict[str, ModelEntry] = {m.key: m for m in [
     ModelEntry("svd-xt-1-1", "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
                "StableVideoDiffusionPipeline", "helpers.core.twins.svd:build", "Stability AI Community License",
                True, 9.6, "Stable Video Diffusion XT 1.1: one image -> 25 frames at 1024x576 (fine-tuned at 6 fps).",
-               "helpers.core.twins.full_size:svd"),
+               "helpers.core.twins.full_size:svd", trained="twins/svd-digits"),
     ModelEntry("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt",
                "StableVideoDiffusionPipeline", "helpers.core.twins.svd:build", "Stability AI Community License",
                False, 9.6, "Stable Video Diffusion XT 1.0: one image -> 25 frames at 1024x576.",
-               "helpers.core.twins.full_size:svd"),
+               "helpers.core.twins.full_size:svd", trained="twins/svd-digits"),
     ModelEntry("flux-schnell", "black-forest-labs/FLUX.1-schnell",
                "FluxPipeline", "helpers.core.twins.flux:build_text2img", "Apache-2.0",
                True, 33.7, "FLUX.1 [schnell]: text-to-image in 1-4 steps (timestep-distilled, no guidance).",
@@ -128,6 +129,25 @@ def ensure_twin(key: str, rebuild: bool = False) -> Path:
     return path
 
 
+def trained_twin_path(key: str) -> Path | None:
+    """The folder of the twin of ``key`` that the course trained (shipped in data/), when it has one and
+    ``COURSE_TWIN`` is not ``random``; else None (the random-weight twin is used)."""
+    import os
+
+    from helpers.core.demo_images import data_dir
+
+    item = entry(key)
+    if item.trained is None or os.environ.get("COURSE_TWIN", "").lower() == "random":
+        return None
+    path = data_dir() / item.trained
+    return path if (path / "model_index.json").exists() else None
+
+
+def is_trained_twin(pipe) -> bool:
+    """True for a pipeline loaded from a twin the course trained (its outputs are labelled as such)."""
+    return getattr(pipe, "course_twin", None) == "trained"
+
+
 def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
     """Load the pipeline for ``key``: the tiny twin in ``tiny``, real weights otherwise.
 
@@ -142,14 +162,17 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
     if profile.random_weights and not profile.is_tiny:
         return build_full_size(key, profile)
     if profile.is_tiny:
-        source = ensure_twin(key)
+        trained = trained_twin_path(key)
+        source = trained or ensure_twin(key)
         kwargs = {k: v for k, v in kwargs.items() if k != "variant"}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if item.single_file:
                 return from_single_file(item, source / item.single_file, str(source), local_files_only=True,
                                         **kwargs)
-            return cls.from_pretrained(source, local_files_only=True, **kwargs)
+            pipeline = cls.from_pretrained(source, local_files_only=True, **kwargs)
+        pipeline.course_twin = "trained" if trained else "random"
+        return pipeline
     kwargs.setdefault("torch_dtype", profile.dtype)
     if item.gated:
         token_from_colab_secret()

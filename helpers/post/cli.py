@@ -24,7 +24,7 @@ from helpers.core.outputs import write_json
 from helpers.core.images import stamp_band_height
 from helpers.post.editing import add_caption, boomerang, crossfade_clips, fit_clip, stamp_frames, title_card, trim
 from helpers.post.exporting import FORMATS, export, format_table, parse_formats, quality_table, shrink_to_width
-from helpers.post.frames import (Frames, as_frames, carries_random_weights_stamp, check_clip, check_positive,
+from helpers.post.frames import (Frames, as_frames, model_stamp, check_clip, check_positive,
                                  inspect_input, read_video)
 from helpers.post.grading import LUT_NAMES, apply_lut, check_window, deflicker, load_lut, match_to_keyframe
 from helpers.post.interpolation import METHODS, change_speed, check_factor, check_method, interpolate, retime
@@ -66,12 +66,13 @@ def check_settings(settings: dict[str, Any]) -> None:
 
 
 def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], keyframe=None,
-            stamp: bool = False, start: float = 0.0, end: float | None = None, speed: float = 1.0,
+            stamp: bool | str = False, start: float = 0.0, end: float | None = None, speed: float = 1.0,
             boomerang_clip: bool = False, caption: str = "") -> tuple[Frames, list[str]]:
     """Clips (all at ``fps``) -> the finished frames at ``settings["fps"]``, and a list of the steps done.
 
     Order: fit to one size, join (crossfades), trim, speed, match the keyframe, deflicker, LUT,
-    interpolate, retime to the final fps, boomerang, caption, title card, random-weights stamp.
+    interpolate, retime to the final fps, boomerang, caption, title card, model stamp (``stamp``: True or
+    "random" for RANDOM WEIGHTS, "trained" for the course's trained twin, False for none).
     The LUT and the optical flow run on ``settings["device"]`` (:func:`helpers.post.torch_path.resolve_device`).
     """
     check_settings(settings)
@@ -118,7 +119,7 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
         frames = boomerang(frames)
         steps.append("boomerang (forwards, then backwards)")
     if caption.strip():
-        frames = add_caption(frames, caption, bottom=stamp_band_height(size) if stamp else 0)
+        frames = add_caption(frames, caption, bottom=stamp_band_height(size, stamp) if stamp else 0)
         steps.append("caption")
     if settings["title"].strip():
         count = max(1, round(settings["title_s"] * settings["fps"]))
@@ -127,8 +128,9 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
         frames = crossfade_clips([card, frames], fade)
         steps.append(f"title card {settings['title']!r} ({settings['title_s']:g} s, {fade}-frame crossfade)")
     if stamp:
-        frames = stamp_frames(frames)
-        steps.append("stamped RANDOM WEIGHTS on every frame")
+        frames = stamp_frames(frames, "trained" if stamp == "trained" else "random")
+        steps.append("stamped SMALL TWIN TRAINED ON DIGITS on every frame" if stamp == "trained"
+                     else "stamped RANDOM WEIGHTS on every frame")
     return frames, steps
 
 
@@ -331,7 +333,8 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
         start_time = time.perf_counter()
         paths = find_inputs(args.videos)
         clips, fps = _read_inputs(paths, settings, args)
-        stamp = any(carries_random_weights_stamp(c) for c in clips)  # only a random-weight model's pixels
+        kinds = {model_stamp(c) for c in clips}  # only a tiny model's pixels keep (or get) its band
+        stamp = "random" if "random" in kinds else "trained" if "trained" in kinds else False
         frames, steps = produce(clips, fps, settings, keyframe=keyframe, stamp=stamp, start=args.start,
                                 end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
         with atomic_set(out.parent, out.stem, SET_SUFFIXES) as staging:
@@ -340,7 +343,7 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
             record = {"inputs": [str(p) for p in paths], "steps": steps, "fps": settings["fps"], "frames": len(frames),
                       "size": list(frames[0].shape[1::-1]), "seconds_of_video": round(len(frames) / settings["fps"], 3),
                       "files": rows, "profile": profile.name, "random_weights": profile.random_weights,
-                      "stamped": stamp, "settings": settings, "device": describe_device(settings["device"]),
+                      "stamped": bool(stamp), "stamp": stamp or None, "settings": settings, "device": describe_device(settings["device"]),
                       "took_s": round(seconds, 2), "run": run_id}
             write_json(staging / f"{out.stem}.json", record)
     except KeyboardInterrupt:
@@ -354,13 +357,14 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
 
 
 def _report(steps, rows, out: Path, files: dict, frames: Frames, settings: dict[str, Any], seconds: float,
-            stamp: bool, before: list[str]) -> None:
+            stamp: bool | str, before: list[str]) -> None:
     for step in steps:
         print(f"  - {step}")
     print(format_table(rows))
     if before:
         print(f"replaced the previous set in {out.parent} ({', '.join(before)}) as a whole")
-    tiny = " (random weights: shows the pipeline runs, not a real result)" if stamp else ""
+    tiny = (" (a small twin trained on digits by this course: real learned motion of a tiny model, not the real one)"
+            if stamp == "trained" else " (random weights: shows the pipeline runs, not a real result)" if stamp else "")
     print(f"wrote {out} and {', '.join(str(p.name) for f, p in files.items() if f != 'mp4') or 'no other formats'}: "
           f"{len(frames)} frames at {settings['fps']:g} fps, {frames[0].shape[1]}x{frames[0].shape[0]}, "
           f"in {seconds:.1f} s{tiny}")

@@ -82,19 +82,28 @@ def read_video(path: str | Path, info=None) -> tuple[Frames, float]:
     return frames, fps
 
 
-def carries_random_weights_stamp(frames: Sequence) -> bool:
-    """True when the clip's first and last frames already carry the RANDOM WEIGHTS band that every
-    random-weight model of the course puts on its output (so post keeps it on what it makes); a learner's
-    own clip, or one made without a model, does not."""
-    from helpers.core.images import stamp_band_height, stamp_random_weights
+def model_stamp(frames: Sequence) -> str | None:
+    """Which tiny-profile model band the clip's first and last frames already carry: "random" (RANDOM
+    WEIGHTS, every random-weight model of the course), "trained" (SMALL TWIN TRAINED ON DIGITS, the twin the
+    course trained) or None (a learner's own clip, or one made without a model). post keeps it."""
+    from helpers.core.images import stamp_band_height, stamp_random_weights, stamp_trained_twin
 
-    for frame in (frames[0], frames[-1]):
-        frame = np.asarray(frame)
-        band = stamp_band_height((frame.shape[1], frame.shape[0]))
-        stamped = np.asarray(stamp_random_weights(Image.fromarray(frame)))
-        if band == 0 or np.abs(frame[-band:].astype(int) - stamped[-band:]).mean() > STAMP_TOLERANCE:
-            return False
-    return True
+    for kind, stamper in (("random", stamp_random_weights), ("trained", stamp_trained_twin)):
+        if all(_carries(np.asarray(frame), stamper, stamp_band_height((np.asarray(frame).shape[1],
+                                                                        np.asarray(frame).shape[0]), kind))
+               for frame in (frames[0], frames[-1])):
+            return kind
+    return None
+
+
+def carries_random_weights_stamp(frames: Sequence) -> bool:
+    """True when the clip carries a tiny-profile model band (:func:`model_stamp`), so post keeps it."""
+    return model_stamp(frames) is not None
+
+
+def _carries(frame: np.ndarray, stamper, band: int) -> bool:
+    stamped = np.asarray(stamper(Image.fromarray(frame)))
+    return band > 0 and np.abs(frame[-band:].astype(int) - stamped[-band:]).mean() <= STAMP_TOLERANCE
 
 
 def check_clip(frames: Sequence, what: str = "clip") -> None:

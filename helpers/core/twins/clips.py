@@ -1,0 +1,156 @@
+"""Moving-digit clips, made by the course itself: the training data of the trained SVD twin.
+
+Each clip is one of scikit-learn's 8x8 digits, upscaled and tinted, sliding in a straight line over a
+tinted background. Its conditioning means what SVD's means:
+
+* ``fps``: the clip's frame rate (3-12);
+* ``motion_bucket_id`` (0-255): how fast the digit moves, in pixels per *second*
+  (255 = :data:`MAX_SPEED`); per frame it moves ``speed / fps`` pixels, so at the same motion bucket a
+  lower fps gives bigger steps between frames, as in SVD;
+* ``noise_aug_strength``: chosen by the training loop (the noise added to the conditioning frame).
+
+Everything is a pure function of a seed, so the data (and the twin trained on it) is the same on every
+machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SIZE = 32            # clips are SIZE x SIZE pixels
+DIGIT = 14           # the 8x8 digit is drawn at DIGIT x DIGIT pixels
+MAX_SPEED = 8.0      # pixels per second at motion_bucket_id 255
+FPS_RANGE = (3, 12)  # frame rates the twin was trained on (inclusive)
+
+
+@dataclass(frozen=True)
+class Clip:
+    frames: np.ndarray       # (frames, SIZE, SIZE, 3) float32 in [-1, 1]
+    digit: int               # which digit (0-9)
+    fps: int
+    motion_bucket_id: int
+    step: tuple[float, float]  # pixels per frame (dx, dy)
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    return (data.images / 16.0).astype(np.float32), data.target.astype(np.int64)
+
+
+_DIGITS: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 digits as (images in [0, 1] of shape (n, 8, 8), labels)."""
+    global _DIGITS
+    if _DIGITS is None:
+        _DIGITS = _digits()
+    return _DIGITS
+
+
+def draw_digit(image: np.ndarray, top_left: tuple[float, float], background: np.ndarray,
+               ink: np.ndarray) -> np.ndarray:
+    """A SIZE x SIZE RGB frame in [0, 1]: the 8x8 ``image`` drawn at DIGIT px with its top-left corner at
+    ``top_left`` (x, y; sub-pixel, bilinear), in colour ``ink`` over ``background``."""
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    u = (xs - top_left[0] + 0.5) * 8.0 / DIGIT - 0.5   # position in the 8x8 digit's pixel grid
+    v = (ys - top_left[1] + 0.5) * 8.0 / DIGIT - 0.5
+    padded = np.pad(image, 1)                           # zeros around: outside the digit is background
+    u, v = np.clip(u + 1, 0, 9), np.clip(v + 1, 0, 9)
+    x0, y0 = np.floor(u).astype(int).clip(0, 8), np.floor(v).astype(int).clip(0, 8)
+    fx, fy = u - x0, v - y0
+    alpha = (padded[y0, x0] * (1 - fx) * (1 - fy) + padded[y0, x0 + 1] * fx * (1 - fy)
+             + padded[y0 + 1, x0] * (1 - fx) * fy + padded[y0 + 1, x0 + 1] * fx * fy)[..., None]
+    return background * (1 - alpha) + ink * alpha
+
+
+def make_clip(rng: np.random.Generator, frames: int = 8, fps: int | None = None,
+              motion_bucket_id: int | None = None, index: int | None = None) -> Clip:
+    """One clip drawn from ``rng``; ``fps``, ``motion_bucket_id`` and the digit ``index`` may be fixed."""
+    images, labels = digits()
+    index = int(rng.integers(len(images))) if index is None else index
+    fps = int(rng.integers(FPS_RANGE[0], FPS_RANGE[1] + 1)) if fps is None else fps
+    bucket = int(rng.integers(0, 256)) if motion_bucket_id is None else motion_bucket_id
+    per_frame = bucket / 255 * MAX_SPEED / fps
+    angle = rng.uniform(0, 2 * np.pi)
+    step = (per_frame * np.cos(angle), per_frame * np.sin(angle))
+    travel = np.abs(np.array(step)) * (frames - 1)
+    room = np.maximum(SIZE - DIGIT - travel, 0)
+    start = [rng.uniform(0, r) + (t if s < 0 else 0) for r, t, s in zip(room, travel, step)]
+    background = rng.uniform(0.0, 0.45, 3).astype(np.float32)
+    ink = rng.uniform(0.6, 1.0, 3).astype(np.float32)
+    clip = np.stack([draw_digit(images[index], (start[0] + k * step[0], start[1] + k * step[1]), background, ink)
+                     for k in range(frames)])
+    return Clip(clip.astype(np.float32) * 2 - 1, int(labels[index]), fps, bucket, (float(step[0]), float(step[1])))
+
+
+def batch(rng: np.random.Generator, size: int, frames: int = 8) -> dict[str, np.ndarray]:
+    """``size`` clips: frames (size, frames, 3, SIZE, SIZE) in [-1, 1], fps and motion buckets."""
+    clips = [make_clip(rng, frames) for _ in range(size)]
+    return {"frames": np.stack([c.frames.transpose(0, 3, 1, 2) for c in clips]),
+            "fps": np.array([c.fps for c in clips], np.float32),
+            "motion_bucket_id": np.array([c.motion_bucket_id for c in clips], np.float32)}
+
+
+def to_image(frame: np.ndarray):
+    """A (SIZE, SIZE, 3) frame in [-1, 1] as a PIL image."""
+    from PIL import Image
+
+    return Image.fromarray(((frame + 1) * 127.5).round().clip(0, 255).astype(np.uint8))
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring what a model made: where the digit is, how far it travelled, which digit it is
+# --------------------------------------------------------------------------------------------
+
+def ink(frame: np.ndarray) -> np.ndarray:
+    """How far each pixel of an (H, W, 3) frame in [0, 1] is from the background colour (the median of
+    the border pixels): the digit's ink map, (H, W) in [0, ~1.7]."""
+    border = np.concatenate([frame[0], frame[-1], frame[:, 0], frame[:, -1]])
+    return np.linalg.norm(frame - np.median(border, axis=0), axis=-1)
+
+
+def centroid(frame: np.ndarray) -> np.ndarray:
+    """The digit's centre (x, y) in pixels: the ink-weighted mean position (faint ink below half the
+    strongest is ignored, so background noise does not pull it to the middle)."""
+    weight = ink(frame)
+    weight = np.where(weight >= 0.5 * weight.max(), weight, 0.0)
+    ys, xs = np.mgrid[0:frame.shape[0], 0:frame.shape[1]]
+    return np.array([(xs * weight).sum(), (ys * weight).sum()]) / max(weight.sum(), 1e-8)
+
+
+def travel(frames: np.ndarray) -> float:
+    """How far (pixels) the digit's centre moved from the first frame to the last: the motion we measure."""
+    return float(np.linalg.norm(centroid(frames[-1]) - centroid(frames[0])))
+
+
+def digit_features(frame: np.ndarray) -> np.ndarray:
+    """The 64 features the digit classifier reads: the ink inside the digit's bounding box, resized to 8x8."""
+    from PIL import Image
+
+    weight = ink(frame)
+    ys, xs = np.nonzero(weight >= 0.5 * weight.max())
+    if ys.size == 0:
+        return np.zeros(64, np.float32)
+    box = weight[ys.min():ys.max() + 1, xs.min():xs.max() + 1] / max(weight.max(), 1e-8)
+    small = Image.fromarray((box * 255).astype(np.uint8)).resize((8, 8), Image.BILINEAR)
+    return np.asarray(small, np.float32).ravel() / 255.0
+
+
+def digit_classifier(seed: int = 0):
+    """A logistic regression that names the digit in a frame, fitted in a few seconds on every one of
+    scikit-learn's digits drawn as in the clips (random place and colours)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    images, labels = digits()
+    features = []
+    for image in images:
+        top_left = rng.uniform(0, SIZE - DIGIT, 2)
+        frame = draw_digit(image, tuple(top_left), rng.uniform(0.0, 0.45, 3), rng.uniform(0.6, 1.0, 3))
+        features.append(digit_features(frame))
+    return LogisticRegression(max_iter=3000).fit(np.stack(features), labels)
