@@ -19,7 +19,8 @@ read is ``grid_sample``, and a LUT becomes a table of all 256^3 colours read by 
 
 from __future__ import annotations
 
-from typing import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ LEVELS, RADIUS, ITERATIONS, FINE_ITERATIONS = 4, 7, 3, 1
 # about 12 ns per colour and grid_sample about 50 ns per pixel on one loaded CPU core (16.7 M x 12 / 50 ~ 4 M).
 DENSE_LUT_PIXELS = 4_000_000
 FLOAT32_TOLERANCE = {"flow_median_px": 1e-4, "flow_max_px": 5e-3, "inbetween_levels": 0.05, "uint8_levels": 1}
+_T, _R = TypeVar("_T"), TypeVar("_R")
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,6 +99,28 @@ def to_device(frames: Sequence[np.ndarray], device: str) -> torch.Tensor:
 def to_frames(batch: torch.Tensor) -> list[np.ndarray]:
     """Float frames in 0..255 (N, H, W, 3) -> uint8 arrays, rounded like ``np.rint``; one copy back to the host."""
     return list(batch.round().clamp_(0, 255).to(torch.uint8).cpu().numpy())
+
+
+def cpu_map(fn: Callable[[_T], _R], items: Sequence[_T], device: str) -> list[_R]:
+    """``[fn(x) for x in items]``; on the CPU spread over ``torch.get_num_threads()`` worker threads, one torch thread each.
+
+    Why not let every torch op use all the threads? The flow is some 300 small element-wise ops per frame pair,
+    and each multi-threaded op ends by waiting for its slowest thread. On a shared machine (2 cores, a neighbour
+    busy) that thread is often off its core, and 2 threads measured 5x to 25x SLOWER than 1 (benchmarks/
+    bench_vs_ffmpeg.py, docs/benchmarks.md). Here each worker runs whole frame pairs (or frames) on one thread:
+    nothing waits until the end, a descheduled worker only delays its own items, and the results are the
+    same numbers as one thread gives. On a GPU (or with one thread) the items simply run in turn.
+    """
+    workers = min(torch.get_num_threads(), len(items)) if device == "cpu" else 1
+    if workers <= 1:
+        return [fn(x) for x in items]
+
+    def one_thread(item: _T) -> _R:
+        torch.set_num_threads(1)              # this worker's ops; the caller's count is its own
+        return fn(item)
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one_thread, items))
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,24 +268,31 @@ def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], 
 
     The flow of each pair is computed once, ``batch`` pairs at a time on ``device`` (default
     :func:`batch_size`); every in-between of those pairs is made there too, and each batch comes back to
-    the host in one copy.
+    the host in one copy. On the CPU the batches are shared out among worker threads (:func:`cpu_map`).
     """
     batch = batch or batch_size(device)
     pairs = sorted({i for i, _ in jobs})
+    chunks = [pairs[start:start + batch] for start in range(0, len(pairs), batch)]
     out: dict[int, np.ndarray] = {}
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start:start + batch]
-        a, b = to_device([frames[i] for i in chunk], device), to_device([frames[i + 1] for i in chunk], device)
-        flow = optical_flow(a, b, dtype=dtype)
-        where = {i: k for k, i in enumerate(chunk)}
-        mine = [j for j, (i, _) in enumerate(jobs) if i in where]
-        for first in range(0, len(mine), batch):
-            some = mine[first:first + batch]
-            index = torch.tensor([where[jobs[j][0]] for j in some], device=flow.device)
-            t = torch.tensor([jobs[j][1] for j in some], dtype=dtype, device=flow.device)
-            made = to_frames(flow_inbetween(a[index], b[index], t, flow[index]))
-            out.update(zip(some, made))
+    for made in cpu_map(lambda chunk: _chunk_inbetweens(frames, jobs, chunk, device, dtype, batch), chunks, device):
+        out.update(made)
     return [out[j] for j in range(len(jobs))]
+
+
+def _chunk_inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], chunk: list[int],
+                      device: str, dtype: torch.dtype, batch: int) -> dict[int, np.ndarray]:
+    """The in-betweens of the jobs whose pair is in ``chunk`` (pair indices), by job index: one batch of :func:`inbetweens`."""
+    a, b = to_device([frames[i] for i in chunk], device), to_device([frames[i + 1] for i in chunk], device)
+    flow = optical_flow(a, b, dtype=dtype)
+    where = {i: k for k, i in enumerate(chunk)}
+    mine = [j for j, (i, _) in enumerate(jobs) if i in where]
+    out: dict[int, np.ndarray] = {}
+    for first in range(0, len(mine), batch):
+        some = mine[first:first + batch]
+        index = torch.tensor([where[jobs[j][0]] for j in some], device=flow.device)
+        t = torch.tensor([jobs[j][1] for j in some], dtype=dtype, device=flow.device)
+        out.update(zip(some, to_frames(flow_inbetween(a[index], b[index], t, flow[index]))))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
