@@ -260,3 +260,16 @@ def test_dense_lut_is_built_once_per_lut_and_strength(monkeypatch):
     assert torch.equal(first, torch_path.dense_lut(lut.table, lut.domain_min, lut.domain_max, 1.0, "cpu"))
     build(0.25)
     assert len(torch_path._DENSE_CACHE) == torch_path.DENSE_CACHE_SIZE, "only the newest tables are kept"
+
+
+def test_cpu_map_keeps_the_order_and_the_callers_thread_count():
+    """Worker threads of one torch thread each: results in order, and the caller's own thread count untouched."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = torch_path.cpu_map(lambda k: (k * k, torch.get_num_threads()), list(range(7)), "cpu")
+        assert [square for square, _ in seen] == [k * k for k in range(7)]
+        assert {threads for _, threads in seen} == {1} and torch.get_num_threads() == 2
+        assert torch_path.cpu_map(lambda k: k, [], "cpu") == []
+    finally:
+        torch.set_num_threads(before)

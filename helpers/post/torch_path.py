@@ -106,18 +106,24 @@ def to_frames(batch: torch.Tensor) -> list[np.ndarray]:
     return list(batch.round().clamp_(0, 255).to(torch.uint8).cpu().numpy())
 
 
+def _cpu_workers(device: str) -> int:
+    """How many worker threads :func:`cpu_map` uses on ``device`` (1 on a GPU)."""
+    return torch.get_num_threads() if device == "cpu" else 1
+
+
 def cpu_map(fn: Callable[[_T], _R], items: Sequence[_T], device: str) -> list[_R]:
     """``[fn(x) for x in items]``; on the CPU spread over ``torch.get_num_threads()`` worker threads, one torch thread each.
 
     Why not let every torch op use all the threads? The flow is some 300 small element-wise ops per frame pair,
     and each multi-threaded op ends by waiting for its slowest thread. On a shared machine (2 cores, a neighbour
-    busy) that thread is often off its core, and 2 threads measured 5x to 25x SLOWER than 1 (benchmarks/
+    busy) that thread is often off its core, and 2 threads measured 5x to 37x SLOWER than 1 (benchmarks/
     bench_vs_ffmpeg.py, docs/benchmarks.md). Here each worker runs whole frame pairs (or frames) on one thread:
     nothing waits until the end, a descheduled worker only delays its own items, and the results are the
-    same numbers as one thread gives. On a GPU (or with one thread) the items simply run in turn.
+    same numbers as one thread gives (a single item too runs on one thread: measured 0.7-1.0 s against 10-27 s
+    for 4 frame pairs under load). On a GPU (or with one thread) the items simply run in turn.
     """
-    workers = min(torch.get_num_threads(), len(items)) if device == "cpu" else 1
-    if workers <= 1:
+    workers = min(torch.get_num_threads(), len(items)) if device == "cpu" and torch.get_num_threads() > 1 else 0
+    if not workers:
         return [fn(x) for x in items]
 
     def one_thread(item: _T) -> _R:
@@ -275,8 +281,8 @@ def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], 
     :func:`batch_size`); every in-between of those pairs is made there too, and each batch comes back to
     the host in one copy. On the CPU the batches are shared out among worker threads (:func:`cpu_map`).
     """
-    batch = batch or batch_size(device)
     pairs = sorted({i for i, _ in jobs})
+    batch = batch or min(batch_size(device), -(-len(pairs) // max(1, _cpu_workers(device))))   # work for every worker
     chunks = [pairs[start:start + batch] for start in range(0, len(pairs), batch)]
     out: dict[int, np.ndarray] = {}
     for made in cpu_map(lambda chunk: _chunk_inbetweens(frames, jobs, chunk, device, dtype, batch), chunks, device):
