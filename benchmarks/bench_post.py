@@ -7,7 +7,8 @@ Median of ``--repeats`` runs after one warm-up; every comparison is measured sid
 
 Reports: the full-size case first, interpolation x2 and grading (the ``warm`` LUT at 0.6, as the profiles
 do) of a 50-frame 1024x576 clip by numpy, by torch on the CPU with all of its threads and with one, and by
-torch on CUDA when there is a GPU (else "not yet measured"); ``--numpy-frames N`` measures the numpy path
+torch on CUDA when there is a GPU (else "not yet measured"; the grading includes building the LUT's 256^3
+table every time, as for the first clip graded with it: ``torch_path.cached_dense_lut`` keeps it for the next); ``--numpy-frames N`` measures the numpy path
 on the first N frames only and scales it to the clip, saying so. Then (without ``--clip-only``):
 interpolation of one frame pair per method and size, one LUT-graded frame, export of a clip per format
 (time, size, PSNR), and the whole ``python -m helpers post`` in a fresh process on a 50-frame 128x64 clip
@@ -86,7 +87,11 @@ def full_size_clip(frames: int, repeats: int, numpy_frames: int | None) -> None:
         load_before = os.getloadavg()[0]
         interp = median_time(lambda: post.interpolate(used, 2, "flow", device), repeats)
         interp *= (frames - 1) / (len(used) - 1)  # 1 unless numpy was measured on fewer frames
-        grade = median_time(lambda: post.apply_lut(used, "warm", 0.6, device), repeats) * frames / len(used)
+        def grade_fresh():                          # the 256^3 table built in every call, as for a first clip
+            torch_path._DENSE_CACHE.clear()
+            return post.apply_lut(used, "warm", 0.6, device)
+
+        grade = median_time(grade_fresh, repeats) * frames / len(used)
         scaled = f" (scaled from {len(used)} measured frames)" if len(used) < frames else ""
         label = f"{name}: {torch_path.describe_device(device)}" if device == "cuda" else name
         print(f"| {label}{scaled} | {interp:.2f} s | {grade:.2f} s | {interp + grade:.2f} s | "

@@ -9,7 +9,9 @@ would pick: ``minterpolate`` (mci, aobmc, bidir, vsbmc), ``lut3d`` (trilinear), 
 Every case is run once to warm up, then ``--repeats`` rounds in which every case runs once, in turn (so a
 colleague's job on a shared machine slows all of them alike); the table gives medians and the ratios of medians.
 The numpy reference is timed on the first ``--numpy-frames`` kept frames only and scaled to the clip (said in
-the row). The LUT is the project's ``warm`` at strength 1 (``lut3d`` has no strength); its quality is the largest
+the row). Torch on the CPU runs with all of torch's threads and with one; with several, frame pairs (or frames)
+are shared out among worker threads (``torch_path.cpu_map``). The LUT's 256^3 table is timed both built inside the
+call and cached from an earlier call with the same LUT (``torch_path.cached_dense_lut``). The LUT is the project's ``warm`` at strength 1 (``lut3d`` has no strength); its quality is the largest
 difference, in 8-bit levels, from the float64 numpy reference of notebook 08.
 
     nice -n 10 .venv/bin/python benchmarks/bench_vs_ffmpeg.py                 # the table of docs/benchmarks.md
@@ -119,11 +121,16 @@ def interpolation_rows(clip: list[np.ndarray], repeats: int, numpy_frames: int, 
 def lut_rows(clip: list[np.ndarray], repeats: int, numpy_frames: int, threads: int) -> list[str]:
     few = clip[:numpy_frames]
     lut = post.load_lut("warm")
-    cases = {f"torch CPU, {threads} threads, 256^3 table + one gather":
+    def built_in_the_call():
+        torch_path._DENSE_CACHE.clear()
+        return post.apply_lut(clip, lut, 1.0, "cpu")
+
+    cases = {f"torch CPU, {threads} threads, 256^3 table built in the call + one gather":
+             with_threads(threads, built_in_the_call),
+             f"torch CPU, {threads} threads, 256^3 table cached (built once per LUT) + one gather":
              with_threads(threads, lambda: post.apply_lut(clip, lut, 1.0, "cpu")),
-             "torch CPU, 1 thread, 256^3 table + one gather": with_threads(1, lambda: post.apply_lut(clip, lut, 1.0, "cpu")),
-             f"torch CPU, {threads} threads, grid_sample per pixel": with_threads(threads, lambda: torch_path.lut_grid_sample(
-                 clip, lut.table, lut.domain_min, lut.domain_max, 1.0, "cpu")),
+             "torch CPU, 1 thread, 256^3 table cached + one gather":
+             with_threads(1, lambda: post.apply_lut(clip, lut, 1.0, "cpu")),
              "numpy": lambda: post.apply_lut(few, lut, 1.0, "numpy"),
              "ffmpeg": lambda: post.apply_lut_ffmpeg(clip, "warm")}
     seconds, made = timed(cases, repeats)

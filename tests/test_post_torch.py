@@ -248,3 +248,28 @@ def test_inbetweens_of_a_pan_take_entering_content_from_the_neighbour_that_shows
     edge = np.s_[:, :3]                                   # where a's read falls off the frame
     assert np.abs(made[edge] - truth[edge]).mean() < 0.5 * np.abs(plain[edge] - truth[edge]).mean()
     assert np.abs(made[:, 8:-8] - plain[:, 8:-8]).max() < 1e-9, "inside the frame: the plain blend"
+
+
+def test_dense_lut_is_built_once_per_lut_and_strength(monkeypatch):
+    """The 256^3 table is kept for the next clip: same LUT and strength, the same table; a new strength, a new one."""
+    monkeypatch.setattr(torch_path, "_DENSE_CACHE", {})
+    lut = post.make_lut("warm", 5)
+    build = lambda strength: torch_path.cached_dense_lut(lut.table, lut.domain_min, lut.domain_max, strength, "cpu")
+    first = build(1.0)
+    assert build(1.0) is first and build(0.5) is not first
+    assert torch.equal(first, torch_path.dense_lut(lut.table, lut.domain_min, lut.domain_max, 1.0, "cpu"))
+    build(0.25)
+    assert len(torch_path._DENSE_CACHE) == torch_path.DENSE_CACHE_SIZE, "only the newest tables are kept"
+
+
+def test_cpu_map_keeps_the_order_and_the_callers_thread_count():
+    """Worker threads of one torch thread each: results in order, and the caller's own thread count untouched."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = torch_path.cpu_map(lambda k: (k * k, torch.get_num_threads()), list(range(7)), "cpu")
+        assert [square for square, _ in seen] == [k * k for k in range(7)]
+        assert {threads for _, threads in seen} == {1} and torch.get_num_threads() == 2
+        assert torch_path.cpu_map(lambda k: k, [], "cpu") == []
+    finally:
+        torch.set_num_threads(before)

@@ -19,7 +19,9 @@ read is ``grid_sample``, and a LUT becomes a table of all 256^3 colours read by 
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -45,7 +47,12 @@ LEVELS, RADIUS, ITERATIONS, FINE_ITERATIONS = 4, 7, 3, 1
 # gather per frame) rather than by grid_sample per pixel. An estimate, not a measured break-even: building was
 # about 12 ns per colour and grid_sample about 50 ns per pixel on one loaded CPU core (16.7 M x 12 / 50 ~ 4 M).
 DENSE_LUT_PIXELS = 4_000_000
+# Built 256^3 tables kept in memory (48 MB each), newest last: grading a second clip with the same LUT and strength
+# skips the build (about 0.6 s on one loaded CPU core, as long as grading 100 frames of 1024x576 by the gather).
+DENSE_CACHE_SIZE = 2
+_DENSE_CACHE: dict[tuple, torch.Tensor] = {}
 FLOAT32_TOLERANCE = {"flow_median_px": 1e-4, "flow_max_px": 5e-3, "inbetween_levels": 0.05, "uint8_levels": 1}
+_T, _R = TypeVar("_T"), TypeVar("_R")
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,6 +104,34 @@ def to_device(frames: Sequence[np.ndarray], device: str) -> torch.Tensor:
 def to_frames(batch: torch.Tensor) -> list[np.ndarray]:
     """Float frames in 0..255 (N, H, W, 3) -> uint8 arrays, rounded like ``np.rint``; one copy back to the host."""
     return list(batch.round().clamp_(0, 255).to(torch.uint8).cpu().numpy())
+
+
+def _cpu_workers(device: str) -> int:
+    """How many worker threads :func:`cpu_map` uses on ``device`` (1 on a GPU)."""
+    return torch.get_num_threads() if device == "cpu" else 1
+
+
+def cpu_map(fn: Callable[[_T], _R], items: Sequence[_T], device: str) -> list[_R]:
+    """``[fn(x) for x in items]``; on the CPU spread over ``torch.get_num_threads()`` worker threads, one torch thread each.
+
+    Why not let every torch op use all the threads? The flow is some 300 small element-wise ops per frame pair,
+    and each multi-threaded op ends by waiting for its slowest thread. On a shared machine (2 cores, a neighbour
+    busy) that thread is often off its core, and 2 threads measured 5x to 37x SLOWER than 1 (benchmarks/
+    bench_vs_ffmpeg.py, docs/benchmarks.md). Here each worker runs whole frame pairs (or frames) on one thread:
+    nothing waits until the end, a descheduled worker only delays its own items, and the results are the
+    same numbers as one thread gives (a single item too runs on one thread: measured 0.7-1.0 s against 10-27 s
+    for 4 frame pairs under load). On a GPU (or with one thread) the items simply run in turn.
+    """
+    workers = min(torch.get_num_threads(), len(items)) if device == "cpu" and torch.get_num_threads() > 1 else 0
+    if not workers:
+        return [fn(x) for x in items]
+
+    def one_thread(item: _T) -> _R:
+        torch.set_num_threads(1)              # this worker's ops; the caller's count is its own
+        return fn(item)
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(one_thread, items))
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,24 +279,31 @@ def inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], 
 
     The flow of each pair is computed once, ``batch`` pairs at a time on ``device`` (default
     :func:`batch_size`); every in-between of those pairs is made there too, and each batch comes back to
-    the host in one copy.
+    the host in one copy. On the CPU the batches are shared out among worker threads (:func:`cpu_map`).
     """
-    batch = batch or batch_size(device)
     pairs = sorted({i for i, _ in jobs})
+    batch = batch or min(batch_size(device), -(-len(pairs) // max(1, _cpu_workers(device))))   # work for every worker
+    chunks = [pairs[start:start + batch] for start in range(0, len(pairs), batch)]
     out: dict[int, np.ndarray] = {}
-    for start in range(0, len(pairs), batch):
-        chunk = pairs[start:start + batch]
-        a, b = to_device([frames[i] for i in chunk], device), to_device([frames[i + 1] for i in chunk], device)
-        flow = optical_flow(a, b, dtype=dtype)
-        where = {i: k for k, i in enumerate(chunk)}
-        mine = [j for j, (i, _) in enumerate(jobs) if i in where]
-        for first in range(0, len(mine), batch):
-            some = mine[first:first + batch]
-            index = torch.tensor([where[jobs[j][0]] for j in some], device=flow.device)
-            t = torch.tensor([jobs[j][1] for j in some], dtype=dtype, device=flow.device)
-            made = to_frames(flow_inbetween(a[index], b[index], t, flow[index]))
-            out.update(zip(some, made))
+    for made in cpu_map(lambda chunk: _chunk_inbetweens(frames, jobs, chunk, device, dtype, batch), chunks, device):
+        out.update(made)
     return [out[j] for j in range(len(jobs))]
+
+
+def _chunk_inbetweens(frames: Sequence[np.ndarray], jobs: Sequence[tuple[int, float]], chunk: list[int],
+                      device: str, dtype: torch.dtype, batch: int) -> dict[int, np.ndarray]:
+    """The in-betweens of the jobs whose pair is in ``chunk`` (pair indices), by job index: one batch of :func:`inbetweens`."""
+    a, b = to_device([frames[i] for i in chunk], device), to_device([frames[i + 1] for i in chunk], device)
+    flow = optical_flow(a, b, dtype=dtype)
+    where = {i: k for k, i in enumerate(chunk)}
+    mine = [j for j, (i, _) in enumerate(jobs) if i in where]
+    out: dict[int, np.ndarray] = {}
+    for first in range(0, len(mine), batch):
+        some = mine[first:first + batch]
+        index = torch.tensor([where[jobs[j][0]] for j in some], device=flow.device)
+        t = torch.tensor([jobs[j][1] for j in some], dtype=dtype, device=flow.device)
+        out.update(zip(some, to_frames(flow_inbetween(a[index], b[index], t, flow[index]))))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,7 +329,8 @@ def dense_lut(table: np.ndarray, domain_min: Sequence[float], domain_max: Sequen
     to 256 levels, then green, then blue, one blue level at a time in chunks. That is the numpy ``apply_lut``'s
     order of operations (red pairs, then green, then blue), so in float64 the table holds exactly its numbers.
     Then ``strength`` mixes with the input colour and the result is rounded, once per colour instead of once
-    per pixel: grading a frame becomes one gather (:func:`apply_lut`).
+    per pixel: grading a frame becomes one gather (:func:`apply_lut`). The blue levels are filled in chunks,
+    on the CPU by worker threads (:func:`cpu_map`).
     """
     volume = torch.as_tensor(np.ascontiguousarray(table), dtype=dtype, device=device)       # (B, G, R, 3)
     size = volume.shape[0]
@@ -297,12 +340,14 @@ def dense_lut(table: np.ndarray, domain_min: Sequence[float], domain_max: Sequen
     along_g = along_r[:, ig] * (1 - fg)[:, None, None] + along_r[:, ig + 1] * fg[:, None, None]  # (B, 256, 256, 3)
     level = torch.arange(256, dtype=dtype, device=device) / 255.0
     out = torch.empty((256, 256, 256, 3), dtype=torch.uint8, device=device)
-    for first in range(0, 256, 32):
-        b = slice(first, first + 32)
+
+    def blue_levels(b: slice) -> None:
         graded = along_g[ib[b]] * (1 - fb[b]).view(-1, 1, 1, 1) + along_g[ib[b] + 1] * fb[b].view(-1, 1, 1, 1)
         rgb = torch.stack(torch.broadcast_tensors(level.view(1, 1, -1), level.view(1, -1, 1), level[b].view(-1, 1, 1)),
                           dim=-1)
         out[b] = (((1 - strength) * rgb + strength * graded) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+    cpu_map(blue_levels, [slice(first, first + 32) for first in range(0, 256, 32)], device)
     return out.view(-1, 3)
 
 
@@ -311,20 +356,35 @@ def apply_lut(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Seque
               batch: int | None = None) -> list[np.ndarray]:
     """uint8 frames through a 3D LUT ``table[b, g, r]`` with trilinear interpolation, on ``device``.
 
-    Clips of at least :data:`DENSE_LUT_PIXELS` pixels: :func:`dense_lut` once, then one gather per frame
-    (``out = dense[(b * 256 + g) * 256 + r]``). Smaller ones: ``grid_sample`` per pixel (:func:`lut_grid_sample`),
+    Clips of at least :data:`DENSE_LUT_PIXELS` pixels: :func:`dense_lut` once (kept for the next clip:
+    :func:`cached_dense_lut`), then one gather per frame (``out = dense[(b * 256 + g) * 256 + r]``), batches
+    shared out among worker threads on the CPU. Smaller ones: ``grid_sample`` per pixel (:func:`lut_grid_sample`),
     cheaper than working out all 16.7 million colours.
     """
     batch = batch or batch_size(device)
     if sum(np.asarray(f).shape[0] * np.asarray(f).shape[1] for f in frames) < DENSE_LUT_PIXELS:
         return lut_grid_sample(frames, table, domain_min, domain_max, strength, device, dtype, batch)
-    dense = dense_lut(table, domain_min, domain_max, strength, device, dtype)
-    out = []
-    for start in range(0, len(frames), batch):
+    dense = cached_dense_lut(table, domain_min, domain_max, strength, device, dtype)
+
+    def gather(start: int) -> list[np.ndarray]:
         red, green, blue = to_device(frames[start:start + batch], device).unbind(-1)
         index = blue.int().mul_(256).add_(green.int()).mul_(256).add_(red.int())
-        out += list(dense.index_select(0, index.view(-1)).view(*index.shape, 3).cpu().numpy())
-    return out
+        return list(dense.index_select(0, index.view(-1)).view(*index.shape, 3).cpu().numpy())
+
+    return [frame for some in cpu_map(gather, range(0, len(frames), batch), device) for frame in some]
+
+
+def cached_dense_lut(table: np.ndarray, domain_min: Sequence[float], domain_max: Sequence[float], strength: float,
+                     device: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """:func:`dense_lut`, built once per table, domain, strength, device and dtype (the last :data:`DENSE_CACHE_SIZE` kept)."""
+    table = np.ascontiguousarray(table)
+    key = (hashlib.sha1(table.tobytes()).hexdigest(), table.shape, str(table.dtype), tuple(map(float, domain_min)),
+           tuple(map(float, domain_max)), float(strength), str(device), str(dtype))
+    if key not in _DENSE_CACHE:
+        while len(_DENSE_CACHE) >= DENSE_CACHE_SIZE:
+            _DENSE_CACHE.pop(next(iter(_DENSE_CACHE)))
+        _DENSE_CACHE[key] = dense_lut(table, domain_min, domain_max, strength, device, dtype)
+    return _DENSE_CACHE[key]
 
 
 def lut_grid_sample(frames: Sequence[np.ndarray], table: np.ndarray, domain_min: Sequence[float],
