@@ -19,8 +19,9 @@ from typing import Any
 PROFILES = ("tiny", "colab", "full")
 
 RANDOM_WEIGHTS_NOTE = (
-    "tiny profile: the pretrained models (Flux.1, SVD, LTX-Video) have RANDOM WEIGHTS, built offline in code: "
-    "their pictures and videos show that the pipeline runs, not what the real model makes. "
+    "tiny profile: Flux.1 and LTX-Video have RANDOM WEIGHTS, built offline in code: their pictures and videos "
+    "show that the pipeline runs, not what the real model makes. SVD is a small twin this course trained on "
+    "moving digits (real learned motion of a tiny model, not the real SVD). "
     "The PixelCNN++ of notebooks 01-04 is really trained."
 )
 
