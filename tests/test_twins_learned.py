@@ -170,7 +170,6 @@ def test_shipped_twin_matches_its_record():
 
 def test_trained_frames_are_labelled_and_enlarged():
     from helpers.animate.svd import label_frames
-    from helpers.core.images import TRAINED_TWIN_STAMP  # noqa: F401 - the label's text lives there
     from helpers.post.frames import model_stamp
 
     class Pipe:

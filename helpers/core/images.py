@@ -212,11 +212,13 @@ def enlarge_for_label(image: Image.Image, min_width: int = 128) -> Image.Image:
     return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
 
 
+# The labels of the tiny profile's models, by kind: what post keeps on a clip that carries one.
+MODEL_STAMPS = {"random": stamp_random_weights, "trained": stamp_trained_twin}
+
+
 def stamp_band_height(size: tuple[int, int], kind: str = "random") -> int:
-    """Rows at the bottom that the ``kind`` label ("random": :func:`stamp_random_weights`, "trained":
-    :func:`stamp_trained_twin`) covers at this size."""
-    stamper = stamp_trained_twin if kind == "trained" else stamp_random_weights
+    """Rows at the bottom that the ``kind`` label (:data:`MODEL_STAMPS`) covers at this size."""
     grey = Image.new("RGB", size, (128, 128, 128))
-    changed = np.any(np.asarray(stamper(grey)) != 128, axis=(1, 2))
+    changed = np.any(np.asarray(MODEL_STAMPS[kind](grey)) != 128, axis=(1, 2))
     rows = np.flatnonzero(changed)
     return int(size[1] - rows[0]) if rows.size else 0

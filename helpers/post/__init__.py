@@ -24,7 +24,7 @@ from helpers.post.editing import (add_caption, boomerang, concat, crossfade_clip
                                   stamp_frames, title_card, trim)
 from helpers.post.exporting import (FORMATS, Format, export, format_table, parse_formats, psnr, quality_table,
                                     shrink_to_width)
-from helpers.post.frames import (MODEL_FREE_NAMES, STANDIN_NAME, Frames, as_frames, carries_random_weights_stamp,
+from helpers.post.frames import (MODEL_FREE_NAMES, STANDIN_NAME, Frames, as_frames, carries_random_weights_stamp, model_stamp,
                                  read_video)
 from helpers.post.grading import (LUT_NAMES, SHIPPED_LUT_SIZE, Lut, apply_lut, apply_lut_ffmpeg, brightness,
                                   deflicker, identity_lut, load_lut, lut_grid, lut_path, luts_dir, make_lut,

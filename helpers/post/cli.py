@@ -128,7 +128,7 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
         frames = crossfade_clips([card, frames], fade)
         steps.append(f"title card {settings['title']!r} ({settings['title_s']:g} s, {fade}-frame crossfade)")
     if stamp:
-        frames = stamp_frames(frames, "trained" if stamp == "trained" else "random")
+        frames = stamp_frames(frames, "trained" if stamp == "trained" else "random")  # True means "random"
         steps.append("stamped SMALL TWIN TRAINED ON DIGITS on every frame" if stamp == "trained"
                      else "stamped RANDOM WEIGHTS on every frame")
     return frames, steps

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from helpers.core.drawing import caption_layer, fit_lines, load_font, wrap_text
-from helpers.core.images import fit_to, stamp_random_weights, stamp_trained_twin
+from helpers.core.images import MODEL_STAMPS, fit_to
 from helpers.post.frames import Frames, as_frames, check_clip, check_positive
 
 
@@ -140,5 +140,4 @@ def add_caption(frames: Sequence, text: str, bottom: int = 0) -> Frames:
 def stamp_frames(frames: Sequence, kind: str = "random") -> Frames:
     """Label every frame as random-weight output, or ``kind="trained"``: as the course's trained twin's
     (done last, so no grade or fade dims the label)."""
-    stamper = stamp_trained_twin if kind == "trained" else stamp_random_weights
-    return [np.asarray(stamper(Image.fromarray(f))) for f in as_frames(frames)]
+    return [np.asarray(MODEL_STAMPS[kind](Image.fromarray(f))) for f in as_frames(frames)]

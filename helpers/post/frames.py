@@ -86,14 +86,10 @@ def model_stamp(frames: Sequence) -> str | None:
     """Which tiny-profile model band the clip's first and last frames already carry: "random" (RANDOM
     WEIGHTS, every random-weight model of the course), "trained" (SMALL TWIN TRAINED ON DIGITS, the twin the
     course trained) or None (a learner's own clip, or one made without a model). post keeps it."""
-    from helpers.core.images import stamp_band_height, stamp_random_weights, stamp_trained_twin
+    from helpers.core.images import MODEL_STAMPS
 
-    for kind, stamper in (("random", stamp_random_weights), ("trained", stamp_trained_twin)):
-        if all(_carries(np.asarray(frame), stamper, stamp_band_height((np.asarray(frame).shape[1],
-                                                                        np.asarray(frame).shape[0]), kind))
-               for frame in (frames[0], frames[-1])):
-            return kind
-    return None
+    ends = [np.asarray(frames[0]), np.asarray(frames[-1])]
+    return next((kind for kind in MODEL_STAMPS if all(_carries(frame, kind) for frame in ends)), None)
 
 
 def carries_random_weights_stamp(frames: Sequence) -> bool:
@@ -101,8 +97,12 @@ def carries_random_weights_stamp(frames: Sequence) -> bool:
     return model_stamp(frames) is not None
 
 
-def _carries(frame: np.ndarray, stamper, band: int) -> bool:
-    stamped = np.asarray(stamper(Image.fromarray(frame)))
+def _carries(frame: np.ndarray, kind: str) -> bool:
+    """Whether ``frame``'s bottom rows are the ``kind`` label (within STAMP_TOLERANCE levels)."""
+    from helpers.core.images import MODEL_STAMPS, stamp_band_height
+
+    band = stamp_band_height((frame.shape[1], frame.shape[0]), kind)
+    stamped = np.asarray(MODEL_STAMPS[kind](Image.fromarray(frame)))
     return band > 0 and np.abs(frame[-band:].astype(int) - stamped[-band:]).mean() <= STAMP_TOLERANCE
 
 

@@ -15,6 +15,7 @@ machine.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,22 +35,13 @@ class Clip:
     step: tuple[float, float]  # pixels per frame (dx, dy)
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=1)
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 digits as (images in [0, 1] of shape (n, 8, 8), labels), read once."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
     return (data.images / 16.0).astype(np.float32), data.target.astype(np.int64)
-
-
-_DIGITS: tuple[np.ndarray, np.ndarray] | None = None
-
-
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 digits as (images in [0, 1] of shape (n, 8, 8), labels)."""
-    global _DIGITS
-    if _DIGITS is None:
-        _DIGITS = _digits()
-    return _DIGITS
 
 
 def draw_digit(image: np.ndarray, top_left: tuple[float, float], background: np.ndarray,
