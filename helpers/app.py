@@ -292,8 +292,9 @@ def video_report(picture: str, backend: str, frames: list, settings: dict[str, A
     if notes:
         report += " Note: " + "; ".join(notes) + "."
     if random_weights == "trained":
-        report += (" SMALL TWIN TRAINED ON DIGITS (test mode): a tiny model this course trained on moving digits, "
-                   "not the real SVD; it moves digits, other pictures show what such a model makes of them.")
+        model = "SVD" if backend == "svd" else "LTX-Video"
+        report += (f" SMALL TWIN TRAINED ON DIGITS (test mode): a tiny model this course trained on moving digits, "
+                   f"not the real {model}; it moves digits, other pictures show what such a model makes of them.")
     elif random_weights:
         report += " RANDOM WEIGHTS (test mode): this shows the studio works, not a real result."
     return report
@@ -327,9 +328,9 @@ class Studio:
         where = "this computer's processor (CPU)" if self.profile.device == "cpu" else "a graphics card (GPU)"
         text = f"Runs on {where}, with the {self.profile.name} settings."
         if self.profile.is_tiny:
-            text += ("\n\n**Test mode: these are not the real models.** SVD is a small twin this course trained on "
-                     "moving digits, LTX-Video has RANDOM WEIGHTS: a video shows that the studio works end to end, "
-                     "not what the real model makes; the status and every frame say so.")
+            text += ("\n\n**Test mode: these are not the real models.** SVD and LTX-Video are small twins this course "
+                     "trained on moving digits, LTX-Video distilled has RANDOM WEIGHTS: a video shows that the studio "
+                     "works end to end, not what the real model makes; the status and every frame say so.")
         elif self.profile.random_weights:
             text += ("\n\n**Test mode: the models here have RANDOM WEIGHTS.** A video shows that the studio works "
                      "end to end, not what the real model makes; the status and every frame say so.")
@@ -383,8 +384,8 @@ class Studio:
                                                        distilled=distilled, **overrides)
             else:
                 frames, settings = animate.animate_image(image, self.profile, seed=seed, pipe=pipe, **overrides)
-                if is_trained_twin(pipe):
-                    settings = {**settings, "random_weights": "trained"}
+            if is_trained_twin(pipe):
+                settings = {**settings, "random_weights": "trained"}
         return frames, settings, load_seconds
 
     def make_video(self, image: Image.Image, backend: str = "svd", num_frames: int | None = None,

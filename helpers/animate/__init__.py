@@ -19,7 +19,7 @@ are applied when the pipeline loads; attention always runs through torch's scale
 
 Without an IMAGE argument the command animates the keyframes in ``outputs/keyframes`` (stand-ins
 are made when there are none) into ``outputs/videos/animation.mp4``. In ``tiny`` every frame is
-labelled as coming from random weights.
+labelled with what made it: a random-weight twin, or a small twin the course trained on digits.
 """
 
 from helpers.animate.cli import BACKENDS, MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_TOTAL_FRAMES, add_arguments, run
@@ -28,11 +28,12 @@ from helpers.animate.ltx import (LTX_BLOCKS, LTX_SPATIAL, LTX_TEMPORAL, animate_
                                  ltx_timesteps, parse_keyframe, resolve_frame_index)
 from helpers.animate.svd import (COMPILE_MODES, SDPA_PROCESSORS, animate_image, animate_keyframes, animate_long,
                                  apply_speed_options, attention_processors, channels_last, check_speed_options,
-                                 guidance_ramp, load_svd, segments_needed, svd_frames, svd_settings, use_sdpa)
+                                 guidance_ramp, label_frames, load_svd, segments_needed, svd_frames, svd_settings,
+                                 use_sdpa)
 
 __all__ = ["BACKENDS", "MAX_FRAMES", "MAX_SIDE", "MAX_STEPS", "MAX_TOTAL_FRAMES", "add_arguments", "run",
            "LTX_BLOCKS", "LTX_SPATIAL", "LTX_TEMPORAL", "animate_ltx", "evenly_spaced", "load_ltx", "ltx_check_size",
            "ltx_frames", "ltx_frames_at_least", "ltx_frames_for", "ltx_settings", "ltx_timesteps", "parse_keyframe",
            "resolve_frame_index", "COMPILE_MODES", "SDPA_PROCESSORS", "animate_image", "animate_keyframes",
            "animate_long", "apply_speed_options", "attention_processors", "channels_last", "check_speed_options",
-           "guidance_ramp", "load_svd", "segments_needed", "svd_frames", "svd_settings", "use_sdpa"]
+           "guidance_ramp", "label_frames", "load_svd", "segments_needed", "svd_frames", "svd_settings", "use_sdpa"]

@@ -9,7 +9,8 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from helpers.core.images import fit_to, stamp_random_weights
+from helpers.animate.svd import label_frames
+from helpers.core.images import fit_to
 from helpers.core.profiles import Profile, get_profile
 from helpers.core.device import check_output, load
 
@@ -175,6 +176,4 @@ def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile
     if pipe is None:
         pipe = load_ltx(profile, settings)
     frames = ltx_frames(pipe, placed, settings, seed)
-    if profile.random_weights:
-        frames = [stamp_random_weights(f) for f in frames]
-    return frames, settings
+    return label_frames(frames, pipe, profile, enlarge=False), settings   # 64 px frames carry the label as they are

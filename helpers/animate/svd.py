@@ -143,14 +143,14 @@ def animate_image(image: Image.Image, profile: Profile | None = None, seed: int 
     return label_frames(frames, pipe, profile), settings
 
 
-def label_frames(frames: list[Image.Image], pipe, profile: Profile) -> list[Image.Image]:
-    """What made the frames, on the frames: nothing for real weights; in tiny, the trained twin's frames
-    enlarged (nearest, so a 32 px frame can carry its label) and labelled SMALL TWIN TRAINED ON DIGITS,
-    the random-weight twin's labelled RANDOM WEIGHTS."""
+def label_frames(frames: list[Image.Image], pipe, profile: Profile, enlarge: bool = True) -> list[Image.Image]:
+    """What made the frames, on the frames (SVD and LTX-Video): nothing for real weights; in tiny, a trained
+    twin's frames labelled SMALL TWIN TRAINED ON DIGITS (with ``enlarge``, first enlarged, nearest, so a
+    32 px frame can carry its label), a random-weight twin's labelled RANDOM WEIGHTS."""
     if not profile.random_weights:
         return frames
     if is_trained_twin(pipe):
-        return [stamp_trained_twin(enlarge_for_label(f)) for f in frames]
+        return [stamp_trained_twin(enlarge_for_label(f) if enlarge else f) for f in frames]
     return [stamp_random_weights(f) for f in frames]
 
 

@@ -19,9 +19,9 @@ from typing import Any
 PROFILES = ("tiny", "colab", "full")
 
 RANDOM_WEIGHTS_NOTE = (
-    "tiny profile: Flux.1 and LTX-Video have RANDOM WEIGHTS, built offline in code: their pictures and videos "
-    "show that the pipeline runs, not what the real model makes. SVD is a small twin this course trained on "
-    "moving digits (real learned motion of a tiny model, not the real SVD). "
+    "tiny profile: Flux.1 and LTX-Video distilled have RANDOM WEIGHTS, built offline in code: their pictures "
+    "and videos show that the pipeline runs, not what the real model makes. SVD and LTX-Video (0.9.5) are small "
+    "twins this course trained on moving digits (real learned motion of tiny models, not the real ones). "
     "The PixelCNN++ of notebooks 01-04 is really trained."
 )
 
@@ -181,9 +181,11 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # float32 transformer stored in float8 (layerwise casting, computes in float32) and the VAE moved to the GPU
     # only while they run; the VAE decodes in tiles of 512 px and 16 frames.
     "ltx": {
-        "tiny": dict(model="ltx-video", width=64, height=64, num_frames=9, num_inference_steps=2,
+        # tiny: the twin trained on digit clips (helpers/core/twins/train_ltx.py) knows six prompts,
+        # helpers.core.twins.clips.MOTIONS ("the digit moves left/right/up/down", "the digit zooms in/out").
+        "tiny": dict(model="ltx-video", width=64, height=64, num_frames=9, num_inference_steps=8,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
-                     prompt="slow dolly-in, soft lighting",
+                     prompt="the digit moves right",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
                      max_sequence_length=64, memory="none", dtype="auto",
                      timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
@@ -251,7 +253,7 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # svd/ltx block. ltx_distilled_*: the fast LTX-Video (8 steps, no CFG).
     "app": {
         "tiny": dict(backend="svd", svd_num_frames=4, svd_steps=8, svd_width=None, svd_height=None,
-                     motion_bucket_id=127, ltx_num_frames=9, ltx_steps=2, ltx_distilled_num_frames=9,
+                     motion_bucket_id=127, ltx_num_frames=9, ltx_steps=8, ltx_distilled_num_frames=9,
                      ltx_distilled_steps=8, max_frames=25, port=7860),
         "colab": dict(backend="svd", svd_num_frames=14, svd_steps=15, svd_width=768, svd_height=432,
                       motion_bucket_id=127, ltx_num_frames=65, ltx_steps=20, ltx_distilled_num_frames=49,

@@ -75,7 +75,7 @@ MODELS: dict[str, ModelEntry] = {m.key: m for m in [
     ModelEntry("ltx-video", "Lightricks/LTX-Video-0.9.5",
                "LTXConditionPipeline", "helpers.core.twins.ltx:build", "LTX-Video Open Weights License",
                False, 21.0, "LTX-Video: text-conditioned video with image/keyframe conditions at chosen frames.",
-               "helpers.core.twins.full_size:ltx"),
+               "helpers.core.twins.full_size:ltx", trained="twins/ltx-digits"),
     ModelEntry("ltx-video-distilled", "Lightricks/LTX-Video",
                "LTXConditionPipeline", "helpers.core.twins.ltx:build_distilled", "LTX-Video Open Weights License",
                False, 6.3, "LTX-Video 0.9.8 distilled 2B: the fast LTX-Video (8 steps, no CFG); one file holds the "

@@ -45,12 +45,12 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_digit(image: np.ndarray, top_left: tuple[float, float], background: np.ndarray,
-               ink: np.ndarray) -> np.ndarray:
-    """A SIZE x SIZE RGB frame in [0, 1]: the 8x8 ``image`` drawn at DIGIT px with its top-left corner at
-    ``top_left`` (x, y; sub-pixel, bilinear), in colour ``ink`` over ``background``."""
-    ys, xs = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
-    u = (xs - top_left[0] + 0.5) * 8.0 / DIGIT - 0.5   # position in the 8x8 digit's pixel grid
-    v = (ys - top_left[1] + 0.5) * 8.0 / DIGIT - 0.5
+               ink: np.ndarray, size: int = SIZE, digit: float = DIGIT) -> np.ndarray:
+    """A ``size`` x ``size`` RGB frame in [0, 1]: the 8x8 ``image`` drawn at ``digit`` px with its top-left
+    corner at ``top_left`` (x, y; sub-pixel, bilinear), in colour ``ink`` over ``background``."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    u = (xs - top_left[0] + 0.5) * 8.0 / digit - 0.5   # position in the 8x8 digit's pixel grid
+    v = (ys - top_left[1] + 0.5) * 8.0 / digit - 0.5
     padded = np.pad(image, 1)                           # zeros around: outside the digit is background
     u, v = np.clip(u + 1, 0, 9), np.clip(v + 1, 0, 9)
     x0, y0 = np.floor(u).astype(int).clip(0, 8), np.floor(v).astype(int).clip(0, 8)
@@ -86,6 +86,62 @@ def batch(rng: np.random.Generator, size: int, frames: int = 8) -> dict[str, np.
     return {"frames": np.stack([c.frames.transpose(0, 3, 1, 2) for c in clips]),
             "fps": np.array([c.fps for c in clips], np.float32),
             "motion_bucket_id": np.array([c.motion_bucket_id for c in clips], np.float32)}
+
+
+# --------------------------------------------------------------------------------------------
+# Prompted clips for the LTX-Video twin: the motion is said in words
+# --------------------------------------------------------------------------------------------
+
+LTX_SIZE = 64          # LTX twin clips are LTX_SIZE x LTX_SIZE (a multiple of 32, as LTX-Video needs)
+LTX_FRAMES = 9         # 8k + 1 frames, as LTX-Video needs
+LTX_DIGIT = 24         # the digit's size in pixels (zooms go from 16 to 40)
+# What a prompt can say, and how the digit moves: (dx, dy) per unit of speed, or a zoom factor.
+MOTIONS = {"the digit moves left": (-1, 0), "the digit moves right": (1, 0), "the digit moves up": (0, -1),
+           "the digit moves down": (0, 1), "the digit zooms in": "in", "the digit zooms out": "out"}
+
+
+@dataclass(frozen=True)
+class PromptedClip:
+    frames: np.ndarray    # (frames, LTX_SIZE, LTX_SIZE, 3) float32 in [-1, 1]
+    digit: int
+    prompt: str           # one of MOTIONS
+    centres: np.ndarray   # (frames, 2): the digit's centre (x, y) in each frame
+    sizes: np.ndarray     # (frames,): the digit's size in pixels in each frame
+
+
+def make_prompted_clip(rng: np.random.Generator, frames: int = LTX_FRAMES, prompt: str | None = None,
+                       index: int | None = None, travel_px: float | None = None) -> PromptedClip:
+    """A digit that moves (or zooms) as ``prompt`` says, in a straight line at constant speed.
+
+    A slide covers ``travel_px`` pixels from the first frame to the last (default: 12-32, at random); a
+    zoom takes the digit from 16 to 40 pixels (or back). Everything else is drawn from ``rng``.
+    """
+    images, labels = digits()
+    index = int(rng.integers(len(images))) if index is None else index
+    prompt = str(rng.choice(list(MOTIONS))) if prompt is None else prompt
+    if prompt not in MOTIONS:
+        raise ValueError(f"unknown motion {prompt!r}; the twin knows: {', '.join(MOTIONS)}")
+    motion = MOTIONS[prompt]
+    t = np.linspace(0.0, 1.0, frames)
+    if isinstance(motion, str):
+        small, large = rng.uniform(14, 20), rng.uniform(34, 42)
+        sizes = small + (large - small) * (t if motion == "in" else 1 - t)
+        centre = rng.uniform(LTX_SIZE / 2 - 4, LTX_SIZE / 2 + 4, 2)
+        centres = np.repeat(centre[None], frames, 0)
+    else:
+        travel_px = rng.uniform(12, 32) if travel_px is None else travel_px
+        sizes = np.full(frames, LTX_DIGIT, dtype=np.float64)
+        direction = np.array(motion, dtype=np.float64)
+        margin = LTX_DIGIT / 2 + 1
+        low = np.where(direction < 0, margin + travel_px, margin)
+        high = np.where(direction > 0, LTX_SIZE - margin - travel_px, LTX_SIZE - margin)
+        start = rng.uniform(low, np.maximum(high, low))
+        centres = start[None] + t[:, None] * travel_px * direction[None]
+    background = rng.uniform(0.0, 0.45, 3).astype(np.float32)
+    ink = rng.uniform(0.6, 1.0, 3).astype(np.float32)
+    clip = np.stack([draw_digit(images[index], tuple(c - s / 2), background, ink, LTX_SIZE, s)
+                     for c, s in zip(centres, sizes)])
+    return PromptedClip(clip.astype(np.float32) * 2 - 1, int(labels[index]), prompt, centres, sizes)
 
 
 def to_image(frame: np.ndarray):

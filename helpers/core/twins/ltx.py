@@ -29,13 +29,19 @@ _WORDS = ("slow dolly in out zoom pan tilt soft lighting light camera motion sta
           "sunset planet shapes sky water cinematic smooth gentle wind clouds drift").split()
 
 
-def t5_tokenizer(model_max_length: int = 128):
-    """A small T5 tokenizer (Unigram, like the real SentencePiece one), made in code, no download."""
+# The words of the trained twin's prompts (helpers/core/twins/clips.MOTIONS).
+DIGIT_WORDS = "the digit moves left right up down zooms in out".split()
+
+
+def t5_tokenizer(model_max_length: int = 128, words: tuple[str, ...] | list[str] = tuple(_WORDS)):
+    """A small T5 tokenizer (Unigram, like the real SentencePiece one), made in code, no download.
+
+    ``words`` are whole pieces; anything else is spelled out in single letters."""
     import transformers
 
     letters = "abcdefghijklmnopqrstuvwxyz0123456789.,-'!?"
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    pieces += [("\u2581" + w, -3.0) for w in _WORDS]
+    pieces += [("\u2581" + w, -3.0) for w in words]
     pieces += [(c, -5.0) for c in letters] + [("\u2581" + c, -5.5) for c in letters]
     cls = transformers.T5TokenizerFast
     if int(transformers.__version__.split(".")[0]) >= 5:  # the T5 tokenizer takes its Unigram vocabulary
@@ -91,6 +97,45 @@ def build():
     )
     # Flow-matching Euler. LTXConditionPipeline computes its own (linear-quadratic) timestep schedule
     # and hands it to the scheduler, so no resolution-dependent shift is configured here.
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+    return LTXConditionPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                                tokenizer=tokenizer, transformer=transformer)
+
+
+def build_small(seed: int = 0):
+    """The trained twin's architecture (``python -m helpers.core.twins.train ltx``), random weights.
+
+    Same classes and pipeline as LTX-Video 0.9.5; what differs is said here. The VAE compresses 8x in
+    space (patch 4, one 2x down-sampling) and 2x in time (the first frame kept on its own, as in the real
+    VAE), so 64x64 clips of 9 frames become 5 latent frames of 8x8 tokens that a small transformer (4
+    layers, width 96) learns in minutes on a CPU; the real VAE's 32x / 8x would leave 2 latent frames of
+    2x2 tokens. The course still keeps the real model's size rules (sides
+    multiples of 32, 8k+1 frames). Keyframes at any frame enter as in the real model: frame 0 replaces the
+    first latent frame, the others are extra tokens at their frame's position. The T5 text encoder (2
+    layers, random weights, frozen) knows the words of the clips' prompts (clips.MOTIONS).
+    """
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline, \
+        LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = t5_tokenizer(words=DIGIT_WORDS)
+    torch.manual_seed(seed)
+    text_encoder = T5EncoderModel(T5Config(
+        vocab_size=len(tokenizer), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    ))
+    vae = AutoencoderKLLTXVideo(
+        in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(32,),
+        down_block_types=("LTXVideoDownBlock3D",), spatio_temporal_scaling=(True,), layers_per_block=(1, 1),
+        decoder_block_out_channels=(32,), decoder_layers_per_block=(1, 1), decoder_spatio_temporal_scaling=(True,),
+        decoder_inject_noise=(False, False), upsample_residual=(False,), upsample_factor=(1,),
+        timestep_conditioning=False, patch_size=4, patch_size_t=1, encoder_causal=True, decoder_causal=False,
+    )
+    transformer = LTXVideoTransformer3DModel(
+        in_channels=16, out_channels=16, patch_size=1, patch_size_t=1, num_attention_heads=4,
+        attention_head_dim=24, cross_attention_dim=96, num_layers=4, caption_channels=64,
+    )
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
     return LTXConditionPipeline(scheduler=scheduler, vae=vae, text_encoder=text_encoder,
                                 tokenizer=tokenizer, transformer=transformer)

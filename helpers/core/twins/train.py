@@ -164,24 +164,31 @@ def train_svd(out: Path | None = None, progress: bool = True, **overrides: Any) 
     return out
 
 
-def save(pipe, out: Path, settings, vae_losses, unet_losses, vae_seconds: float, seconds: float) -> None:
+WHAT = {"svd": "small SVD twin trained on moving digits by this course (not the real SVD)",
+        "ltx": "small LTX-Video twin trained on prompted digit clips by this course (not the real LTX-Video)"}
+DENOISER = {"svd": "UNet: v-prediction MSE", "ltx": "transformer: flow-matching velocity MSE"}
+
+
+def save(pipe, out: Path, settings, vae_losses, unet_losses, vae_seconds: float, seconds: float,
+         model: str = "svd") -> None:
     """save_pretrained (safetensors), the training record with hashes, and the loss curves."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(out, safe_serialization=True)
-    portable_index(out)
+    if model == "svd":
+        portable_index(out)
     hashes = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
               for p in sorted(out.rglob("*.safetensors"))}
-    record = {"what": "small SVD twin trained on moving digits by this course (not the real SVD)",
-              "command": f"python -m helpers.core.twins.train svd --seed {settings['seed']}",
+    record = {"what": WHAT[model],
+              "command": f"python -m helpers.core.twins.train {model} --seed {settings['seed']}",
               "settings": settings, "torch": torch.__version__, "seconds": round(seconds, 1),
               "vae_seconds": round(vae_seconds, 1), "threads": torch.get_num_threads(),
               "vae_loss_first_last": [round(np.mean(vae_losses[:20]), 5), round(np.mean(vae_losses[-20:]), 5)],
               "unet_loss_first_last": [round(np.mean(unet_losses[:50]), 5), round(np.mean(unet_losses[-50:]), 5)],
               "sha256": hashes}
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot_losses(vae_losses, unet_losses, out / "loss.png")
+    plot_losses(vae_losses, unet_losses, out / "loss.png", DENOISER[model])
 
 
 def portable_index(out: Path) -> None:
@@ -193,7 +200,8 @@ def portable_index(out: Path) -> None:
     index_path.write_text(json.dumps(index, indent=2) + "\n")
 
 
-def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -> None:
+def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path,
+                denoiser: str = DENOISER["svd"]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -203,7 +211,7 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -
         return np.convolve(values, np.ones(n) / n, mode="valid") if len(values) > n else np.asarray(values)
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    for ax, values, title in ((axes[0], vae_losses, "VAE: reconstruction + KL"), (axes[1], unet_losses, "UNet: v-prediction MSE")):
+    for ax, values, title in ((axes[0], vae_losses, "VAE: reconstruction + KL"), (axes[1], unet_losses, denoiser)):
         ax.plot(values, alpha=0.3, label="per step")
         ax.plot(smooth(values), label="moving mean (25)")
         ax.set_xlabel("training step"); ax.set_ylabel("loss"); ax.set_yscale("log"); ax.set_title(title); ax.legend()
@@ -214,16 +222,35 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=["svd"], help="which twin to train")
+    parser.add_argument("model", choices=["svd", "ltx"], help="which twin to train")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    parser.add_argument("--vae-steps", type=int, default=DEFAULTS["vae_steps"])
-    parser.add_argument("--unet-steps", type=int, default=DEFAULTS["unet_steps"])
-    parser.add_argument("--batch", type=int, default=DEFAULTS["batch"])
-    parser.add_argument("--out", type=Path, default=None, help="folder to write (default data/twins/svd-digits)")
+    parser.add_argument("--vae-steps", type=int, default=None, help="VAE steps (default: svd 400, ltx 1500)")
+    parser.add_argument("--steps", "--unet-steps", type=int, default=None,
+                        help="denoiser steps (default: svd's UNet 1100, ltx's transformer 5000)")
+    parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 4)")
+    parser.add_argument("--clips", type=int, default=None, help="ltx: clips drawn once and trained on (default 3000)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder to write (default data/twins/svd-digits or data/twins/ltx-digits)")
     args = parser.parse_args(argv)
-    out = train_svd(args.out, seed=args.seed, vae_steps=args.vae_steps, unet_steps=args.unet_steps, batch=args.batch)
+    given = {"seed": args.seed}
+    if args.vae_steps is not None:
+        given["vae_steps"] = args.vae_steps
+    if args.batch is not None:
+        given["batch"] = args.batch
+    if args.model == "svd":
+        if args.steps is not None:
+            given["unet_steps"] = args.steps
+        out = train_svd(args.out, **given)
+    else:
+        from helpers.core.twins.train_ltx import train_ltx
+
+        if args.steps is not None:
+            given["transformer_steps"] = args.steps
+        if args.clips is not None:
+            given["clips"] = args.clips
+        out = train_ltx(args.out, **given)
     record = json.loads((out / "training.json").read_text())
-    print(f"wrote {out} in {record['seconds']:.0f} s: UNet loss {record['unet_loss_first_last'][0]:.3f} -> "
+    print(f"wrote {out} in {record['seconds']:.0f} s: denoiser loss {record['unet_loss_first_last'][0]:.3f} -> "
           f"{record['unet_loss_first_last'][1]:.3f} (loss curve: {out / 'loss.png'})")
     return 0
 
