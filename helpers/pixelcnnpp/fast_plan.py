@@ -94,7 +94,8 @@ class CachedMap:
     ``raw`` holds the values, ``ce`` their concat_elu (what the next convolution reads); only the ones
     another map reads are kept (``needs``). ``gathers``: (source map, "raw" | "ce", index table) read
     through a kernel; ``same``: maps read at the same position; ``dep``: per position, the last pixel
-    (raster index) it depends on, -1 for none."""
+    (raster index) it depends on, -1 for none; ``sched``: the pixel after which it is computed (``dep``, or
+    later: see :func:`schedule_times`)."""
 
     def __init__(self, name: str, h: int, w: int, channels: int):
         self.name, self.h, self.w, self.channels = name, h, w, channels
@@ -102,6 +103,7 @@ class CachedMap:
         self.same: list[CachedMap] = []
         self.needs: set[str] = set()
         self.dep: torch.Tensor | None = None
+        self.sched: torch.Tensor | None = None
         self.raw: torch.Tensor | None = None
         self.ce: torch.Tensor | None = None
 
@@ -247,6 +249,7 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
     def add(*new: CachedMap) -> CachedMap:
         for node in new:
             node.dep = dependency_times(node) if nodes else torch.arange(h * w)
+            node.sched = schedule_times(node, h, w) if nodes else node.dep
             nodes.append(node)
         return new[-1]
 
@@ -271,6 +274,7 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
         if level < 2:
             u = add(deconv_map(f"up{level}.u", u, m.upsize_u[level]))
             ul = add(deconv_map(f"up{level}.ul", ul, m.upsize_ul[level]))
+    put_off_to_row_ends(nodes, w)
     mark_reads(nodes)
     return nodes
 
@@ -302,6 +306,43 @@ def dependency_times(node: CachedMap) -> torch.Tensor:
     return dep
 
 
+def schedule_times(node: CachedMap, h: int, w: int) -> torch.Tensor:
+    """For each position of ``node``: the pixel after which it is computed, never before its sources.
+
+    A map that reads only image rows above each position's row (the ``u`` stream, the ``ul`` stream's
+    first half) is put off to the end of the image row its sources complete: then a whole row of it is
+    one matrix product with W x batch rows, instead of one small product per pixel. The ``ul`` stream's
+    positions are computed right after their last source, as their dependency times say."""
+    sched = torch.full((node.size,), -1, dtype=torch.long)
+    for source, _, index in node.gathers:
+        padded = torch.cat([source.sched, torch.tensor([-1])])
+        sched = torch.maximum(sched, padded[index].amax(dim=1))
+    for source in node.same:
+        sched = torch.maximum(sched, source.sched)
+    top_row = torch.arange(node.size) // node.w * (h // node.h)  # the first image row each position covers
+    if (sched < top_row * w).all():  # reads rows above only: wait for the end of the row
+        sched = torch.where(sched >= 0, (sched // w + 1) * w - 1, sched)
+    return sched
+
+
+def put_off_to_row_ends(nodes: list[CachedMap], w: int) -> None:
+    """Put every position off to the end of its image row when nothing needs it earlier (e.g. the first
+    convolutions, which only the next row reads through a shift): fewer, larger matrix products.
+    ``need``: the earliest ``sched`` of a position that reads it (the output map's position t is needed
+    before pixel t is drawn); maps are visited from the last to the first, so consumers are final."""
+    needs = {id(node): torch.full((node.size + 1,), 1 << 40, dtype=torch.long) for node in nodes}
+    needs[id(nodes[-1])][:-1] = torch.arange(nodes[-1].size) - 1
+    for node in reversed(nodes[1:]):
+        need = needs[id(node)][:-1]
+        later = torch.where(node.sched >= 0, (node.sched // w + 1) * w - 1, node.sched)
+        node.sched = torch.where(later <= need, later, node.sched)
+        for source, _, index in node.gathers:
+            taps = index.shape[1]
+            needs[id(source)].scatter_reduce_(0, index.reshape(-1), node.sched.repeat_interleave(taps), "amin")
+        for source in node.same:
+            needs[id(source)][:-1] = torch.minimum(needs[id(source)][:-1], node.sched)
+
+
 Job = tuple[CachedMap, torch.Tensor, list[torch.Tensor]]
 
 
@@ -312,8 +353,8 @@ def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]
     schedule: list[list[Job]] = [[] for _ in range(n_pixels + 1)]
     wheres: list[list[Where]] = [[] for _ in range(n_pixels + 1)]
     for node in nodes[1:]:
-        order = torch.argsort(node.dep + 1, stable=True)  # positions by step; in each step, in raster order
-        counts = torch.bincount(node.dep + 1, minlength=n_pixels + 1).tolist()
+        order = torch.argsort(node.sched + 1, stable=True)  # positions by step; in each step, in raster order
+        counts = torch.bincount(node.sched + 1, minlength=n_pixels + 1).tolist()
         steps = [s for s, k in enumerate(counts) if k]
         sizes = [counts[s] for s in steps]
         tables = [index[order].split(sizes) for _, _, index in node.gathers]  # one gather per table, then views

@@ -57,7 +57,7 @@ class FastSampler:
         self.input, self.last = self.nodes[0], self.nodes[-1]
         self.w_out = model.nin_out.weight.reshape(model.nin_out.out_channels, -1)
         self.b_out = model.nin_out.bias
-        if (self.last.dep >= torch.arange(h * w)).any():  # the model would see the pixel it predicts
+        if (self.last.sched >= torch.arange(h * w)).any():  # the model would see the pixel it predicts
             raise RuntimeError("the network is not causal for this image shape")
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
