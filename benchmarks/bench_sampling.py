@@ -176,13 +176,27 @@ def print_table(rows: list[dict], channels: int, graphs: bool, before: bool) -> 
 
 
 def load_fast_sampler(rev: str) -> types.ModuleType:
-    """The fast sampler module of git revision ``rev`` (its imports resolve to today's model and likelihood)."""
-    source = subprocess.run(["git", "show", f"{rev}:helpers/pixelcnnpp/fast_sampler.py"], check=True,
-                            capture_output=True, text=True).stdout
-    module = types.ModuleType(f"fast_sampler_{rev}")
-    sys.modules[module.__name__] = module
-    exec(compile(source, f"{rev}:fast_sampler.py", "exec"), module.__dict__)
-    return module
+    """The fast sampler module of git revision ``rev``, with that revision's ``fast_plan.py`` where it has
+    one (other imports resolve to today's model and likelihood)."""
+    def show(path: str) -> str | None:
+        done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else None
+
+    def load(name: str, source: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        exec(compile(source, f"{rev}:{name}.py", "exec"), module.__dict__)
+        return module
+
+    source = show("helpers/pixelcnnpp/fast_sampler.py")
+    if source is None:
+        raise SystemExit(f"{rev} has no helpers/pixelcnnpp/fast_sampler.py")
+    plan = show("helpers/pixelcnnpp/fast_plan.py")
+    if plan is not None:
+        plan_name = f"fast_plan_{rev}".replace("-", "_").replace("~", "_").replace("^", "_")
+        load(plan_name, plan)
+        source = source.replace("from helpers.pixelcnnpp.fast_plan import", f"from {plan_name} import")
+    return load(f"fast_sampler_{rev}", source)
 
 
 def sample_with(module: types.ModuleType | None, model, n: int, shape, generator):

@@ -112,21 +112,30 @@ class CachedMap:
         return self.h * self.w
 
     def allocate(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
+        """Buffers for ``batch`` images; only the padding row is zeroed (every position is written before
+        anybody reads it: the schedule computes sources first)."""
         rows = (batch, self.size + 1)
-        self.raw = torch.zeros(*rows, self.channels, device=device, dtype=dtype) if "raw" in self.needs else None
-        self.ce = torch.zeros(*rows, 2 * self.channels, device=device, dtype=dtype) if "ce" in self.needs else None
+        self.raw = torch.empty(*rows, self.channels, device=device, dtype=dtype) if "raw" in self.needs else None
+        self.ce = torch.empty(*rows, 2 * self.channels, device=device, dtype=dtype) if "ce" in self.needs else None
+        for buffer in (self.raw, self.ce):
+            if buffer is not None:
+                buffer[:, -1].zero_()
 
     def patch(self, k: int, flat: torch.Tensor, batch: int) -> torch.Tensor:
         """Gather ``k``'s kernel windows: (batch * n, taps * C), one row per image and position."""
         source, kind, index = self.gathers[k]
         return getattr(source, kind).index_select(1, flat).view(batch * (len(flat) // index.shape[1]), -1)
 
-    def store(self, where: Where, x: torch.Tensor) -> None:
-        """Write the new values x (B, n, C) and, if read, their concat_elu."""
-        if self.raw is not None:
+    def store(self, where: Where, x: torch.Tensor, raw_written: bool = False) -> None:
+        """Write the new values x (B, n, C) (unless already there) and, if read, their concat_elu
+        (into the cache directly when the positions are a run)."""
+        if self.raw is not None and not raw_written:
             write(self.raw, where, x)
         if self.ce is not None:
-            write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
+            if isinstance(where, tuple):
+                F.elu_(torch.cat([x, x.neg()], dim=-1, out=self.ce.narrow(1, where[0], where[1])))
+            else:
+                write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         raise NotImplementedError
@@ -190,8 +199,13 @@ class GatedOutMap(CachedMap):
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         c = self.channels
         ab = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t).view(batch, count(where), 2 * c)
-        gated = ab.narrow(-1, 0, c) * torch.sigmoid(ab.narrow(-1, c, c))
-        self.store(where, read(self.same[0].raw, where) + gated)
+        a, b = ab.split(c, dim=-1)
+        gated = torch.sigmoid(b).mul_(a)  # a * sigmoid(b), without one more buffer
+        residual = read(self.same[0].raw, where)
+        if self.raw is not None and isinstance(where, tuple):  # x + gated straight into the cache
+            self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
+        else:
+            self.store(where, residual + gated)
 
 
 # --------------------------------------------------------------------------------------------
