@@ -6,7 +6,7 @@ Read it in the lesson's order:
 1. :func:`conv_index` and friends - which input positions a layer position reads (its kernel as a table);
 2. :class:`CachedMap` and its four kinds - one cached activation map per layer, and how one of its
    positions is computed from the maps it reads (:class:`ConvMap`, :class:`ShiftSumMap`,
-   :class:`GatedInnerMap`, :class:`GatedOutMap`);
+   :class:`GatedOutMap`);
 3. :func:`build_cache_graph` - the whole network as such maps, in the model's own order;
 4. :func:`dependency_times` and :func:`make_schedule` - for every position, the last pixel it depends on,
    and so the work to do right after each pixel is drawn.
@@ -17,7 +17,7 @@ row per position, plus a last row that stays zero and stands for padding (index 
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -93,14 +93,18 @@ class CachedMap:
 
     ``raw`` holds the values, ``ce`` their concat_elu (what the next convolution reads); only the ones
     another map reads are kept (``needs``). ``gathers``: (source map, "raw" | "ce", index table) read
-    through a kernel; ``same``: maps read at the same position; ``dep``: per position, the last pixel
+    through a kernel; read at the same position: ``skips`` (their ``ce``), ``residual`` (its ``raw``, a gated
+    block's input) and ``partial`` (its ``raw``: sums computed earlier, added instead of the bias);
+    ``same``: all of those; ``dep``: per position, the last pixel
     (raster index) it depends on, -1 for none; ``sched``: the pixel after which it is computed (``dep``, or
     later: see :func:`schedule_times`)."""
 
     def __init__(self, name: str, h: int, w: int, channels: int):
         self.name, self.h, self.w, self.channels = name, h, w, channels
         self.gathers: list[tuple[CachedMap, str, torch.Tensor]] = []
-        self.same: list[CachedMap] = []
+        self.skips: list[CachedMap] = []
+        self.residual: CachedMap | None = None
+        self.partial: CachedMap | None = None
         self.needs: set[str] = set()
         self.dep: torch.Tensor | None = None
         self.sched: torch.Tensor | None = None
@@ -110,6 +114,10 @@ class CachedMap:
     @property
     def size(self) -> int:
         return self.h * self.w
+
+    @property
+    def same(self) -> list[CachedMap]:
+        return self.skips + [m for m in (self.residual, self.partial) if m is not None]
 
     def allocate(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
         """Buffers for ``batch`` images; only the padding row is zeroed (every position is written before
@@ -142,15 +150,28 @@ class CachedMap:
 
 
 class ConvMap(CachedMap):
-    """A convolution (shifted, strided or transposed): gather the kernel window, one matrix product."""
+    """A matrix product: ``bias`` (or the ``partial`` sums) + [kernel window | skips' concat_elu] @ weight.
+    A convolution (shifted, strided or transposed) gathers its kernel window; a gated block's middle adds
+    nin_skip(concat_elu(skips)) in the same product (the skips' ``ce`` columns reordered into the weight)."""
 
-    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor):
+    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None,
+                 skips: Sequence[CachedMap] = ()):
         super().__init__(name, h, w, weight.shape[0])
-        self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in), taps in index order
+        self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in [+ skip columns]), taps in index order
+        self.skips = list(skips)
+
+    def product(self, batch: int, where: Where, flats: list[torch.Tensor]) -> torch.Tensor:
+        """The product for positions ``where``: (batch * n, C_out)."""
+        n = count(where)
+        patch = self.patch(0, flats[0], batch)
+        if self.skips:
+            patch = torch.cat([patch.view(batch, n, -1), *(read(s.ce, where) for s in self.skips)], dim=-1)
+            patch = patch.view(batch * n, -1)
+        bias = self.bias if self.partial is None else read(self.partial.raw, where).reshape(batch * n, -1)
+        return torch.addmm(bias, patch, self.weight_t)
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        x = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t)
-        self.store(where, x.view(batch, count(where), -1))
+        self.store(where, self.product(batch, where, flats).view(batch, count(where), -1))
 
 
 class ShiftSumMap(CachedMap):
@@ -161,47 +182,19 @@ class ShiftSumMap(CachedMap):
         self.store(where, sum(parts).view(batch, count(where), -1))
 
 
-class GatedInnerMap(CachedMap):
-    """A gated block's middle: conv_input(concat_elu(x)) + nin_skip(concat_elu(skips)), one product:
-    the skips' concat_elu is read from their ``ce`` (its columns reordered into the nin weight)."""
+class GatedOutMap(ConvMap):
+    """A gated block's output: x + a * sigmoid(b), (a, b) = conv_out(concat_elu(inner)), x = ``residual``."""
 
-    def __init__(self, name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap]):
-        conv = block.conv_input.conv
-        super().__init__(name, source.h, source.w, conv.out_channels)
-        weight, bias = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), conv.bias
-        if skips:  # nin reads [s1, s2, -s1, -s2]; the ce rows hold [s1, -s1] then [s2, -s2]
-            c, s = source.channels, len(skips)
-            order = [sign * s * c + i * c + j for i in range(s) for sign in (0, 1) for j in range(c)]
-            nin = block.nin_skip.weight.reshape(conv.out_channels, -1)[:, order]
-            weight, bias = torch.cat([weight, nin], dim=1), bias + block.nin_skip.bias
-        self.weight_t, self.bias = weight.t(), bias
-        self.same = list(skips)
-
-    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        n = count(where)
-        patch = self.patch(0, flats[0], batch)
-        if self.same:
-            skips = [read(s.ce, where) for s in self.same]
-            patch = torch.cat([patch.view(batch, n, -1), *skips], dim=-1).view(batch * n, -1)
-        self.store(where, torch.addmm(self.bias, patch, self.weight_t).view(batch, n, -1))
-
-
-class GatedOutMap(CachedMap):
-    """A gated block's output: x + a * sigmoid(b), (a, b) = conv_out(concat_elu(inner))."""
-
-    def __init__(self, name: str, source: CachedMap, block: GatedResnet):
-        conv = block.conv_out.conv
-        super().__init__(name, source.h, source.w, source.channels)
-        self.weight_t = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1).t()
-        self.bias = conv.bias
-        self.same = [source]
+    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__(name, h, w, weight, bias)
+        self.channels = weight.shape[0] // 2  # the product gives (a, b); the map holds the gated x
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         c = self.channels
-        ab = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t).view(batch, count(where), 2 * c)
+        ab = self.product(batch, where, flats).view(batch, count(where), 2 * c)
         a, b = ab.split(c, dim=-1)
         gated = torch.sigmoid(b).mul_(a)  # a * sigmoid(b), without one more buffer
-        residual = read(self.same[0].raw, where)
+        residual = read(self.residual.raw, where)
         if self.raw is not None and isinstance(where, tuple):  # x + gated straight into the cache
             self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
         else:
@@ -241,17 +234,53 @@ def shift_sum_map(name: str, parts: list[tuple[CachedMap, int, int]]) -> ShiftSu
     return node
 
 
-def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap]) -> list[CachedMap]:
-    """A gated resnet block: its middle map and its output map."""
-    inner = GatedInnerMap(name + ".inner", source, block, skips)
-    left, _, top, _ = block.conv_input.pad
-    kernel = block.conv_input.conv.kernel_size
-    inner.gathers.append((source, "ce", conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)))
-    out = GatedOutMap(name, source, block)
-    left, _, top, _ = block.conv_out.pad
-    kernel = block.conv_out.conv.kernel_size
-    out.gathers.append((inner, "ce", conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)))
-    return [inner, out]
+def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap],
+               row_skips: int | None = None) -> list[CachedMap]:
+    """A gated resnet block: its middle map and its output map.
+
+    ``row_skips`` (the ``ul`` stream): each convolution is split in two maps. The kernel rows above the
+    position and the first ``row_skips`` skips (from the ``u`` stream, which reads rows above only) form a
+    ``.above`` map that waits for the end of the row and is computed a row at a time; the block's map then
+    adds the taps of the current row (and the other skips) to those sums, per pixel: half the work per pixel.
+    The sums are the same, added in another order."""
+    c = source.channels
+    conv = block.conv_input.conv
+    weight, bias = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), conv.bias
+    if skips:  # nin reads [s1, s2, -s1, -s2]; the ce rows hold [s1, -s1] then [s2, -s2]
+        s = len(skips)
+        order = [sign * s * c + i * c + j for i in range(s) for sign in (0, 1) for j in range(c)]
+        nin = block.nin_skip.weight.reshape(conv.out_channels, -1)[:, order]
+        weight, bias = torch.cat([weight, nin], dim=1), bias + block.nin_skip.bias
+    maps = []
+
+    def add(suffix: str, module: nn.Module, reads: CachedMap, weight: torch.Tensor, bias: torch.Tensor,
+            skips: list[CachedMap], kind: type[ConvMap]) -> ConvMap:
+        left, _, top, _ = module.pad
+        kernel = module.conv.kernel_size
+        index = conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)
+        if row_skips is None:
+            node = kind(name + suffix, source.h, source.w, weight, bias)
+            node.skips, node.gathers = skips, [(reads, "ce", index)]
+            maps.append(node)
+            return node
+        above_taps, taps, width = (kernel[0] - 1) * kernel[1], kernel[0] * kernel[1], 2 * reads.channels
+        cols = torch.arange(weight.shape[1])
+        skip_cols = [cols[taps * width + i * 2 * c:taps * width + (i + 1) * 2 * c] for i in range(len(skips))]
+        first = torch.cat([cols[:above_taps * width], *skip_cols[:row_skips]])
+        rest = torch.cat([cols[above_taps * width:taps * width], *skip_cols[row_skips:]])
+        above = ConvMap(name + suffix + ".above", source.h, source.w, weight[:, first], bias, skips[:row_skips])
+        above.gathers = [(reads, "ce", index[:, :above_taps])]
+        node = kind(name + suffix, source.h, source.w, weight[:, rest], None)
+        node.skips, node.partial, node.gathers = skips[row_skips:], above, [(reads, "ce", index[:, above_taps:])]
+        maps.extend([above, node])
+        return node
+
+    inner = add(".inner", block.conv_input, source, weight, bias, list(skips), ConvMap)
+    conv = block.conv_out.conv
+    out = add("", block.conv_out, inner, conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1),
+              conv.bias, [], GatedOutMap)
+    out.residual = source
+    return maps
 
 
 def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[CachedMap]:
@@ -276,7 +305,7 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
     for level in range(3):
         for i, (block_u, block_ul) in enumerate(zip(m.up_u[level], m.up_ul[level])):
             u_list.append(add(*block_maps(f"up{level}.u{i}", u_list[-1], block_u, [])))
-            ul_list.append(add(*block_maps(f"up{level}.ul{i}", ul_list[-1], block_ul, [u_list[-1]])))
+            ul_list.append(add(*block_maps(f"up{level}.ul{i}", ul_list[-1], block_ul, [u_list[-1]], 1)))
         if level < 2:
             u_list.append(add(conv_map(f"down{level}.u", u_list[-1], "raw", m.downsize_u[level])))
             ul_list.append(add(conv_map(f"down{level}.ul", ul_list[-1], "raw", m.downsize_ul[level])))
@@ -284,7 +313,7 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
     for level in range(3):
         for i, (block_u, block_ul) in enumerate(zip(m.down_u[level], m.down_ul[level])):
             u = add(*block_maps(f"dn{level}.u{i}", u, block_u, [u_list.pop()]))
-            ul = add(*block_maps(f"dn{level}.ul{i}", ul, block_ul, [u, ul_list.pop()]))
+            ul = add(*block_maps(f"dn{level}.ul{i}", ul, block_ul, [u, ul_list.pop()], 1))
         if level < 2:
             u = add(deconv_map(f"up{level}.u", u, m.upsize_u[level]))
             ul = add(deconv_map(f"up{level}.ul", ul, m.upsize_ul[level]))
@@ -301,8 +330,11 @@ def mark_reads(nodes: list[CachedMap]) -> None:
     for node in nodes:
         for source, kind, _ in node.gathers:
             source.needs.add(kind)
-        for source in node.same:
-            source.needs.add("raw" if isinstance(node, GatedOutMap) else "ce")
+        for source in node.skips:
+            source.needs.add("ce")
+        for source in (node.residual, node.partial):
+            if source is not None:
+                source.needs.add("raw")
 
 
 # --------------------------------------------------------------------------------------------
