@@ -17,6 +17,7 @@ row per position, plus a last row that stays zero and stands for padding (index 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence, Union
 
 import torch
@@ -53,6 +54,7 @@ def count(where: Where) -> int:
 # 1. Index tables: a convolution's kernel, written out as the input positions it reads
 # --------------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=None)  # pure functions of a few ints; callers only read the tables
 def conv_index(h_in: int, w_in: int, h_out: int, w_out: int, kernel: tuple[int, int], stride: tuple[int, int],
                top: int, left: int) -> torch.Tensor:
     """For each output position of a (padded) conv, the flat input positions under its kernel,
@@ -65,6 +67,7 @@ def conv_index(h_in: int, w_in: int, h_out: int, w_out: int, kernel: tuple[int, 
     return torch.where(valid, r * w_in + c, h_in * w_in).reshape(h_out * w_out, kh * kw)
 
 
+@lru_cache(maxsize=None)  # pure functions of a few ints; callers only read the tables
 def deconv_index(h_in: int, w_in: int, kernel: tuple[int, int], stride: tuple[int, int],
                  crop_left: int) -> torch.Tensor:
     """For each output position of a cropped transposed conv (2h_in x 2w_in), the flat input
@@ -79,6 +82,7 @@ def deconv_index(h_in: int, w_in: int, kernel: tuple[int, int], stride: tuple[in
     return torch.where(valid, r * w_in + c, h_in * w_in).reshape(h_out * w_out, kh * kw)
 
 
+@lru_cache(maxsize=None)  # pure functions of a few ints; callers only read the tables
 def shift_index(h: int, w: int, down: int, right: int) -> torch.Tensor:
     """down_shift / right_shift as a table: each position reads the one ``down`` rows up, ``right`` left."""
     return conv_index(h, w, h, w, (1, 1), (1, 1), down, right)
@@ -403,10 +407,11 @@ def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]
         counts = torch.bincount(node.sched + 1, minlength=n_pixels + 1).tolist()
         steps = [s for s, k in enumerate(counts) if k]
         sizes = [counts[s] for s in steps]
-        tables = [index[order].split(sizes) for _, _, index in node.gathers]  # one gather per table, then views
+        # one gather per table, then 1-D views: the indices of each job
+        tables = [index[order].view(-1).split([k * index.shape[1] for k in sizes]) for _, _, index in node.gathers]
         listed, start = order.tolist(), 0
-        for k, (step, positions) in enumerate(zip(steps, order.split(sizes))):
-            schedule[step].append((node, positions, [table[k].view(-1) for table in tables]))
-            first, last, start = listed[start], listed[start + sizes[k] - 1], start + sizes[k]
-            wheres[step].append((first, sizes[k]) if last - first == sizes[k] - 1 else positions)
+        for step, size, positions, *flats in zip(steps, sizes, order.split(sizes), *tables):
+            schedule[step].append((node, positions, flats))
+            first, last, start = listed[start], listed[start + size - 1], start + size
+            wheres[step].append((first, size) if last - first == size - 1 else positions)
     return schedule, wheres
