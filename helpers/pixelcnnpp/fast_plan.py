@@ -196,8 +196,7 @@ class GatedOutMap(ConvMap):
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         c = self.channels
         ab = self.product(batch, where, flats).view(batch, count(where), 2 * c)
-        a, b = ab.split(c, dim=-1)
-        gated = torch.sigmoid(b).mul_(a)  # a * sigmoid(b), without one more buffer
+        gated = torch.sigmoid(ab.narrow(-1, c, c)).mul_(ab.narrow(-1, 0, c))  # a * sigmoid(b), no other buffer
         residual = read(self.residual.raw, where)
         if self.raw is not None and isinstance(where, tuple):  # x + gated straight into the cache
             self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
