@@ -171,7 +171,12 @@ class ConvMap(CachedMap):
         if self.skips:
             patch = torch.cat([patch.view(batch, n, -1), *(read(s.ce, where) for s in self.skips)], dim=-1)
             patch = patch.view(batch * n, -1)
-        bias = self.bias if self.partial is None else read(self.partial.raw, where).reshape(batch * n, -1)
+        if self.partial is None:
+            bias = self.bias
+        elif isinstance(where, tuple) and n == 1:  # one position: a view, no reshape
+            bias = self.partial.raw.select(1, where[0])
+        else:
+            bias = read(self.partial.raw, where).reshape(batch * n, -1)
         return torch.addmm(bias, patch, self.weight_t)
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
@@ -182,8 +187,10 @@ class ShiftSumMap(CachedMap):
     """down_shift / right_shift of one or two maps, summed (the two streams' first states)."""
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        parts = [self.patch(k, flat, batch) for k, flat in enumerate(flats)]
-        self.store(where, sum(parts).view(batch, count(where), -1))
+        total = self.patch(0, flats[0], batch)
+        for k in range(1, len(flats)):
+            total = total + self.patch(k, flats[k], batch)
+        self.store(where, total.view(batch, count(where), -1))
 
 
 class GatedOutMap(ConvMap):
@@ -194,9 +201,8 @@ class GatedOutMap(ConvMap):
         self.channels = weight.shape[0] // 2  # the product gives (a, b); the map holds the gated x
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        c = self.channels
-        ab = self.product(batch, where, flats).view(batch, count(where), 2 * c)
-        gated = torch.sigmoid(ab.narrow(-1, c, c)).mul_(ab.narrow(-1, 0, c))  # a * sigmoid(b), no other buffer
+        ab = self.product(batch, where, flats).view(batch, count(where), 2 * self.channels)
+        gated = F.glu(ab, dim=-1)  # a * sigmoid(b) in one op (the same numbers as the model's)
         residual = read(self.residual.raw, where)
         if self.raw is not None and isinstance(where, tuple):  # x + gated straight into the cache
             self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
