@@ -41,11 +41,13 @@ class FastSampler:
     (as in one forward pass), plus each gated block's inner activation (``nodes``, built by
     :func:`~helpers.pixelcnnpp.fast_plan.build_cache_graph`). When does a value get computed: for every
     layer position we work out, by following the convolutions' index tables, the last pixel (in raster
-    order) it depends on (``node.dep``); right after that pixel is drawn, that position is computed from
+    order) it depends on (``node.dep``); after that pixel is drawn, that position is computed from
     the cached inputs under its kernel, once, and never again (``schedule``). Strided layers get a
     sparse schedule for free: a H/2 layer position completes only after pixels in every second row and
-    column, a H/4 one every fourth. So each pixel costs a few small matrix products per layer instead of
-    a full network pass, and the total work equals about one forward pass.
+    column, a H/4 one every fourth. What only the next image row needs (the ``u`` stream, the kernel
+    row above of each ``ul`` convolution) waits for the end of the row and is computed a row at a time
+    (``node.sched``). So each pixel costs a few small matrix products of the ``ul`` stream instead of a
+    full network pass, and the total work equals about one forward pass.
 
     ``forward_all(x)`` evaluates the same plan for all positions at once: it must equal
     ``model(x)``, which checks the plan against the model."""
