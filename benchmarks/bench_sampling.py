@@ -17,6 +17,9 @@ a paper-size model take about 0.1 GB per image, so 1000 at once do not fit on on
     .venv/bin/python benchmarks/bench_sampling.py                 # batches 1..256, sizes 16 and 32
     .venv/bin/python benchmarks/bench_sampling.py --quick         # batches 1 and 16, size 16
 
+``--repeats N`` times the fast sampler(s) and the full pass N times, in turn, and takes medians (on a shared
+machine one run can be 1.5x slower than the next).
+
 ``--before REV`` also times the fast sampler of an earlier commit (its ``helpers/pixelcnnpp/fast_sampler.py``
 read with ``git show``, run on the same model and uniforms) in the same run, so before/after is a ratio
 measured side by side; ``--count-ops`` counts the aten ops per pixel step (torch.profiler) of both.
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +60,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=256, help="chunk size for --images")
     parser.add_argument("--before", help="git revision whose fast sampler is timed alongside (before/after)")
     parser.add_argument("--count-ops", action="store_true", help="aten ops per pixel step (torch.profiler)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time the fast sampler(s) and the full pass this many times, in turn; medians")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.sizes = [1, 16], [16]
@@ -94,7 +100,19 @@ def main() -> None:
         sample(model, 1, shape, method="fast")  # warm-up: library initialisation is not the sampler's time
         for batch in args.batches:
             gen = lambda: torch.Generator(device=args.device).manual_seed(0)  # noqa: E731
-            fast, fast_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))
+            x = torch.zeros(batch, *shape, device=args.device)
+            with torch.no_grad():
+                model(x)  # warm-up
+            fast_times, before_times, pass_times = [], [], []
+            for _ in range(args.repeats):  # in turn, so that other work on the machine slows all alike
+                fast, seconds = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))
+                fast_times.append(seconds)
+                if before is not None:
+                    before_times.append(timed(lambda: sample_with(before, model, batch, shape, gen()))[1])
+                with torch.no_grad():
+                    passes = 3
+                    pass_times.append(timed(lambda: [model(x) for _ in range(passes)])[1] / passes)
+            fast_s, pass_s = statistics.median(fast_times), statistics.median(pass_times)
             row = {"size": size, "batch": batch, "fast_s": round(fast_s, 3)}
             eager_s = None
             if args.device.startswith("cuda"):
@@ -102,14 +120,7 @@ def main() -> None:
                                                       cuda_graphs=False))
                 eager_same = round((eager == fast).double().mean().item(), 5)
             if before is not None:
-                _, before_s = timed(lambda: sample_with(before, model, batch, shape, gen()))
-                row["fast_before_s"] = round(before_s, 3)
-            x = torch.zeros(batch, *shape, device=args.device)
-            with torch.no_grad():
-                model(x)  # warm-up
-                passes = 3
-                _, pass_s = timed(lambda: [model(x) for _ in range(passes)])
-            pass_s /= passes
+                row["fast_before_s"] = round(statistics.median(before_times), 3)
             estimate = pass_s * size * size
             row.update(pass_s=round(pass_s, 4), fast_in_passes=round(fast_s / pass_s, 2))
             if before is not None:
@@ -176,13 +187,27 @@ def print_table(rows: list[dict], channels: int, graphs: bool, before: bool) -> 
 
 
 def load_fast_sampler(rev: str) -> types.ModuleType:
-    """The fast sampler module of git revision ``rev`` (its imports resolve to today's model and likelihood)."""
-    source = subprocess.run(["git", "show", f"{rev}:helpers/pixelcnnpp/fast_sampler.py"], check=True,
-                            capture_output=True, text=True).stdout
-    module = types.ModuleType(f"fast_sampler_{rev}")
-    sys.modules[module.__name__] = module
-    exec(compile(source, f"{rev}:fast_sampler.py", "exec"), module.__dict__)
-    return module
+    """The fast sampler module of git revision ``rev``, with that revision's ``fast_plan.py`` where it has
+    one (other imports resolve to today's model and likelihood)."""
+    def show(path: str) -> str | None:
+        done = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else None
+
+    def load(name: str, source: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        sys.modules[name] = module
+        exec(compile(source, f"{rev}:{name}.py", "exec"), module.__dict__)
+        return module
+
+    source = show("helpers/pixelcnnpp/fast_sampler.py")
+    if source is None:
+        raise SystemExit(f"{rev} has no helpers/pixelcnnpp/fast_sampler.py")
+    plan = show("helpers/pixelcnnpp/fast_plan.py")
+    if plan is not None:
+        plan_name = f"fast_plan_{rev}".replace("-", "_").replace("~", "_").replace("^", "_")
+        load(plan_name, plan)
+        source = source.replace("from helpers.pixelcnnpp.fast_plan import", f"from {plan_name} import")
+    return load(f"fast_sampler_{rev}", source)
 
 
 def sample_with(module: types.ModuleType | None, model, n: int, shape, generator):

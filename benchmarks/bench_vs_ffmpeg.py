@@ -16,6 +16,7 @@ difference, in 8-bit levels, from the float64 numpy reference of notebook 08.
 
     nice -n 10 .venv/bin/python benchmarks/bench_vs_ffmpeg.py                 # the table of docs/benchmarks.md
     nice -n 10 .venv/bin/python benchmarks/bench_vs_ffmpeg.py --frames 21 --repeats 1   # a quick look
+    nice -n 10 .venv/bin/python benchmarks/bench_vs_ffmpeg.py --only export --repeats 7  # one row
 
 Results go to docs/benchmarks.md and notebook 08's appendix by hand, with the command and the machine.
 """
@@ -174,6 +175,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=99, help="frames of the clip (odd: every other one is held out)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--numpy-frames", type=int, default=5, help="kept frames the numpy reference is timed on")
+    parser.add_argument("--only", nargs="+", choices=["interpolation", "lut", "export"],
+                        default=["interpolation", "lut", "export"], help="run only these rows")
     args = parser.parse_args()
     threads = torch.get_num_threads()
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} ({threads} threads), numpy "
@@ -181,9 +184,11 @@ def main() -> int:
     clip = china_pan(args.frames)
     print(f"\n{args.frames} frames of 1024x576 (china.jpg pan), median of {args.repeats}, ratios within this run\n\n"
           "| task | ours | ffmpeg | ratio | quality |\n|---|---|---|---|---|", flush=True)
-    for rows in (interpolation_rows(clip, args.repeats, args.numpy_frames, threads),
-                 lut_rows(clip, args.repeats, args.numpy_frames, threads), export_row(clip, args.repeats)):
-        print("\n".join(rows), flush=True)
+    rows_of = {"interpolation": lambda: interpolation_rows(clip, args.repeats, args.numpy_frames, threads),
+               "lut": lambda: lut_rows(clip, args.repeats, args.numpy_frames, threads),
+               "export": lambda: export_row(clip, args.repeats)}
+    for name in args.only:
+        print("\n".join(rows_of[name]()), flush=True)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -399,3 +399,29 @@ def test_sample_checks_arguments_and_restores_training_mode():
         sample(model, 1, (1, 6, 4))
     sample(model, 1, (1, 4, 4))
     assert model.training
+
+
+def test_positions_put_off_to_row_ends_never_run_before_their_sources():
+    """``sched`` may put a position off (to the end of its image row) but never before its dependency time or
+    before any position it reads, and the output at pixel t is ready before pixel t is drawn; the u stream and
+    the ul convolutions' rows above then run a row at a time, so a pixel step in the middle of a row computes
+    only ul positions."""
+    import re
+
+    h, w = 8, 12
+    sampler = FastSampler(tiny_model(3, 2), (3, h, w))
+    padded = lambda node: torch.cat([node.sched, torch.tensor([-1])])  # noqa: E731
+    for node in sampler.nodes[1:]:
+        assert (node.sched >= node.dep).all(), node.name
+        for source, _, index in node.gathers:
+            assert (node.sched >= padded(source)[index].amax(dim=1)).all(), (node.name, source.name)
+        for source in node.same:
+            assert (node.sched >= source.sched).all(), (node.name, source.name)
+    assert (sampler.last.sched < torch.arange(h * w)).all()
+    row_ends = {r * w + w - 1 for r in range(h)} | {-1}
+    for node in sampler.nodes[1:]:
+        u_stream = any(re.fullmatch(r"u\d*", part) for part in node.name.split("."))
+        if u_stream or node.name.endswith(".above") or node.name in ("u_init", "u_0", "ul_init_up"):
+            assert set(node.sched.tolist()) <= row_ends, node.name
+    middle = sampler.schedule[3 * w + 5 + 1]  # after pixel (3, 5)
+    assert middle and all(".ul" in node.name or node.name.startswith("ul") for node, _, _ in middle)

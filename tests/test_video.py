@@ -32,3 +32,13 @@ def test_frame_strip():
     strip = np.asarray(frame_strip(frames, count=3))
     assert strip.shape == (4, 15, 3)
     assert [strip[0, 0, 0], strip[0, 5, 0], strip[0, 10, 0]] == [0, 4, 9]  # first, middle, last
+
+
+def test_ffmpeg_failure_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import helpers.core.video as video
+
+    good = video.mp4_command
+    monkeypatch.setattr(video, "mp4_command", lambda *args: good(*args)[:-1] + ["-c:v", "no_such_codec", args[0]])
+    with pytest.raises(RuntimeError, match="ffmpeg could not write v.mp4 .*no_such_codec"):
+        write_mp4([np.zeros((16, 16, 3), np.uint8)] * 40, tmp_path / "v.mp4")
+    assert list(tmp_path.iterdir()) == []

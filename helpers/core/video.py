@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -38,13 +40,39 @@ def _as_array(frame) -> np.ndarray:
     return array
 
 
+def mp4_command(path: str | os.PathLike, width: int, height: int, fps: float, crf: int = 18) -> list[str]:
+    """The ffmpeg command :func:`write_mp4` runs: raw RGB frames on stdin -> H.264, yuv420p, faststart."""
+    rate = str(Fraction(fps).limit_denominator())  # 24000/1001 stays exact
+    return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{width}x{height}", "-r", rate, "-i", "-", "-an", "-c:v", "libx264", "-crf", str(crf),
+            "-preset", "medium", "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(path)]
+
+
+def _widen_pipe(pipe, frame_bytes: int) -> None:
+    """Let the pipe to ffmpeg hold a whole frame where the system allows (Linux: up to
+    /proc/sys/fs/pipe-max-size, 1 MiB by default): fewer switches between Python and ffmpeg per frame."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the pipe stays as it is
+        return
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:  # not Linux (macOS): the pipe stays as it is
+        return
+    for size in (frame_bytes, 1 << 20):
+        try:
+            fcntl.fcntl(pipe.fileno(), set_size, size)
+            return
+        except OSError:  # larger than allowed: try the default maximum
+            continue
+
+
 def write_mp4(frames: Iterable, path: str | os.PathLike, fps: float = 8, crf: int = 18) -> Path:
     """Write RGB frames (PIL images or HxWx3 arrays) as an H.264 / yuv420p MP4, atomically.
 
     yuv420p needs even sides: odd sizes are padded by one pixel (edge copied), never cropped.
+    The frames go to ffmpeg's stdin one by one, as they are (no copy, no joined buffer);
+    ffmpeg's error message, if any, is in the exception.
     """
-    import imageio_ffmpeg
-
     path = Path(path)
     frames = [_as_array(f) for f in frames]
     if not frames:
@@ -57,21 +85,30 @@ def write_mp4(frames: Iterable, path: str | os.PathLike, fps: float = 8, crf: in
             raise ValueError(f"frame {index} is {frame.shape[1]}x{frame.shape[0]}, "
                              f"the first was {width}x{height}")
     even_h, even_w = height + height % 2, width + width % 2
-    with atomic_path(path) as tmp:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp), (even_w, even_h), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
-            quality=None, macro_block_size=1,
-            output_params=["-crf", str(crf), "-preset", "medium", "-movflags", "+faststart"],
-            ffmpeg_log_level="error",
-        )
-        writer.send(None)
+    with atomic_path(path) as tmp, tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(mp4_command(tmp, even_w, even_h, fps, crf), stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, stderr=errors)
+        _widen_pipe(process.stdin, even_w * even_h * 3)
         try:
             for frame in frames:
                 if (even_h, even_w) != (height, width):
                     frame = np.pad(frame, ((0, even_h - height), (0, even_w - width), (0, 0)), mode="edge")
-                writer.send(np.ascontiguousarray(frame))
+                process.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+        except BrokenPipeError:
+            pass  # ffmpeg stopped early: its return code and message say why
+        except BaseException:
+            process.kill()
+            raise
         finally:
-            writer.close()  # ffmpeg has finished with the file before it is renamed or removed
+            try:
+                process.stdin.close()  # end of input: ffmpeg finishes the file
+            except BrokenPipeError:
+                pass
+            code = process.wait()  # ffmpeg has finished with the file before it is renamed or removed
+        if code != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()[-2000:]
+            raise RuntimeError(f"ffmpeg could not write {path.name} (exit code {code}): {message}")
     return path
 
 

@@ -6,7 +6,7 @@ Read it in the lesson's order:
 1. :func:`conv_index` and friends - which input positions a layer position reads (its kernel as a table);
 2. :class:`CachedMap` and its four kinds - one cached activation map per layer, and how one of its
    positions is computed from the maps it reads (:class:`ConvMap`, :class:`ShiftSumMap`,
-   :class:`GatedInnerMap`, :class:`GatedOutMap`);
+   :class:`GatedOutMap`);
 3. :func:`build_cache_graph` - the whole network as such maps, in the model's own order;
 4. :func:`dependency_times` and :func:`make_schedule` - for every position, the last pixel it depends on,
    and so the work to do right after each pixel is drawn.
@@ -17,7 +17,8 @@ row per position, plus a last row that stays zero and stands for padding (index 
 
 from __future__ import annotations
 
-from typing import Union
+from functools import lru_cache
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,7 @@ def count(where: Where) -> int:
 # 1. Index tables: a convolution's kernel, written out as the input positions it reads
 # --------------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=None)  # pure functions of a few ints; callers only read the tables
 def conv_index(h_in: int, w_in: int, h_out: int, w_out: int, kernel: tuple[int, int], stride: tuple[int, int],
                top: int, left: int) -> torch.Tensor:
     """For each output position of a (padded) conv, the flat input positions under its kernel,
@@ -65,6 +67,7 @@ def conv_index(h_in: int, w_in: int, h_out: int, w_out: int, kernel: tuple[int, 
     return torch.where(valid, r * w_in + c, h_in * w_in).reshape(h_out * w_out, kh * kw)
 
 
+@lru_cache(maxsize=None)  # pure functions of a few ints; callers only read the tables
 def deconv_index(h_in: int, w_in: int, kernel: tuple[int, int], stride: tuple[int, int],
                  crop_left: int) -> torch.Tensor:
     """For each output position of a cropped transposed conv (2h_in x 2w_in), the flat input
@@ -79,6 +82,7 @@ def deconv_index(h_in: int, w_in: int, kernel: tuple[int, int], stride: tuple[in
     return torch.where(valid, r * w_in + c, h_in * w_in).reshape(h_out * w_out, kh * kw)
 
 
+@lru_cache(maxsize=None)  # pure functions of a few ints; callers only read the tables
 def shift_index(h: int, w: int, down: int, right: int) -> torch.Tensor:
     """down_shift / right_shift as a table: each position reads the one ``down`` rows up, ``right`` left."""
     return conv_index(h, w, h, w, (1, 1), (1, 1), down, right)
@@ -93,15 +97,21 @@ class CachedMap:
 
     ``raw`` holds the values, ``ce`` their concat_elu (what the next convolution reads); only the ones
     another map reads are kept (``needs``). ``gathers``: (source map, "raw" | "ce", index table) read
-    through a kernel; ``same``: maps read at the same position; ``dep``: per position, the last pixel
-    (raster index) it depends on, -1 for none."""
+    through a kernel; read at the same position: ``skips`` (their ``ce``), ``residual`` (its ``raw``, a gated
+    block's input) and ``partial`` (its ``raw``: sums computed earlier, added instead of the bias);
+    ``same``: all of those; ``dep``: per position, the last pixel
+    (raster index) it depends on, -1 for none; ``sched``: the pixel after which it is computed (``dep``, or
+    later: see :func:`schedule_times`)."""
 
     def __init__(self, name: str, h: int, w: int, channels: int):
         self.name, self.h, self.w, self.channels = name, h, w, channels
         self.gathers: list[tuple[CachedMap, str, torch.Tensor]] = []
-        self.same: list[CachedMap] = []
+        self.skips: list[CachedMap] = []
+        self.residual: CachedMap | None = None
+        self.partial: CachedMap | None = None
         self.needs: set[str] = set()
         self.dep: torch.Tensor | None = None
+        self.sched: torch.Tensor | None = None
         self.raw: torch.Tensor | None = None
         self.ce: torch.Tensor | None = None
 
@@ -109,87 +119,95 @@ class CachedMap:
     def size(self) -> int:
         return self.h * self.w
 
+    @property
+    def same(self) -> list[CachedMap]:
+        return self.skips + [m for m in (self.residual, self.partial) if m is not None]
+
     def allocate(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
+        """Buffers for ``batch`` images; only the padding row is zeroed (every position is written before
+        anybody reads it: the schedule computes sources first)."""
         rows = (batch, self.size + 1)
-        self.raw = torch.zeros(*rows, self.channels, device=device, dtype=dtype) if "raw" in self.needs else None
-        self.ce = torch.zeros(*rows, 2 * self.channels, device=device, dtype=dtype) if "ce" in self.needs else None
+        self.raw = torch.empty(*rows, self.channels, device=device, dtype=dtype) if "raw" in self.needs else None
+        self.ce = torch.empty(*rows, 2 * self.channels, device=device, dtype=dtype) if "ce" in self.needs else None
+        for buffer in (self.raw, self.ce):
+            if buffer is not None:
+                buffer[:, -1].zero_()
 
     def patch(self, k: int, flat: torch.Tensor, batch: int) -> torch.Tensor:
         """Gather ``k``'s kernel windows: (batch * n, taps * C), one row per image and position."""
         source, kind, index = self.gathers[k]
         return getattr(source, kind).index_select(1, flat).view(batch * (len(flat) // index.shape[1]), -1)
 
-    def store(self, where: Where, x: torch.Tensor) -> None:
-        """Write the new values x (B, n, C) and, if read, their concat_elu."""
-        if self.raw is not None:
+    def store(self, where: Where, x: torch.Tensor, raw_written: bool = False) -> None:
+        """Write the new values x (B, n, C) (unless already there) and, if read, their concat_elu
+        (into the cache directly when the positions are a run)."""
+        if self.raw is not None and not raw_written:
             write(self.raw, where, x)
         if self.ce is not None:
-            write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
+            if isinstance(where, tuple):
+                F.elu_(torch.cat([x, x.neg()], dim=-1, out=self.ce.narrow(1, where[0], where[1])))
+            else:
+                write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         raise NotImplementedError
 
 
 class ConvMap(CachedMap):
-    """A convolution (shifted, strided or transposed): gather the kernel window, one matrix product."""
+    """A matrix product: ``bias`` (or the ``partial`` sums) + [kernel window | skips' concat_elu] @ weight.
+    A convolution (shifted, strided or transposed) gathers its kernel window; a gated block's middle adds
+    nin_skip(concat_elu(skips)) in the same product (the skips' ``ce`` columns reordered into the weight)."""
 
-    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor):
+    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None,
+                 skips: Sequence[CachedMap] = ()):
         super().__init__(name, h, w, weight.shape[0])
-        self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in), taps in index order
+        self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in [+ skip columns]), taps in index order
+        self.skips = list(skips)
+
+    def product(self, batch: int, where: Where, flats: list[torch.Tensor]) -> torch.Tensor:
+        """The product for positions ``where``: (batch * n, C_out)."""
+        n = count(where)
+        patch = self.patch(0, flats[0], batch)
+        if self.skips:
+            patch = torch.cat([patch.view(batch, n, -1), *(read(s.ce, where) for s in self.skips)], dim=-1)
+            patch = patch.view(batch * n, -1)
+        if self.partial is None:
+            bias = self.bias
+        elif isinstance(where, tuple) and n == 1:  # one position: a view, no reshape
+            bias = self.partial.raw.select(1, where[0])
+        else:
+            bias = read(self.partial.raw, where).reshape(batch * n, -1)
+        return torch.addmm(bias, patch, self.weight_t)
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        x = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t)
-        self.store(where, x.view(batch, count(where), -1))
+        self.store(where, self.product(batch, where, flats).view(batch, count(where), -1))
 
 
 class ShiftSumMap(CachedMap):
     """down_shift / right_shift of one or two maps, summed (the two streams' first states)."""
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        parts = [self.patch(k, flat, batch) for k, flat in enumerate(flats)]
-        self.store(where, sum(parts).view(batch, count(where), -1))
+        total = self.patch(0, flats[0], batch)
+        for k in range(1, len(flats)):
+            total = total + self.patch(k, flats[k], batch)
+        self.store(where, total.view(batch, count(where), -1))
 
 
-class GatedInnerMap(CachedMap):
-    """A gated block's middle: conv_input(concat_elu(x)) + nin_skip(concat_elu(skips)), one product:
-    the skips' concat_elu is read from their ``ce`` (its columns reordered into the nin weight)."""
+class GatedOutMap(ConvMap):
+    """A gated block's output: x + a * sigmoid(b), (a, b) = conv_out(concat_elu(inner)), x = ``residual``."""
 
-    def __init__(self, name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap]):
-        conv = block.conv_input.conv
-        super().__init__(name, source.h, source.w, conv.out_channels)
-        weight, bias = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), conv.bias
-        if skips:  # nin reads [s1, s2, -s1, -s2]; the ce rows hold [s1, -s1] then [s2, -s2]
-            c, s = source.channels, len(skips)
-            order = [sign * s * c + i * c + j for i in range(s) for sign in (0, 1) for j in range(c)]
-            nin = block.nin_skip.weight.reshape(conv.out_channels, -1)[:, order]
-            weight, bias = torch.cat([weight, nin], dim=1), bias + block.nin_skip.bias
-        self.weight_t, self.bias = weight.t(), bias
-        self.same = list(skips)
+    def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__(name, h, w, weight, bias)
+        self.channels = weight.shape[0] // 2  # the product gives (a, b); the map holds the gated x
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        n = count(where)
-        patch = self.patch(0, flats[0], batch)
-        if self.same:
-            skips = [read(s.ce, where) for s in self.same]
-            patch = torch.cat([patch.view(batch, n, -1), *skips], dim=-1).view(batch * n, -1)
-        self.store(where, torch.addmm(self.bias, patch, self.weight_t).view(batch, n, -1))
-
-
-class GatedOutMap(CachedMap):
-    """A gated block's output: x + a * sigmoid(b), (a, b) = conv_out(concat_elu(inner))."""
-
-    def __init__(self, name: str, source: CachedMap, block: GatedResnet):
-        conv = block.conv_out.conv
-        super().__init__(name, source.h, source.w, source.channels)
-        self.weight_t = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1).t()
-        self.bias = conv.bias
-        self.same = [source]
-
-    def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
-        c = self.channels
-        ab = torch.addmm(self.bias, self.patch(0, flats[0], batch), self.weight_t).view(batch, count(where), 2 * c)
-        gated = ab.narrow(-1, 0, c) * torch.sigmoid(ab.narrow(-1, c, c))
-        self.store(where, read(self.same[0].raw, where) + gated)
+        ab = self.product(batch, where, flats).view(batch, count(where), 2 * self.channels)
+        gated = F.glu(ab, dim=-1)  # a * sigmoid(b) in one op (the same numbers as the model's)
+        residual = read(self.residual.raw, where)
+        if self.raw is not None and isinstance(where, tuple):  # x + gated straight into the cache
+            self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
+        else:
+            self.store(where, residual + gated)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,17 +243,53 @@ def shift_sum_map(name: str, parts: list[tuple[CachedMap, int, int]]) -> ShiftSu
     return node
 
 
-def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap]) -> list[CachedMap]:
-    """A gated resnet block: its middle map and its output map."""
-    inner = GatedInnerMap(name + ".inner", source, block, skips)
-    left, _, top, _ = block.conv_input.pad
-    kernel = block.conv_input.conv.kernel_size
-    inner.gathers.append((source, "ce", conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)))
-    out = GatedOutMap(name, source, block)
-    left, _, top, _ = block.conv_out.pad
-    kernel = block.conv_out.conv.kernel_size
-    out.gathers.append((inner, "ce", conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)))
-    return [inner, out]
+def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap],
+               row_skips: int | None = None) -> list[CachedMap]:
+    """A gated resnet block: its middle map and its output map.
+
+    ``row_skips`` (the ``ul`` stream): each convolution is split in two maps. The kernel rows above the
+    position and the first ``row_skips`` skips (from the ``u`` stream, which reads rows above only) form a
+    ``.above`` map that waits for the end of the row and is computed a row at a time; the block's map then
+    adds the taps of the current row (and the other skips) to those sums, per pixel: half the work per pixel.
+    The sums are the same, added in another order."""
+    c = source.channels
+    conv = block.conv_input.conv
+    weight, bias = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1), conv.bias
+    if skips:  # nin reads [s1, s2, -s1, -s2]; the ce rows hold [s1, -s1] then [s2, -s2]
+        s = len(skips)
+        order = [sign * s * c + i * c + j for i in range(s) for sign in (0, 1) for j in range(c)]
+        nin = block.nin_skip.weight.reshape(conv.out_channels, -1)[:, order]
+        weight, bias = torch.cat([weight, nin], dim=1), bias + block.nin_skip.bias
+    maps = []
+
+    def add(suffix: str, module: nn.Module, reads: CachedMap, weight: torch.Tensor, bias: torch.Tensor,
+            skips: list[CachedMap], kind: type[ConvMap]) -> ConvMap:
+        left, _, top, _ = module.pad
+        kernel = module.conv.kernel_size
+        index = conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)
+        if row_skips is None:
+            node = kind(name + suffix, source.h, source.w, weight, bias)
+            node.skips, node.gathers = skips, [(reads, "ce", index)]
+            maps.append(node)
+            return node
+        above_taps, taps, width = (kernel[0] - 1) * kernel[1], kernel[0] * kernel[1], 2 * reads.channels
+        cols = torch.arange(weight.shape[1])
+        skip_cols = [cols[taps * width + i * 2 * c:taps * width + (i + 1) * 2 * c] for i in range(len(skips))]
+        first = torch.cat([cols[:above_taps * width], *skip_cols[:row_skips]])
+        rest = torch.cat([cols[above_taps * width:taps * width], *skip_cols[row_skips:]])
+        above = ConvMap(name + suffix + ".above", source.h, source.w, weight[:, first], bias, skips[:row_skips])
+        above.gathers = [(reads, "ce", index[:, :above_taps])]
+        node = kind(name + suffix, source.h, source.w, weight[:, rest], None)
+        node.skips, node.partial, node.gathers = skips[row_skips:], above, [(reads, "ce", index[:, above_taps:])]
+        maps.extend([above, node])
+        return node
+
+    inner = add(".inner", block.conv_input, source, weight, bias, list(skips), ConvMap)
+    conv = block.conv_out.conv
+    out = add("", block.conv_out, inner, conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1),
+              conv.bias, [], GatedOutMap)
+    out.residual = source
+    return maps
 
 
 def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[CachedMap]:
@@ -247,6 +301,7 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
     def add(*new: CachedMap) -> CachedMap:
         for node in new:
             node.dep = dependency_times(node) if nodes else torch.arange(h * w)
+            node.sched = schedule_times(node, h, w) if nodes else node.dep
             nodes.append(node)
         return new[-1]
 
@@ -259,7 +314,7 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
     for level in range(3):
         for i, (block_u, block_ul) in enumerate(zip(m.up_u[level], m.up_ul[level])):
             u_list.append(add(*block_maps(f"up{level}.u{i}", u_list[-1], block_u, [])))
-            ul_list.append(add(*block_maps(f"up{level}.ul{i}", ul_list[-1], block_ul, [u_list[-1]])))
+            ul_list.append(add(*block_maps(f"up{level}.ul{i}", ul_list[-1], block_ul, [u_list[-1]], 1)))
         if level < 2:
             u_list.append(add(conv_map(f"down{level}.u", u_list[-1], "raw", m.downsize_u[level])))
             ul_list.append(add(conv_map(f"down{level}.ul", ul_list[-1], "raw", m.downsize_ul[level])))
@@ -267,10 +322,11 @@ def build_cache_graph(model: PixelCNNpp, shape: tuple[int, int, int]) -> list[Ca
     for level in range(3):
         for i, (block_u, block_ul) in enumerate(zip(m.down_u[level], m.down_ul[level])):
             u = add(*block_maps(f"dn{level}.u{i}", u, block_u, [u_list.pop()]))
-            ul = add(*block_maps(f"dn{level}.ul{i}", ul, block_ul, [u, ul_list.pop()]))
+            ul = add(*block_maps(f"dn{level}.ul{i}", ul, block_ul, [u, ul_list.pop()], 1))
         if level < 2:
             u = add(deconv_map(f"up{level}.u", u, m.upsize_u[level]))
             ul = add(deconv_map(f"up{level}.ul", ul, m.upsize_ul[level]))
+    put_off_to_row_ends(nodes, w)
     mark_reads(nodes)
     return nodes
 
@@ -283,8 +339,11 @@ def mark_reads(nodes: list[CachedMap]) -> None:
     for node in nodes:
         for source, kind, _ in node.gathers:
             source.needs.add(kind)
-        for source in node.same:
-            source.needs.add("raw" if isinstance(node, GatedOutMap) else "ce")
+        for source in node.skips:
+            source.needs.add("ce")
+        for source in (node.residual, node.partial):
+            if source is not None:
+                source.needs.add("raw")
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +361,43 @@ def dependency_times(node: CachedMap) -> torch.Tensor:
     return dep
 
 
+def schedule_times(node: CachedMap, h: int, w: int) -> torch.Tensor:
+    """For each position of ``node``: the pixel after which it is computed, never before its sources.
+
+    A map that reads only image rows above each position's row (the ``u`` stream, the ``ul`` stream's
+    first half) is put off to the end of the image row its sources complete: then a whole row of it is
+    one matrix product with W x batch rows, instead of one small product per pixel. The ``ul`` stream's
+    positions are computed right after their last source, as their dependency times say."""
+    sched = torch.full((node.size,), -1, dtype=torch.long)
+    for source, _, index in node.gathers:
+        padded = torch.cat([source.sched, torch.tensor([-1])])
+        sched = torch.maximum(sched, padded[index].amax(dim=1))
+    for source in node.same:
+        sched = torch.maximum(sched, source.sched)
+    top_row = torch.arange(node.size) // node.w * (h // node.h)  # the first image row each position covers
+    if (sched < top_row * w).all():  # reads rows above only: wait for the end of the row
+        sched = torch.where(sched >= 0, (sched // w + 1) * w - 1, sched)
+    return sched
+
+
+def put_off_to_row_ends(nodes: list[CachedMap], w: int) -> None:
+    """Put every position off to the end of its image row when nothing needs it earlier (e.g. the first
+    convolutions, which only the next row reads through a shift): fewer, larger matrix products.
+    ``need``: the earliest ``sched`` of a position that reads it (the output map's position t is needed
+    before pixel t is drawn); maps are visited from the last to the first, so consumers are final."""
+    needs = {id(node): torch.full((node.size + 1,), 1 << 40, dtype=torch.long) for node in nodes}
+    needs[id(nodes[-1])][:-1] = torch.arange(nodes[-1].size) - 1
+    for node in reversed(nodes[1:]):
+        need = needs[id(node)][:-1]
+        later = torch.where(node.sched >= 0, (node.sched // w + 1) * w - 1, node.sched)
+        node.sched = torch.where(later <= need, later, node.sched)
+        for source, _, index in node.gathers:
+            taps = index.shape[1]
+            needs[id(source)].scatter_reduce_(0, index.reshape(-1), node.sched.repeat_interleave(taps), "amin")
+        for source in node.same:
+            needs[id(source)][:-1] = torch.minimum(needs[id(source)][:-1], node.sched)
+
+
 Job = tuple[CachedMap, torch.Tensor, list[torch.Tensor]]
 
 
@@ -312,14 +408,15 @@ def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]
     schedule: list[list[Job]] = [[] for _ in range(n_pixels + 1)]
     wheres: list[list[Where]] = [[] for _ in range(n_pixels + 1)]
     for node in nodes[1:]:
-        order = torch.argsort(node.dep + 1, stable=True)  # positions by step; in each step, in raster order
-        counts = torch.bincount(node.dep + 1, minlength=n_pixels + 1).tolist()
+        order = torch.argsort(node.sched + 1, stable=True)  # positions by step; in each step, in raster order
+        counts = torch.bincount(node.sched + 1, minlength=n_pixels + 1).tolist()
         steps = [s for s, k in enumerate(counts) if k]
         sizes = [counts[s] for s in steps]
-        tables = [index[order].split(sizes) for _, _, index in node.gathers]  # one gather per table, then views
+        # one gather per table, then 1-D views: the indices of each job
+        tables = [index[order].view(-1).split([k * index.shape[1] for k in sizes]) for _, _, index in node.gathers]
         listed, start = order.tolist(), 0
-        for k, (step, positions) in enumerate(zip(steps, order.split(sizes))):
-            schedule[step].append((node, positions, [table[k].view(-1) for table in tables]))
-            first, last, start = listed[start], listed[start + sizes[k] - 1], start + sizes[k]
-            wheres[step].append((first, sizes[k]) if last - first == sizes[k] - 1 else positions)
+        for step, size, positions, *flats in zip(steps, sizes, order.split(sizes), *tables):
+            schedule[step].append((node, positions, flats))
+            first, last, start = listed[start], listed[start + size - 1], start + size
+            wheres[step].append((first, size) if last - first == size - 1 else positions)
     return schedule, wheres

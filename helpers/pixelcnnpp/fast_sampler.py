@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers.pixelcnnpp.fast_plan import CachedMap, Job, Where, build_cache_graph, make_schedule, read, write
-from helpers.pixelcnnpp.likelihood import sample_pixel
+from helpers.pixelcnnpp.likelihood import draw_with_noise, gumbel_noise, logistic_noise
 from helpers.pixelcnnpp.model import PixelCNNpp
 
 
@@ -41,11 +41,13 @@ class FastSampler:
     (as in one forward pass), plus each gated block's inner activation (``nodes``, built by
     :func:`~helpers.pixelcnnpp.fast_plan.build_cache_graph`). When does a value get computed: for every
     layer position we work out, by following the convolutions' index tables, the last pixel (in raster
-    order) it depends on (``node.dep``); right after that pixel is drawn, that position is computed from
+    order) it depends on (``node.dep``); after that pixel is drawn, that position is computed from
     the cached inputs under its kernel, once, and never again (``schedule``). Strided layers get a
     sparse schedule for free: a H/2 layer position completes only after pixels in every second row and
-    column, a H/4 one every fourth. So each pixel costs a few small matrix products per layer instead of
-    a full network pass, and the total work equals about one forward pass.
+    column, a H/4 one every fourth. What only the next image row needs (the ``u`` stream, the kernel
+    row above of each ``ul`` convolution) waits for the end of the row and is computed a row at a time
+    (``node.sched``). So each pixel costs a few small matrix products of the ``ul`` stream instead of a
+    full network pass, and the total work equals about one forward pass.
 
     ``forward_all(x)`` evaluates the same plan for all positions at once: it must equal
     ``model(x)``, which checks the plan against the model."""
@@ -57,7 +59,7 @@ class FastSampler:
         self.input, self.last = self.nodes[0], self.nodes[-1]
         self.w_out = model.nin_out.weight.reshape(model.nin_out.out_channels, -1)
         self.b_out = model.nin_out.bias
-        if (self.last.dep >= torch.arange(h * w)).any():  # the model would see the pixel it predicts
+        if (self.last.sched >= torch.arange(h * w)).any():  # the model would see the pixel it predicts
             raise RuntimeError("the network is not causal for this image shape")
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
@@ -141,12 +143,13 @@ class FastSampler:
             raise ValueError(f"cuda_graphs=True needs CUDA tensors; these are on {device}")
         if steps not in (None, "listed", "table"):
             raise ValueError(f"steps must be 'listed' or 'table', got {steps!r}")
-        u_mix, u_log = u_mix.reshape(h * w, n, -1), u_log.reshape(h * w, n, -1)
+        # all the noise at once, as the naive sampler makes it
+        gumbel, logistic = gumbel_noise(u_mix).reshape(h * w, n, -1), logistic_noise(u_log).reshape(h * w, n, -1)
         self.allocate(n, device, u_mix.dtype)
         if cuda_graphs or steps == "table":
-            order, step_fns, cuda_graphs = table_steps(self, n, u_mix, u_log, temperature, cuda_graphs)
+            order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
         else:
-            order, step_fns = range(h * w), listed_steps(self, n, u_mix, u_log, temperature)
+            order, step_fns = range(h * w), listed_steps(self, n, gumbel, logistic, temperature)
         for (node, _, flats), where in zip(self.schedule[0], self.wheres[0]):  # what depends on no pixel at all
             node.compute(n, where, [f.to(device) for f in flats])
         bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
@@ -166,28 +169,29 @@ class FastSampler:
 # One step: draw pixel t, then compute what it completes
 # --------------------------------------------------------------------------------------------
 
-def draw_pixel(sampler: FastSampler, t, u_mix_t: torch.Tensor, u_log_t: torch.Tensor, temperature: float) -> None:
+def draw_pixel(sampler: FastSampler, t, gumbel_t: torch.Tensor, logistic_t: torch.Tensor, temperature: float) -> None:
     """Draw pixel ``t`` ((t, 1) on a CPU, a one-element index tensor in a graph) from the last map
-    (its parameters: the 1x1 output layer on elu of the cached values) and write it into the input map."""
+    (its parameters: the 1x1 output layer on elu of the cached values) with its noise (made from the
+    uniforms, :func:`~helpers.pixelcnnpp.likelihood.gumbel_noise`) and write it into the input map."""
     c = sampler.shape[0]
     params = F.linear(F.elu(read(sampler.last.raw, t)[:, 0]), sampler.w_out, sampler.b_out)
-    pixel = sample_pixel(params, c, u_mix_t, u_log_t, temperature)
+    pixel = draw_with_noise(params, c, gumbel_t, logistic_t, temperature)
     write(sampler.input.raw[:, :, :c], t, pixel.unsqueeze(1))
 
 
-def listed_steps(sampler: FastSampler, batch: int, u_mix: torch.Tensor, u_log: torch.Tensor,
+def listed_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor,
                  temperature: float) -> list[Callable[[], None]]:
     """One function per pixel t: draw it, then run the jobs ``schedule[t + 1]`` (positions that are
     neighbours become a Python-int run, so reading and writing them needs no index op)."""
     n_pix = len(sampler.schedule) - 1
-    move = (lambda f: f) if u_mix.device.type == "cpu" else (lambda f: f.to(u_mix.device))
+    move = (lambda f: f) if gumbel.device.type == "cpu" else (lambda f: f.to(gumbel.device))
     jobs = [[(node, where, [move(f) for f in flats])
              for (node, _, flats), where in zip(sampler.schedule[t], sampler.wheres[t])]
             for t in range(1, n_pix)] + [[]]
 
     def step_of(t: int) -> Callable[[], None]:
         def step() -> None:
-            draw_pixel(sampler, (t, 1), u_mix[t], u_log[t], temperature)
+            draw_pixel(sampler, (t, 1), gumbel[t], logistic[t], temperature)
             for node, where, flats in jobs[t]:
                 node.compute(batch, where, flats)
         return step
@@ -196,7 +200,7 @@ def listed_steps(sampler: FastSampler, batch: int, u_mix: torch.Tensor, u_log: t
 
 
 def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, int]], table: torch.Tensor,
-               counter: torch.Tensor, u_mix: torch.Tensor, u_log: torch.Tensor,
+               counter: torch.Tensor, gumbel: torch.Tensor, logistic: torch.Tensor,
                temperature: float) -> Callable[[], None]:
     """One step of a class: read the class's next table row (``counter``), draw pixel t, compute the
     positions it completes. Only tensor operations with fixed shapes, no host sync: the same function
@@ -205,7 +209,7 @@ def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, i
         row = table.index_select(0, counter).view(-1)
         counter.add_(1)
         t = row[:1]
-        draw_pixel(sampler, t, u_mix.index_select(0, t)[0], u_log.index_select(0, t)[0], temperature)
+        draw_pixel(sampler, t, gumbel.index_select(0, t)[0], logistic.index_select(0, t)[0], temperature)
         offset = 1
         for node, n_pos in layout:
             positions = row[offset:offset + n_pos]
@@ -219,14 +223,14 @@ def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, i
     return step
 
 
-def table_steps(sampler: FastSampler, batch: int, u_mix: torch.Tensor, u_log: torch.Tensor, temperature: float,
+def table_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor, temperature: float,
                 cuda_graphs: bool) -> tuple[list[int], list[Callable[[], None]], bool]:
     """(class of each step, one function per class, whether graphs are used): the step functions of
     :meth:`FastSampler.step_classes`, captured as CUDA graphs when asked (eager if capture fails)."""
     step_class, layouts, tables = sampler.step_classes()
-    device = u_mix.device
+    device = gumbel.device
     counters = [torch.zeros(1, dtype=torch.long, device=device) for _ in tables]
-    fns = [table_step(sampler, batch, layout, table.to(device), counter, u_mix, u_log, temperature)
+    fns = [table_step(sampler, batch, layout, table.to(device), counter, gumbel, logistic, temperature)
            for layout, table, counter in zip(layouts, tables, counters)]
     if cuda_graphs:
         try:

@@ -104,6 +104,17 @@ def to_grid(x: torch.Tensor) -> torch.Tensor:
     return torch.round((x.clamp(-1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
 
 
+def gumbel_noise(u_mix: torch.Tensor) -> torch.Tensor:
+    """Gumbel noise -log(-log(u)) from uniforms (clamped away from 0 and 1): for the Gumbel-max trick."""
+    return -torch.log(-torch.log(u_mix.clamp(1e-5, 1.0 - 1e-5)))
+
+
+def logistic_noise(u_logistic: torch.Tensor) -> torch.Tensor:
+    """A standard logistic draw log(u) - log(1 - u) from uniforms (clamped away from 0 and 1)."""
+    u = u_logistic.clamp(1e-5, 1.0 - 1e-5)
+    return torch.log(u) - torch.log1p(-u)
+
+
 def sample_pixel(params: torch.Tensor, channels: int, u_mix: torch.Tensor, u_logistic: torch.Tensor,
                  temperature: float = 1.0) -> torch.Tensor:
     """Draw one pixel per row of ``params`` (N, P) with given uniforms; returns (N, C) on the grid.
@@ -112,20 +123,28 @@ def sample_pixel(params: torch.Tensor, channels: int, u_mix: torch.Tensor, u_log
     ``u_logistic`` (N, C) gives each colour a logistic draw with its scale multiplied by T.
     Each colour is rounded to the grid before it enters the next colour's mean, so the draw
     follows the discretized distribution exactly (clamping puts the tails in bins 0 and 255)."""
-    logits, means, log_scales, coeffs = unpack_params(params, channels)
-    gumbel = -torch.log(-torch.log(u_mix.clamp(1e-5, 1.0 - 1e-5)))
-    k = torch.argmax(logits / temperature + gumbel, dim=1)            # (N,)
-    pick = k.view(-1, 1, 1).expand(-1, channels, 1)
+    return draw_with_noise(params, channels, gumbel_noise(u_mix), logistic_noise(u_logistic), temperature)
 
-    def chosen(t: torch.Tensor) -> torch.Tensor:
-        return t.gather(2, pick).squeeze(2)                            # (N, C)
 
-    mu, scale = chosen(means), torch.exp(chosen(log_scales)) * temperature
-    u = u_logistic.clamp(1e-5, 1.0 - 1e-5)
-    noise = scale * (torch.log(u) - torch.log1p(-u))
-    if coeffs is None:
+def draw_with_noise(params: torch.Tensor, channels: int, gumbel: torch.Tensor, logistic: torch.Tensor,
+                    temperature: float = 1.0) -> torch.Tensor:
+    """:func:`sample_pixel` with its noise already made (:func:`gumbel_noise`, :func:`logistic_noise`):
+    the samplers make all of it at once, then draw each pixel with a few small operations. Only the
+    chosen component's parameters are floored or tanh'd (elementwise, so the same numbers)."""
+    n, p = params.shape
+    m = p // (3 if channels == 1 else 10)
+    if p != num_params_per_pixel(channels, m):
+        raise ValueError(f"{p} parameters per pixel do not fit {channels} channel(s)")
+    logits = params[:, :m] if temperature == 1.0 else params[:, :m] / temperature
+    k = torch.argmax(logits + gumbel, dim=1)                           # (N,)
+    per = 2 if channels == 1 else 3                                    # means, log-scales(, coeffs) per colour
+    chosen = params[:, m:].reshape(n, channels * per, m).gather(2, k.view(n, 1, 1).expand(n, channels * per, 1))
+    chosen = chosen.view(n, channels, per)
+    mu, scale = chosen[:, :, 0], torch.exp(chosen[:, :, 1].clamp(min=LOG_SCALE_MIN))
+    noise = scale * logistic if temperature == 1.0 else scale * temperature * logistic
+    if channels == 1:
         return to_grid(mu + noise)
-    c = chosen(coeffs)
+    c = torch.tanh(chosen[:, :, 2])
     r = to_grid(mu[:, 0] + noise[:, 0])
     g = to_grid(mu[:, 1] + c[:, 0] * r + noise[:, 1])
     b = to_grid(mu[:, 2] + c[:, 1] * r + c[:, 2] * g + noise[:, 2])
