@@ -16,10 +16,15 @@ from helpers.core.twins import clips
 
 HELD_OUT = [2001, 2002, 2003, 2004]
 LAST = clips.LTX_FRAMES - 1
-# 18 dB: RMS error under 13 % of the range at a keyframe's own frame (the trained twin: see test values;
-# random weights decode the keyframe's latents with an untrained VAE)
-KEYFRAME_PSNR_MIN = 18.0
-MIDPOINT_ERROR_MAX = 4.0   # px: the digit halfway between two keyframes is within this of the halfway point
+# 15 dB: RMS error under 18 % of the range at a keyframe's own frame: the digit's place and shape (the trained
+# twin gave 19.0 dB on these clips, its colours a little off; random weights 9.3 dB, 2026-12-03)
+KEYFRAME_PSNR_MIN = 15.0
+# px: the digit in the middle frame is within this of halfway between the keyframes' digits (trained 2.6 px on
+# these clips, random weights 10.1 px; the digit is 24 px, the keyframes 28 px apart)
+MIDPOINT_ERROR_MAX = 5.0
+SLIDES = {"the digit moves left": (-1, 0), "the digit moves right": (1, 0), "the digit moves up": (0, -1),
+          "the digit moves down": (0, 1)}
+FOLLOWS_MIN = 0.6   # share of (digit, prompt) pairs that go the said way (trained 13 of 16, random 0 of 16)
 _MADE: dict = {}
 
 
@@ -85,15 +90,17 @@ def midpoint_error(pipe) -> float:
     return float(np.mean(errors))
 
 
-def prompted_direction(pipe) -> tuple[float, float]:
-    """Mean horizontal travel (px, last frame minus first) from one first frame: 'moves right' vs 'moves left'."""
-    right, left = [], []
-    for seed in HELD_OUT[:3]:
-        c = clip(seed, travel_px=0.0)   # a digit in the middle, so it has room both ways
-        for prompt, out in (("the digit moves right", right), ("the digit moves left", left)):
+def follows_prompt(pipe) -> float:
+    """From one first frame and one of the four slide prompts: the share of (digit, prompt) pairs where the
+    digit moved at least 3 px the way the prompt says (along the said axis, last frame minus first)."""
+    hits = []
+    for seed in HELD_OUT:
+        c = clip(seed, travel_px=0.0)   # a digit in the middle, so it has room every way
+        for prompt, direction in SLIDES.items():
             frames = generate(pipe, [(c.frames[0], 0)], prompt)
-            out.append(clips.centroid(frames[LAST])[0] - clips.centroid(frames[0])[0])
-    return float(np.mean(right)), float(np.mean(left))
+            moved = clips.centroid(frames[LAST]) - clips.centroid(frames[0])
+            hits.append(float(np.dot(moved, direction)) >= 3.0)
+    return float(np.mean(hits))
 
 
 def best_matching_frame(pipe, index: int, call_index: int | None = None) -> int:
@@ -123,10 +130,9 @@ def test_in_between_frames_interpolate(trained, untrained):
 
 
 def test_the_prompt_says_where_the_digit_goes(trained, untrained):
-    right, left = prompted_direction(trained)
-    assert right > 3 and left < -3, f"trained twin: 'right' moved {right:+.1f} px, 'left' {left:+.1f} px"
-    right, left = prompted_direction(untrained)
-    assert not (right > 3 and left < -3), "random weights follow the prompt too: the check cannot tell"
+    good, bad = follows_prompt(trained), follows_prompt(untrained)
+    assert good >= FOLLOWS_MIN, f"trained twin: only {good:.0%} of the prompted slides went the said way"
+    assert bad < FOLLOWS_MIN, f"random weights went the said way {bad:.0%} of the time: the check cannot tell"
 
 
 def test_a_middle_keyframe_lands_on_its_frame(trained):
