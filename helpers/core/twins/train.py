@@ -19,7 +19,6 @@ time, sha256 of every weight file) and ``loss.png``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import time
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from helpers.core.twins import clips
+from helpers.core.twins.record import save
 
 DEFAULTS = dict(seed=0, vae_steps=400, unet_steps=1100, batch=4, frames=8, vae_lr=1e-3, unet_lr=4e-4,
                 kl_weight=1e-6, p_mean=1.0, p_std=1.6, drop_conditioning=0.1, max_noise_aug=0.3)
@@ -162,62 +162,6 @@ def train_svd(out: Path | None = None, progress: bool = True, **overrides: Any) 
     seconds = time.perf_counter() - start
     save(pipe, out, settings, vae_losses, unet_losses, vae_seconds, seconds)
     return out
-
-
-WHAT = {"svd": "small SVD twin trained on moving digits by this course (not the real SVD)",
-        "ltx": "small LTX-Video twin trained on prompted digit clips by this course (not the real LTX-Video)"}
-DENOISER = {"svd": "UNet: v-prediction MSE", "ltx": "transformer: flow-matching velocity MSE"}
-
-
-def save(pipe, out: Path, settings, vae_losses, unet_losses, vae_seconds: float, seconds: float,
-         model: str = "svd") -> None:
-    """save_pretrained (safetensors), the training record with hashes, and the loss curves."""
-    import torch
-
-    out.mkdir(parents=True, exist_ok=True)
-    pipe.save_pretrained(out, safe_serialization=True)
-    if model == "svd":
-        portable_index(out)
-    hashes = {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted(out.rglob("*.safetensors"))}
-    record = {"what": WHAT[model],
-              "command": f"python -m helpers.core.twins.train {model} --seed {settings['seed']}",
-              "settings": settings, "torch": torch.__version__, "seconds": round(seconds, 1),
-              "vae_seconds": round(vae_seconds, 1), "threads": torch.get_num_threads(),
-              "vae_loss_first_last": [round(np.mean(vae_losses[:20]), 5), round(np.mean(vae_losses[-20:]), 5)],
-              "unet_loss_first_last": [round(np.mean(unet_losses[:50]), 5), round(np.mean(unet_losses[-50:]), 5)],
-              "sha256": hashes}
-    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot_losses(vae_losses, unet_losses, out / "loss.png", DENOISER[model])
-
-
-def portable_index(out: Path) -> None:
-    """Name the image processor as the real SVD repository does (CLIPImageProcessor): transformers 5 without
-    torchvision saves its PIL variant's name, which transformers 4 cannot load."""
-    index_path = out / "model_index.json"
-    index = json.loads(index_path.read_text())
-    index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
-    index_path.write_text(json.dumps(index, indent=2) + "\n")
-
-
-def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path,
-                denoiser: str = DENOISER["svd"]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    def smooth(values, n=25):
-        return np.convolve(values, np.ones(n) / n, mode="valid") if len(values) > n else np.asarray(values)
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    for ax, values, title in ((axes[0], vae_losses, "VAE: reconstruction + KL"), (axes[1], unet_losses, denoiser)):
-        ax.plot(values, alpha=0.3, label="per step")
-        ax.plot(smooth(values), label="moving mean (25)")
-        ax.set_xlabel("training step"); ax.set_ylabel("loss"); ax.set_yscale("log"); ax.set_title(title); ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:

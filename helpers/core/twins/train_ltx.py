@@ -230,7 +230,7 @@ def train_ltx(out: Path | None = None, progress: bool = True, **overrides: Any) 
 
     from helpers.core.profiles import STAGE_SETTINGS
     from helpers.core.twins.ltx import build_small
-    from helpers.core.twins.train import save
+    from helpers.core.twins.record import save
 
     settings = {**DEFAULTS, **overrides}
     out = Path(out) if out else default_out()
