@@ -149,9 +149,10 @@ def test_training_runs_and_lowers_the_loss():
 
     settings_ = {**train_ltx.DEFAULTS, "batch": 2, "vae_steps": 3}
     pipe = build_small(seed=0)
-    train_ltx.train_vae(pipe, settings_, np.random.default_rng(0), progress=False)
+    pool = train_ltx.ClipPool(np.random.default_rng(0), 8, progress=False)
+    train_ltx.train_vae(pipe, settings_, np.random.default_rng(0), pool, progress=False)
     cache = train_ltx.PromptCache(pipe, settings_, "worst quality")
-    x, prompts = train_ltx.clip_batch(np.random.default_rng(1), 2)
+    x, prompts = pool.batch(np.random.default_rng(1), 2)
 
     def loss(grad: bool):
         with torch.set_grad_enabled(grad):

@@ -350,15 +350,20 @@ def mark_reads(nodes: list[CachedMap]) -> None:
 # 4. When: dependency times and the schedule
 # --------------------------------------------------------------------------------------------
 
+def _latest_of_sources(node: CachedMap, times: str) -> torch.Tensor:
+    """For each position of ``node``: the latest of its sources' ``times`` ("dep" or "sched") it reads (-1: none)."""
+    latest = torch.full((node.size,), -1, dtype=torch.long)
+    for source, _, index in node.gathers:
+        padded = torch.cat([getattr(source, times), torch.tensor([-1])])
+        latest = torch.maximum(latest, padded[index].amax(dim=1))
+    for source in node.same:
+        latest = torch.maximum(latest, getattr(source, times))
+    return latest
+
+
 def dependency_times(node: CachedMap) -> torch.Tensor:
     """For each position of ``node``: the latest input pixel that reaches it (-1: none), from its sources'."""
-    dep = torch.full((node.size,), -1, dtype=torch.long)
-    for source, _, index in node.gathers:
-        padded = torch.cat([source.dep, torch.tensor([-1])])
-        dep = torch.maximum(dep, padded[index].amax(dim=1))
-    for source in node.same:
-        dep = torch.maximum(dep, source.dep)
-    return dep
+    return _latest_of_sources(node, "dep")
 
 
 def schedule_times(node: CachedMap, h: int, w: int) -> torch.Tensor:
@@ -368,12 +373,7 @@ def schedule_times(node: CachedMap, h: int, w: int) -> torch.Tensor:
     first half) is put off to the end of the image row its sources complete: then a whole row of it is
     one matrix product with W x batch rows, instead of one small product per pixel. The ``ul`` stream's
     positions are computed right after their last source, as their dependency times say."""
-    sched = torch.full((node.size,), -1, dtype=torch.long)
-    for source, _, index in node.gathers:
-        padded = torch.cat([source.sched, torch.tensor([-1])])
-        sched = torch.maximum(sched, padded[index].amax(dim=1))
-    for source in node.same:
-        sched = torch.maximum(sched, source.sched)
+    sched = _latest_of_sources(node, "sched")
     top_row = torch.arange(node.size) // node.w * (h // node.h)  # the first image row each position covers
     if (sched < top_row * w).all():  # reads rows above only: wait for the end of the row
         sched = torch.where(sched >= 0, (sched // w + 1) * w - 1, sched)

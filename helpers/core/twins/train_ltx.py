@@ -46,15 +46,6 @@ def default_out() -> Path:
     return data_dir() / "twins" / "ltx-digits"
 
 
-def clip_batch(rng: np.random.Generator, size: int):
-    """``size`` prompted clips as (frames (size, 3, F, H, W) in [-1, 1], their prompts)."""
-    import torch
-
-    made = [clips.make_prompted_clip(rng) for _ in range(size)]
-    frames = np.stack([c.frames.transpose(3, 0, 1, 2) for c in made])
-    return torch.from_numpy(frames), [c.prompt for c in made]
-
-
 class ClipPool:
     """``count`` clips drawn once (drawing costs more than a training step), batches drawn from them."""
 
@@ -86,8 +77,8 @@ def fix_posterior_std(vae, std: float = 1e-3) -> None:
         conv.bias[-1].fill_(math.log(std ** 2))
 
 
-def train_vae(pipe, settings: dict[str, Any], rng: np.random.Generator, progress: bool = True,
-              pool: ClipPool | None = None) -> list[float]:
+def train_vae(pipe, settings: dict[str, Any], rng: np.random.Generator, pool: ClipPool,
+              progress: bool = True) -> list[float]:
     """Stage 1: an autoencoder on clips (reconstruction of the posterior mean, a small penalty on the
     latents' size), posterior std fixed small; then latents_mean / latents_std from 16 fresh clips."""
     import torch
@@ -101,7 +92,7 @@ def train_vae(pipe, settings: dict[str, Any], rng: np.random.Generator, progress
     losses = []
     vae.train()
     for _ in tqdm(range(steps), desc="VAE", disable=not progress):
-        x, _ = pool.batch(rng, settings["batch"]) if pool else clip_batch(rng, settings["batch"])
+        x, _ = pool.batch(rng, settings["batch"])
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.mode()).sample
         loss = torch.nn.functional.mse_loss(recon, x) + settings["latent_l2"] * posterior.mean.pow(2).mean()
@@ -113,7 +104,7 @@ def train_vae(pipe, settings: dict[str, Any], rng: np.random.Generator, progress
         losses.append(loss.item())
     vae.eval()
     with torch.no_grad():
-        x, _ = clip_batch(rng, 16)
+        x, _ = pool.batch(rng, 16)
         latents = vae.encode(x).latent_dist.mode()
         vae.latents_mean.copy_(latents.mean(dim=(0, 2, 3, 4)))
         vae.latents_std.copy_(latents.std(dim=(0, 2, 3, 4)))
@@ -194,8 +185,8 @@ def transformer_loss(pipe, x, prompts: list[str], keyframes: list[int], cache: P
     return (per_token * keep).sum() / keep.sum().clamp(min=1.0)
 
 
-def train_transformer(pipe, settings: dict[str, Any], rng: np.random.Generator, negative_prompt: str,
-                      progress: bool = True, pool: ClipPool | None = None) -> list[float]:
+def train_transformer(pipe, settings: dict[str, Any], rng: np.random.Generator, pool: ClipPool,
+                      negative_prompt: str, progress: bool = True) -> list[float]:
     """Stage 2: the transformer, AdamW with cosine learning-rate decay; returns the loss per step."""
     import torch
     from tqdm.auto import tqdm
@@ -211,7 +202,7 @@ def train_transformer(pipe, settings: dict[str, Any], rng: np.random.Generator, 
     model.train()
     bar = tqdm(range(steps), desc="transformer", disable=not progress)
     for _ in bar:
-        x, prompts = pool.batch(rng, settings["batch"]) if pool else clip_batch(rng, settings["batch"])
+        x, prompts = pool.batch(rng, settings["batch"])
         loss = transformer_loss(pipe, x, prompts, draw_layout(rng, x.shape[2]), cache, generator, settings)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -241,11 +232,11 @@ def train_ltx(out: Path | None = None, progress: bool = True, **overrides: Any) 
     pipe.text_encoder.requires_grad_(False)
     start = time.perf_counter()
     pool = ClipPool(rng, settings["clips"], progress)
-    vae_losses = train_vae(pipe, settings, rng, progress, pool)
+    vae_losses = train_vae(pipe, settings, rng, pool, progress)
     pipe.vae.requires_grad_(False)
     vae_seconds = time.perf_counter() - start
     negative = STAGE_SETTINGS["ltx"]["tiny"]["negative_prompt"]
-    losses = train_transformer(pipe, settings, rng, negative, progress, pool)
+    losses = train_transformer(pipe, settings, rng, pool, negative, progress)
     seconds = time.perf_counter() - start
     save(pipe, out, settings, vae_losses, losses, vae_seconds, seconds, model="ltx")
     return out
