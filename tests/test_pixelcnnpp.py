@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from helpers.pixelcnnpp.fast_plan import tap_runs
 from helpers.pixelcnnpp import (FastSampler, PixelCNNpp, bits_per_dim, discretized_logistic_log_prob,
                                 discretized_mix_logistic_log_prob, discretized_mix_logistic_nll, pixel_pmf,
                                 sample, sample_pixel, to_grid)
@@ -264,6 +265,69 @@ def test_table_steps_draw_what_listed_steps_draw():
     assert torch.equal(listed, sample(model, 2, (3, 8, 8), generator=torch.Generator().manual_seed(5), method="naive"))
     with pytest.raises(ValueError, match="steps must be"):
         sampler.run(2, u_mix, u_log, steps="graph")
+
+
+def test_tap_runs_are_views_of_neighbouring_rows_without_padding():
+    assert tap_runs([99, 40, 41, 57], pad=99) == ((1, 40, 2), (3, 57, 1))
+    assert tap_runs([3, 4, 5, 6], pad=99) == ((0, 3, 4),)
+    assert tap_runs([99, 99], pad=99) == ()
+    assert tap_runs([5, 4], pad=99) == ((0, 5, 1), (1, 4, 1))  # rows out of order: two runs
+
+
+def test_recorded_steps_fill_the_caches_as_compute_does():
+    """Every cached value after the listed steps (one-position jobs replayed as recorded views and out=
+    products) equals the whole plan at once on the drawn images (forward_all), in float64. Positions in
+    column 0 (the padding tap left out) and the first row (padding only) are included; what only the
+    last pixel would complete is never computed, and not compared."""
+    model = tiny_model(3, 2, filters=5, mix=2, seed=3)
+    sampler = FastSampler(model, (3, 8, 8))
+    recorded = sum(runs is not None for step in sampler.runs for runs in step)
+    assert recorded > 8 * 8 * 8                           # most per-pixel jobs take the recorded path
+    g = torch.Generator().manual_seed(2)
+    u_mix = torch.rand(8, 8, 2, 2, generator=g, dtype=torch.float64)
+    u_log = torch.rand(8, 8, 2, 3, generator=g, dtype=torch.float64)
+    from helpers.pixelcnnpp import fast_sampler as fs
+    images = sampler.run(2, u_mix, u_log)
+    # the run's steps again, by hand, so that the caches can be read before they are freed
+    gumbel = fs.gumbel_noise(u_mix).reshape(64, 2, -1)
+    logistic = fs.logistic_noise(u_log).reshape(64, 2, -1)
+    with torch.no_grad():
+        sampler.allocate(2, torch.device("cpu"), torch.float64)
+        steps = fs.listed_steps(sampler, 2, gumbel, logistic, 1.0)
+        for (node, _, flats), where in zip(sampler.schedule[0], sampler.wheres[0]):
+            node.compute(2, where, flats)
+        for step in steps:
+            step()
+        keep = {node.name: (node.raw.clone() if node.raw is not None else None) for node in sampler.nodes}
+        assert torch.equal(sampler.input.raw[:, :-1, :3].reshape(2, 8, 8, 3).permute(0, 3, 1, 2), images)
+        sampler.forward_all(images)
+        for node in sampler.nodes[1:]:
+            done = node.sched < 8 * 8 - 1                               # what the last pixel completes is never needed
+            if keep[node.name] is not None:
+                assert torch.allclose(keep[node.name][:, :-1][:, done], node.raw[:, :-1][:, done], atol=1e-12), node.name
+
+
+def test_the_plan_is_built_once_per_model_and_rebuilt_when_weights_change():
+    import gc
+    import weakref
+
+    from helpers.pixelcnnpp import fast_sampler as fs
+
+    model = tiny_model(1, 1)
+    first = fs.FastSampler.for_model(model, (1, 8, 8))
+    assert fs.FastSampler.for_model(model, (1, 8, 8)) is first
+    assert fs.FastSampler.for_model(model, (1, 4, 8)) is not first      # another size: another plan
+    again = fs.FastSampler.for_model(model, (1, 8, 8))
+    with torch.no_grad():
+        model.nin_out.weight.mul_(2.0)                                  # an in-place change (an optimizer step)
+    changed = fs.FastSampler.for_model(model, (1, 8, 8))
+    assert changed is not again
+    x = random_images(2, (1, 8, 8))
+    assert torch.allclose(changed.forward_all(x), model(x), atol=1e-12)  # the new weights are used
+    alive = weakref.ref(model)
+    del model, first, again, changed
+    gc.collect()
+    assert alive() is None                                              # the cache does not keep a model alive
 
 
 def test_step_classes_cover_every_step_with_fixed_shapes():

@@ -18,7 +18,8 @@ row per position, plus a last row that stays zero and stands for padding (index 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Sequence, Union
+from functools import partial
+from typing import Callable, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,19 @@ def write(buffer: torch.Tensor, where: Where, value: torch.Tensor) -> None:
 
 def count(where: Where) -> int:
     return where[1] if isinstance(where, tuple) else len(where)
+
+
+def rows_views(buffer: torch.Tensor, rows: int) -> tuple[torch.Tensor, ...]:
+    """For every start p, rows ``p .. p + rows - 1`` of a map (B, N + 1, C) side by side, (B, rows * C), as views:
+    they are neighbours in memory, so a kernel window whose taps are neighbouring positions needs no gather
+    (no copy). All made in one call (``unbind``): making them one by one in Python would cost more than using them."""
+    b, n, c = buffer.shape
+    step = buffer.stride(1)  # c, or 2c for a half of ``ce``
+    assert rows == 1 or step == c, "a window of several rows needs whole rows"
+    return buffer.as_strided((n - rows + 1, b, rows * c), (step, buffer.stride(0), 1), buffer.storage_offset()).unbind(0)
+
+
+Op = Callable[[], object]  # one recorded operation with its tensors bound: calling it runs it
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,6 +128,7 @@ class CachedMap:
         self.sched: torch.Tensor | None = None
         self.raw: torch.Tensor | None = None
         self.ce: torch.Tensor | None = None
+        self.views: dict = {}  # per-position views of the caches, made in bulk (see :meth:`view`)
 
     @property
     def size(self) -> int:
@@ -132,6 +147,18 @@ class CachedMap:
         for buffer in (self.raw, self.ce):
             if buffer is not None:
                 buffer[:, -1].zero_()
+        self.views = {}
+
+    def view(self, kind: str, rows: int = 1, part: str = "") -> tuple[torch.Tensor, ...]:
+        """Per position p, a view of the ``kind`` cache: ``rows`` neighbouring rows from p on (a kernel window,
+        :func:`rows_views`), or with ``part`` "low" / "high" one row's first / second half of ``ce``."""
+        key = (kind, rows, part)
+        if key not in self.views:
+            buffer = getattr(self, kind)
+            if part:
+                buffer = buffer.narrow(2, 0 if part == "low" else self.channels, self.channels)
+            self.views[key] = rows_views(buffer, rows)
+        return self.views[key]
 
     def patch(self, k: int, flat: torch.Tensor, batch: int) -> torch.Tensor:
         """Gather ``k``'s kernel windows: (batch * n, taps * C), one row per image and position."""
@@ -150,6 +177,26 @@ class CachedMap:
                 write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
+        raise NotImplementedError
+
+    # One position at a time, recorded (the CPU steps): the same numbers as compute(), with every tensor
+    # a view bound once, results written with out= into the caches, and no gather, cat or allocation.
+
+    def target(self, p: int, scratch: dict) -> torch.Tensor:
+        """Where position p's value is written first: its ``raw`` row, else the first half of its ``ce`` row."""
+        return self.view("raw")[p] if self.raw is not None else self.view("ce", part="low")[p]
+
+    def store_ops(self, p: int, x: torch.Tensor) -> list[Op]:
+        """What :meth:`store` does for one position whose value x (B, C) is already in :meth:`target`."""
+        if self.ce is None:
+            return []
+        row, low, high = self.view("ce")[p], self.view("ce", part="low")[p], self.view("ce", part="high")[p]
+        ops = [] if x.data_ptr() == low.data_ptr() else [partial(low.copy_, x)]
+        return ops + [partial(torch.neg, x, out=high), partial(F.elu_, row)]
+
+    def one_position_ops(self, batch: int, p: int, runs: "Runs", scratch: dict) -> list[Op]:
+        """The operations that compute position p, its kernel windows given as runs of neighbouring rows
+        (:func:`tap_runs`)."""
         raise NotImplementedError
 
 
@@ -182,6 +229,36 @@ class ConvMap(CachedMap):
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         self.store(where, self.product(batch, where, flats).view(batch, count(where), -1))
 
+    def weight_rows(self, first: int, count: int) -> torch.Tensor:
+        """Rows ``first .. first + count - 1`` of ``weight_t`` (a view, made once per kind of run)."""
+        if not hasattr(self, "_rows"):
+            self._rows = {}
+        if (first, count) not in self._rows:
+            self._rows[first, count] = self.weight_t.narrow(0, first, count)
+        return self._rows[first, count]
+
+    def product_ops(self, batch: int, p: int, runs: Runs, out: torch.Tensor) -> list[Op]:
+        """out = bias (or the partial sums) + window @ W + each skip's concat_elu @ its W, at position p:
+        one matrix product per run of neighbouring taps (a view of the cache), none for padding."""
+        source, kind, index = self.gathers[0]
+        width = source.channels * (2 if kind == "ce" else 1)
+        bias = self.bias if self.partial is None else self.partial.view("raw")[p]
+        ops: list[Op] = []
+        for tap, row, n in runs[0]:
+            window, weight = source.view(kind, n)[row], self.weight_rows(tap * width, n * width)
+            ops.append(partial(out.addmm_, window, weight) if ops else partial(torch.addmm, bias, window, weight, out=out))
+        if not ops:  # every tap reads padding
+            ops.append(partial(out.copy_, bias))
+        first = index.shape[1] * width
+        for skip in self.skips:
+            ops.append(partial(out.addmm_, skip.view("ce")[p], self.weight_rows(first, 2 * skip.channels)))
+            first += 2 * skip.channels
+        return ops
+
+    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
+        out = self.target(p, scratch)
+        return self.product_ops(batch, p, runs, out) + self.store_ops(p, out)
+
 
 class ShiftSumMap(CachedMap):
     """down_shift / right_shift of one or two maps, summed (the two streams' first states)."""
@@ -191,6 +268,13 @@ class ShiftSumMap(CachedMap):
         for k in range(1, len(flats)):
             total = total + self.patch(k, flats[k], batch)
         self.store(where, total.view(batch, count(where), -1))
+
+    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
+        out = self.target(p, scratch)
+        taps = [source.view(kind)[row] for (source, kind, _), gather in zip(self.gathers, runs) for _, row, _ in gather]
+        ops: list[Op] = [partial(out.copy_, taps[0]) if taps else partial(out.zero_)]
+        ops += [partial(out.add_, tap) for tap in taps[1:]]
+        return ops + self.store_ops(p, out)
 
 
 class GatedOutMap(ConvMap):
@@ -208,6 +292,22 @@ class GatedOutMap(ConvMap):
             self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
         else:
             self.store(where, residual + gated)
+
+    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
+        ab, gated = scratch_for(scratch, "ab", batch, 2 * self.channels), scratch_for(scratch, "gated", batch, self.channels)
+        out = self.target(p, scratch)
+        ops = self.product_ops(batch, p, runs, ab)
+        ops += [partial(torch._C._nn.glu, ab, -1, out=gated), partial(torch.add, self.residual.view("raw")[p], gated, out=out)]
+        return ops + self.store_ops(p, out)
+
+
+def scratch_for(scratch: dict, name: str, batch: int, width: int) -> torch.Tensor:
+    """A work buffer (batch, width) shared by all one-position jobs (they run one after another)."""
+    key = (name, width)
+    if key not in scratch:
+        like = scratch["like"]
+        scratch[key] = torch.empty(batch, width, device=like.device, dtype=like.dtype)
+    return scratch[key]
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,12 +501,34 @@ def put_off_to_row_ends(nodes: list[CachedMap], w: int) -> None:
 Job = tuple[CachedMap, torch.Tensor, list[torch.Tensor]]
 
 
-def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]], list[list[Where]]]:
+Runs = tuple[tuple[tuple[int, int, int], ...], ...]  # per gather: (first tap, first row, count), see tap_runs
+
+
+def tap_runs(taps: list[int], pad: int) -> tuple[tuple[int, int, int], ...]:
+    """One position's kernel window (the row each tap reads) as runs of taps that read neighbouring rows:
+    ``(first tap, first row, count)``; taps that read the padding row ``pad`` add zero and are left out.
+    E.g. ``[pad, 40, 41, 57]`` -> ``((1, 40, 2), (3, 57, 1))``: two views, no gather."""
+    runs: list[list[int]] = []
+    for tap, row in enumerate(taps):
+        if row == pad:
+            continue
+        if runs and runs[-1][0] + runs[-1][2] == tap and runs[-1][1] + runs[-1][2] == row:
+            runs[-1][2] += 1
+        else:
+            runs.append([tap, row, 1])
+    return tuple(tuple(run) for run in runs)
+
+
+def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]], list[list[Where]],
+                                                                    list[list[Runs | None]]]:
     """schedule[t + 1]: the (map, positions, gather indices) to compute once pixel t is known
     (schedule[0]: what depends on no pixel at all), in network order; and, alongside, each job's
-    positions as a run ``(start, count)`` where they are neighbours (see :data:`Where`)."""
+    positions as a run ``(start, count)`` where they are neighbours (see :data:`Where`), and, for a job of
+    one position, its kernel windows as runs of neighbouring rows (:func:`tap_runs`; each run is a view,
+    :func:`rows_views`), else None."""
     schedule: list[list[Job]] = [[] for _ in range(n_pixels + 1)]
     wheres: list[list[Where]] = [[] for _ in range(n_pixels + 1)]
+    runs: list[list[Runs | None]] = [[] for _ in range(n_pixels + 1)]
     for node in nodes[1:]:
         order = torch.argsort(node.sched + 1, stable=True)  # positions by step; in each step, in raster order
         counts = torch.bincount(node.sched + 1, minlength=n_pixels + 1).tolist()
@@ -414,9 +536,13 @@ def make_schedule(nodes: list[CachedMap], n_pixels: int) -> tuple[list[list[Job]
         sizes = [counts[s] for s in steps]
         # one gather per table, then 1-D views: the indices of each job
         tables = [index[order].view(-1).split([k * index.shape[1] for k in sizes]) for _, _, index in node.gathers]
+        rows = [index[order].tolist() for _, _, index in node.gathers]  # per position (in step order), its taps
         listed, start = order.tolist(), 0
         for step, size, positions, *flats in zip(steps, sizes, order.split(sizes), *tables):
             schedule[step].append((node, positions, flats))
-            first, last, start = listed[start], listed[start + size - 1], start + size
+            first, last = listed[start], listed[start + size - 1]
             wheres[step].append((first, size) if last - first == size - 1 else positions)
-    return schedule, wheres
+            runs[step].append(tuple(tap_runs(taps[start], source.size) for taps, (source, _, _) in zip(rows, node.gathers))
+                              if size == 1 else None)
+            start += size
+    return schedule, wheres, runs

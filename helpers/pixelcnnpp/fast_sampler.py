@@ -6,15 +6,20 @@ The plan (which map reads what, and when each position can be computed) is in
 
 - :class:`FastSampler` builds the plan for one model and image shape;
 - :func:`draw_pixel` is the first half of one step: draw pixel t from the last map and write it;
-- :func:`listed_steps` is the second half, on a CPU: per pixel, the jobs it completes, with Python-int
-  positions (one small matrix product per layer, no index bookkeeping);
+- :func:`listed_steps` is the second half, on a CPU: per pixel, the jobs it completes. A one-position job
+  is written down once as its few operations on views of the caches (no gather, no copy) and replayed;
+  row jobs run with Python-int positions;
 - :func:`table_steps` is the same work for CUDA graphs: one function per *shape* of step reading its
   positions from a table, so each can be captured once and replayed (:func:`capture`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import warnings
+import weakref
+from functools import partial
 from typing import Callable, Sequence
 
 import torch
@@ -54,7 +59,7 @@ class FastSampler:
 
     def __init__(self, model: PixelCNNpp, image_shape: Sequence[int]):
         c, h, w = (int(s) for s in image_shape)
-        self.model, self.shape = model, (c, h, w)
+        self.shape = (c, h, w)  # no reference to the model: for_model caches plans in a weak dictionary
         self.nodes: list[CachedMap] = build_cache_graph(model, self.shape)
         self.input, self.last = self.nodes[0], self.nodes[-1]
         self.w_out = model.nin_out.weight.reshape(model.nin_out.out_channels, -1)
@@ -63,7 +68,22 @@ class FastSampler:
             raise RuntimeError("the network is not causal for this image shape")
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
-        self.schedule, self.wheres = make_schedule(self.nodes, h * w)
+        self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
+
+    @classmethod
+    def for_model(cls, model: PixelCNNpp, image_shape: Sequence[int]) -> "FastSampler":
+        """The sampler for ``model`` and ``image_shape``, built once and reused while the weights stay the same.
+
+        The plan costs about half a network pass to build (index tables, times, schedule); a notebook
+        that samples again and again from one model pays it once. The plan holds copies of the weights,
+        so any change to a parameter (an optimizer step, ``load_state_dict``, ``.to(dtype)``) builds a new one."""
+        key = (tuple(int(s) for s in image_shape),
+               tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in model.parameters()))
+        plans = _PLANS.setdefault(model, {})
+        if key not in plans:
+            plans.clear()  # one plan per model: an old one is stale or of another size
+            plans[key] = cls(model, image_shape)
+        return plans[key]
 
     def work_per_step(self) -> dict[str, list[int]]:
         """For figures: how many positions each layer computes after each pixel (index t+1)."""
@@ -134,7 +154,7 @@ class FastSampler:
 
         ``cuda_graphs`` (default: on for CUDA tensors): capture each step class once as a CUDA graph
         and replay it, so a step costs one launch instead of hundreds of small ones from Python.
-        ``steps``: ``"listed"`` (default without graphs: per pixel, its jobs with Python-int positions)
+        ``steps``: ``"listed"`` (default without graphs: per pixel, its jobs recorded as views or Python-int runs)
         or ``"table"`` (the step functions that graphs capture, run eagerly; the tests compare both)."""
         c, h, w = self.shape
         device = u_mix.device
@@ -145,24 +165,43 @@ class FastSampler:
             raise ValueError(f"steps must be 'listed' or 'table', got {steps!r}")
         # all the noise at once, as the naive sampler makes it
         gumbel, logistic = gumbel_noise(u_mix).reshape(h * w, n, -1), logistic_noise(u_log).reshape(h * w, n, -1)
-        self.allocate(n, device, u_mix.dtype)
-        if cuda_graphs or steps == "table":
-            order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
-        else:
-            order, step_fns = range(h * w), listed_steps(self, n, gumbel, logistic, temperature)
-        for (node, _, flats), where in zip(self.schedule[0], self.wheres[0]):  # what depends on no pixel at all
-            node.compute(n, where, [f.to(device) for f in flats])
-        bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
-        for k in order:
-            step_fns[k]()
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        images = self.input.raw[:, :-1, :c].reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
-        for node in self.nodes:  # free the caches
-            node.raw = node.ce = None
-        return images
+        with gc_paused():
+            self.allocate(n, device, u_mix.dtype)
+            try:
+                if cuda_graphs or steps == "table":
+                    order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
+                else:
+                    order, step_fns = range(h * w), listed_steps(self, n, gumbel, logistic, temperature)
+                for (node, _, flats), where in zip(self.schedule[0], self.wheres[0]):  # what depends on no pixel
+                    node.compute(n, where, [f.to(device) for f in flats])
+                bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
+                for k in order:
+                    step_fns[k]()
+                    if bar is not None:
+                        bar.update(1)
+                if bar is not None:
+                    bar.close()
+                return self.input.raw[:, :-1, :c].reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
+            finally:
+                for node in self.nodes:  # free the caches (and the views of them), also when interrupted
+                    node.raw = node.ce = None
+                    node.views = {}
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector: a run makes tens of thousands of small objects (the
+    recorded steps), and each collection it triggers would scan every object of the notebook."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_PLANS: "weakref.WeakKeyDictionary[PixelCNNpp, dict]" = weakref.WeakKeyDictionary()  # FastSampler.for_model
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,19 +220,35 @@ def draw_pixel(sampler: FastSampler, t, gumbel_t: torch.Tensor, logistic_t: torc
 
 def listed_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor,
                  temperature: float) -> list[Callable[[], None]]:
-    """One function per pixel t: draw it, then run the jobs ``schedule[t + 1]`` (positions that are
-    neighbours become a Python-int run, so reading and writing them needs no index op)."""
+    """One function per pixel t: draw it, then run the jobs ``schedule[t + 1]``.
+
+    A job of one position whose kernel windows are neighbouring rows (most of the per-pixel work: the
+    ``ul`` stream's current-row taps) is written down once as its operations with every tensor bound
+    (:meth:`~helpers.pixelcnnpp.fast_plan.CachedMap.one_position_ops`): a step then only replays them,
+    a few small calls per layer. The other jobs (rows, strided and transposed convolutions) run through
+    ``compute`` with their positions as Python-int runs."""
     n_pix = len(sampler.schedule) - 1
     move = (lambda f: f) if gumbel.device.type == "cpu" else (lambda f: f.to(gumbel.device))
-    jobs = [[(node, where, [move(f) for f in flats])
-             for (node, _, flats), where in zip(sampler.schedule[t], sampler.wheres[t])]
-            for t in range(1, n_pix)] + [[]]
+    scratch = {"like": gumbel}
+
+    def ops_of(t: int) -> list[Callable[[], object]]:
+        ops: list[Callable[[], object]] = []
+        for (node, _, flats), where, runs in zip(sampler.schedule[t], sampler.wheres[t], sampler.runs[t]):
+            if runs is not None:
+                ops += node.one_position_ops(batch, where[0], runs, scratch)
+            else:
+                ops.append(partial(node.compute, batch, where, [move(f) for f in flats]))
+        return ops
+
+    jobs = [ops_of(t) for t in range(1, n_pix)] + [[]]
 
     def step_of(t: int) -> Callable[[], None]:
+        ops = jobs[t]
+
         def step() -> None:
             draw_pixel(sampler, (t, 1), gumbel[t], logistic[t], temperature)
-            for node, where, flats in jobs[t]:
-                node.compute(batch, where, flats)
+            for op in ops:
+                op()
         return step
 
     return [step_of(t) for t in range(n_pix)]

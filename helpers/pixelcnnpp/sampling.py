@@ -64,7 +64,7 @@ def sample(model: PixelCNNpp, n: int, image_shape: Sequence[int], temperature: f
     try:
         if method == "naive":
             return _sample_naive(model, n, (c, h, w), u_mix, u_log, temperature, progress)
-        return FastSampler(model, (c, h, w)).run(n, u_mix, u_log, temperature, progress, cuda_graphs)
+        return FastSampler.for_model(model, (c, h, w)).run(n, u_mix, u_log, temperature, progress, cuda_graphs)
     finally:
         model.train(was_training)
 
