@@ -293,7 +293,7 @@ def test_recorded_steps_fill_the_caches_as_compute_does():
     logistic = fs.logistic_noise(u_log).reshape(64, 2, -1)
     with torch.no_grad():
         sampler.allocate(2, torch.device("cpu"), torch.float64)
-        steps = fs.listed_steps(sampler, 2, gumbel, logistic, 1.0)
+        steps = fs.listed_steps(sampler, fs.record_jobs(sampler, 2), gumbel, logistic, 1.0)
         for (node, _, flats), where in zip(sampler.schedule[0], sampler.wheres[0]):
             node.compute(2, where, flats)
         for step in steps:
@@ -328,6 +328,29 @@ def test_the_plan_is_built_once_per_model_and_rebuilt_when_weights_change():
     del model, first, again, changed
     gc.collect()
     assert alive() is None                                              # the cache does not keep a model alive
+
+
+def test_small_caches_and_their_recorded_steps_are_kept_for_the_next_draw(monkeypatch):
+    """A second draw of the same batch size reuses the caches and recorded steps and draws the same
+    images; another batch size, forward_all, or caches over KEEP_BYTES start afresh (and are let go)."""
+    model = tiny_model(3, 1, filters=5, mix=2)
+    sampler = FastSampler(model, (3, 8, 8))
+    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    u = lambda n: (torch.rand(8, 8, n, 2, generator=g(), dtype=torch.float64),  # noqa: E731
+                   torch.rand(8, 8, n, 3, generator=g(), dtype=torch.float64))
+    first = sampler.run(2, *u(2))
+    kept = sampler.kept
+    assert kept is not None and sampler.input.raw is not None
+    assert torch.equal(sampler.run(2, *u(2)), first) and sampler.kept is kept          # reused
+    other = sampler.run(3, *u(3))
+    assert sampler.kept is not kept and sampler.kept[0][0] == 3
+    assert torch.equal(other, FastSampler(model, (3, 8, 8)).run(3, *u(3)))             # as a fresh sampler draws
+    sampler.forward_all(random_images(1, (3, 8, 8)))
+    assert sampler.kept is None                                                        # its caches replaced them
+    assert torch.equal(sampler.run(2, *u(2)), first)
+    monkeypatch.setattr(FastSampler, "KEEP_BYTES", 0)
+    assert torch.equal(sampler.run(2, *u(2)), first)
+    assert sampler.kept is None and sampler.input.raw is None                          # too big to keep: freed
 
 
 def test_step_classes_cover_every_step_with_fixed_shapes():

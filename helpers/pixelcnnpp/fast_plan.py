@@ -171,8 +171,11 @@ class CachedMap:
         if self.raw is not None and not raw_written:
             write(self.raw, where, x)
         if self.ce is not None:
-            if isinstance(where, tuple):
-                F.elu_(torch.cat([x, x.neg()], dim=-1, out=self.ce.narrow(1, where[0], where[1])))
+            if isinstance(where, tuple):  # straight into the cache: [x, -x], then elu in place
+                run = self.ce.narrow(1, where[0], where[1])
+                run.narrow(2, 0, self.channels).copy_(x)
+                torch.neg(x, out=run.narrow(2, self.channels, self.channels))
+                F.elu_(run)
             else:
                 write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
 
@@ -212,19 +215,22 @@ class ConvMap(CachedMap):
         self.skips = list(skips)
 
     def product(self, batch: int, where: Where, flats: list[torch.Tensor]) -> torch.Tensor:
-        """The product for positions ``where``: (batch * n, C_out)."""
+        """The product for positions ``where``: (batch * n, C_out). The skips are added by products of
+        their own (gluing them to the kernel window first would copy the window once more)."""
         n = count(where)
         patch = self.patch(0, flats[0], batch)
-        if self.skips:
-            patch = torch.cat([patch.view(batch, n, -1), *(read(s.ce, where) for s in self.skips)], dim=-1)
-            patch = patch.view(batch * n, -1)
         if self.partial is None:
             bias = self.bias
         elif isinstance(where, tuple) and n == 1:  # one position: a view, no reshape
             bias = self.partial.raw.select(1, where[0])
         else:
             bias = read(self.partial.raw, where).reshape(batch * n, -1)
-        return torch.addmm(bias, patch, self.weight_t)
+        first = patch.shape[1]
+        out = torch.addmm(bias, patch, self.weight_rows(0, first))
+        for skip in self.skips:
+            out.addmm_(read(skip.ce, where).reshape(batch * n, -1), self.weight_rows(first, 2 * skip.channels))
+            first += 2 * skip.channels
+        return out
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         self.store(where, self.product(batch, where, flats).view(batch, count(where), -1))

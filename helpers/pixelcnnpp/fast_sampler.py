@@ -6,9 +6,10 @@ The plan (which map reads what, and when each position can be computed) is in
 
 - :class:`FastSampler` builds the plan for one model and image shape;
 - :func:`draw_pixel` is the first half of one step: draw pixel t from the last map and write it;
-- :func:`listed_steps` is the second half, on a CPU: per pixel, the jobs it completes. A one-position job
-  is written down once as its few operations on views of the caches (no gather, no copy) and replayed;
-  row jobs run with Python-int positions;
+- :func:`record_jobs` and :func:`listed_steps` are the second half, on a CPU: per pixel, the jobs it completes,
+  recorded once (a one-position job as its few operations on views of the caches: no gather, no copy;
+  row jobs with Python-int positions) and replayed; small caches and their recorded jobs are kept for
+  the next run (:meth:`FastSampler.recorded`);
 - :func:`table_steps` is the same work for CUDA graphs: one function per *shape* of step reading its
   positions from a table, so each can be captured once and replayed (:func:`capture`).
 """
@@ -57,6 +58,8 @@ class FastSampler:
     ``forward_all(x)`` evaluates the same plan for all positions at once: it must equal
     ``model(x)``, which checks the plan against the model."""
 
+    KEEP_BYTES = 256 * 2**20  # caches up to this size (and the steps recorded on them) stay for the next run
+
     def __init__(self, model: PixelCNNpp, image_shape: Sequence[int]):
         c, h, w = (int(s) for s in image_shape)
         self.shape = (c, h, w)  # no reference to the model: for_model caches plans in a weak dictionary
@@ -69,6 +72,7 @@ class FastSampler:
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
         self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
+        self.kept: tuple | None = None  # (batch, device, dtype) and the recorded jobs, see recorded()
 
     @classmethod
     def for_model(cls, model: PixelCNNpp, image_shape: Sequence[int]) -> "FastSampler":
@@ -123,9 +127,30 @@ class FastSampler:
 
     def allocate(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
         """Fresh, empty caches for ``batch`` images; the input's channel of ones is set once here."""
+        self.kept = None  # steps recorded on the old caches are void
         for node in self.nodes:
             node.allocate(batch, device, dtype)
         self.input.raw[:, :-1, -1] = 1.0
+
+    def free(self) -> None:
+        """Let go of the caches, the views of them and the recorded steps."""
+        self.kept = None
+        for node in self.nodes:
+            node.raw = node.ce = None
+            node.views = {}
+
+    def cache_bytes(self) -> int:
+        return sum(b.numel() * b.element_size() for node in self.nodes for b in (node.raw, node.ce) if b is not None)
+
+    def recorded(self, batch: int, device: torch.device, dtype: torch.dtype) -> list[list[Callable[[], object]]]:
+        """Caches for ``batch`` images and every step's jobs recorded on them (:func:`record_jobs`). Both are
+        kept after a run when the caches take at most ``KEEP_BYTES``, so the next draw of the same batch
+        size, device and dtype starts at once (recording costs about a sixth of a network pass)."""
+        key = (batch, torch.device(device), dtype)
+        if self.kept is None or self.kept[0] != key:
+            self.allocate(batch, device, dtype)
+            self.kept = (key, record_jobs(self, batch))
+        return self.kept[1]
 
     def reset(self) -> None:
         """Empty every cache in place (the buffers keep their addresses: captured graphs read them)."""
@@ -166,12 +191,13 @@ class FastSampler:
         # all the noise at once, as the naive sampler makes it
         gumbel, logistic = gumbel_noise(u_mix).reshape(h * w, n, -1), logistic_noise(u_log).reshape(h * w, n, -1)
         with gc_paused():
-            self.allocate(n, device, u_mix.dtype)
             try:
                 if cuda_graphs or steps == "table":
+                    self.allocate(n, device, u_mix.dtype)
                     order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
                 else:
-                    order, step_fns = range(h * w), listed_steps(self, n, gumbel, logistic, temperature)
+                    jobs = self.recorded(n, device, u_mix.dtype)
+                    order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature)
                 for (node, _, flats), where in zip(self.schedule[0], self.wheres[0]):  # what depends on no pixel
                     node.compute(n, where, [f.to(device) for f in flats])
                 bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
@@ -182,10 +208,9 @@ class FastSampler:
                 if bar is not None:
                     bar.close()
                 return self.input.raw[:, :-1, :c].reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous()
-            finally:
-                for node in self.nodes:  # free the caches (and the views of them), also when interrupted
-                    node.raw = node.ce = None
-                    node.views = {}
+            finally:  # also when interrupted
+                if self.kept is None or self.cache_bytes() > self.KEEP_BYTES:
+                    self.free()
 
 
 @contextlib.contextmanager
@@ -218,18 +243,17 @@ def draw_pixel(sampler: FastSampler, t, gumbel_t: torch.Tensor, logistic_t: torc
     write(sampler.input.raw[:, :, :c], t, pixel.unsqueeze(1))
 
 
-def listed_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor,
-                 temperature: float) -> list[Callable[[], None]]:
-    """One function per pixel t: draw it, then run the jobs ``schedule[t + 1]``.
+def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], object]]]:
+    """Per pixel t, the jobs ``schedule[t + 1]`` as calls with every tensor bound, on the current caches.
 
-    A job of one position whose kernel windows are neighbouring rows (most of the per-pixel work: the
-    ``ul`` stream's current-row taps) is written down once as its operations with every tensor bound
-    (:meth:`~helpers.pixelcnnpp.fast_plan.CachedMap.one_position_ops`): a step then only replays them,
-    a few small calls per layer. The other jobs (rows, strided and transposed convolutions) run through
-    ``compute`` with their positions as Python-int runs."""
+    A job of one position (most of the per-pixel work: the ``ul`` stream) is written down as its few
+    operations on views of the caches (:meth:`~helpers.pixelcnnpp.fast_plan.CachedMap.one_position_ops`:
+    no gather, no copy, no allocation); the others (rows, strided and transposed convolutions) as a call
+    of ``compute`` with their positions as Python-int runs."""
     n_pix = len(sampler.schedule) - 1
-    move = (lambda f: f) if gumbel.device.type == "cpu" else (lambda f: f.to(gumbel.device))
-    scratch = {"like": gumbel}
+    like = sampler.input.raw
+    move = (lambda f: f) if like.device.type == "cpu" else (lambda f: f.to(like.device))
+    scratch = {"like": like}
 
     def ops_of(t: int) -> list[Callable[[], object]]:
         ops: list[Callable[[], object]] = []
@@ -240,8 +264,12 @@ def listed_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logisti
                 ops.append(partial(node.compute, batch, where, [move(f) for f in flats]))
         return ops
 
-    jobs = [ops_of(t) for t in range(1, n_pix)] + [[]]
+    return [ops_of(t) for t in range(1, n_pix)] + [[]]
 
+
+def listed_steps(sampler: FastSampler, jobs: list[list[Callable[[], object]]], gumbel: torch.Tensor,
+                 logistic: torch.Tensor, temperature: float) -> list[Callable[[], None]]:
+    """One function per pixel t: draw it, then replay its recorded jobs (:func:`record_jobs`)."""
     def step_of(t: int) -> Callable[[], None]:
         ops = jobs[t]
 
@@ -251,7 +279,7 @@ def listed_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logisti
                 op()
         return step
 
-    return [step_of(t) for t in range(n_pix)]
+    return [step_of(t) for t in range(len(jobs))]
 
 
 def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, int]], table: torch.Tensor,
