@@ -18,7 +18,9 @@ a paper-size model take about 0.1 GB per image, so 1000 at once do not fit on on
     .venv/bin/python benchmarks/bench_sampling.py --quick         # batches 1 and 16, size 16
 
 ``--repeats N`` times the fast sampler(s) and the full pass N times, in turn, and takes medians (on a shared
-machine one run can be 1.5x slower than the next).
+machine one run can be 1.5x slower than the next). The fast sampler is timed twice per repeat: its first
+draw (building the plan and recording the steps, "first draw") and a second draw of the same batch size,
+which reuses both ("fast"; the plan is kept per model, the caches when they take at most 256 MiB).
 
 ``--before REV`` also times the fast sampler of an earlier commit (its ``helpers/pixelcnnpp/fast_sampler.py``
 read with ``git show``, run on the same model and uniforms) in the same run, so before/after is a ratio
@@ -103,8 +105,10 @@ def main() -> None:
             x = torch.zeros(batch, *shape, device=args.device)
             with torch.no_grad():
                 model(x)  # warm-up
-            fast_times, before_times, pass_times = [], [], []
+            fast_times, first_times, before_times, pass_times = [], [], [], []
             for _ in range(args.repeats):  # in turn, so that other work on the machine slows all alike
+                forget_plan(model)  # the first draw builds the plan and records the steps
+                first_times.append(timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))[1])
                 fast, seconds = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast"))
                 fast_times.append(seconds)
                 if before is not None:
@@ -113,7 +117,8 @@ def main() -> None:
                     passes = 3
                     pass_times.append(timed(lambda: [model(x) for _ in range(passes)])[1] / passes)
             fast_s, pass_s = statistics.median(fast_times), statistics.median(pass_times)
-            row = {"size": size, "batch": batch, "fast_s": round(fast_s, 3)}
+            first_s = statistics.median(first_times)
+            row = {"size": size, "batch": batch, "fast_s": round(fast_s, 3), "first_s": round(first_s, 3)}
             eager_s = None
             if args.device.startswith("cuda"):
                 eager, eager_s = timed(lambda: sample(model, batch, shape, generator=gen(), method="fast",
@@ -122,7 +127,8 @@ def main() -> None:
             if before is not None:
                 row["fast_before_s"] = round(statistics.median(before_times), 3)
             estimate = pass_s * size * size
-            row.update(pass_s=round(pass_s, 4), fast_in_passes=round(fast_s / pass_s, 2))
+            row.update(pass_s=round(pass_s, 4), fast_in_passes=round(fast_s / pass_s, 2),
+                       first_in_passes=round(first_s / pass_s, 2))
             if before is not None:
                 row["before_in_passes"] = round(row["fast_before_s"] / pass_s, 2)
                 row["after_vs_before"] = round(row["fast_before_s"] / fast_s, 2)
@@ -171,11 +177,14 @@ def main() -> None:
 
 
 def print_table(rows: list[dict], channels: int, graphs: bool, before: bool) -> None:
-    """The rows as a markdown table (times in s; "passes": the fast run in units of one full network pass)."""
+    """The rows as a markdown table (times in s; "passes": the fast run in units of one full network pass;
+    "fast": a draw with the plan built and the steps recorded by an earlier draw of that batch size;
+    "first draw": one that builds and records them)."""
     print("\n| image | batch | fast (s)" + (" CUDA graphs | fast eager (s)" if graphs else "")
-          + " | fast in passes |" + (" before (s) | before in passes | after vs before |" if before else "")
+          + " | fast in passes | first draw (s) | first in passes |"
+          + (" before (s) | before in passes | after vs before |" if before else "")
           + " naive (s) | speed-up | fast == naive (float32) |")
-    print("|---|---|---|" + ("---|" if graphs else "") + "---|" + ("---|---|---|" if before else "") + "---|---|---|")
+    print("|---|---|---|" + ("---|" if graphs else "") + "---|---|---|" + ("---|---|---|" if before else "") + "---|---|---|")
     for r in rows:
         naive = f"{r['naive_s']}" if r["naive_measured"] else f"{r['naive_s']} (est.)"
         same = ("identical" if r["identical"] else f"{100 * r['equal_subpixels']:.1f}% equal") \
@@ -183,7 +192,7 @@ def print_table(rows: list[dict], channels: int, graphs: bool, before: bool) -> 
         eager = f" {r['fast_eager_s']} |" if graphs else ""
         old = f" {r['fast_before_s']} | {r['before_in_passes']} | {r['after_vs_before']}x |" if before else ""
         print(f"| {channels}x{r['size']}x{r['size']} | {r['batch']} | {r['fast_s']} |{eager} {r['fast_in_passes']} |"
-              f"{old} {naive} | {r['speedup']}x | {same} |")
+              f" {r['first_s']} | {r['first_in_passes']} |{old} {naive} | {r['speedup']}x | {same} |")
 
 
 def load_fast_sampler(rev: str) -> types.ModuleType:
@@ -225,11 +234,21 @@ def sample_with(module: types.ModuleType | None, model, n: int, shape, generator
         return module.FastSampler(model, shape).run(n, u_mix, u_log, 1.0)
 
 
+def forget_plan(model) -> None:
+    """Drop the fast sampler's plan of ``model`` (and its kept caches), so the next draw builds them."""
+    from helpers.pixelcnnpp import fast_sampler
+
+    fast_sampler._PLANS.pop(model, None)
+
+
 def ops_per_step(module: types.ModuleType | None, model, shape) -> float:
-    """aten ops recorded by torch.profiler for one fast run of batch 1, divided by H*W."""
+    """aten ops recorded by torch.profiler for one fast run of batch 1 (today's: after a first run built
+    the plan and recorded the steps), divided by H*W."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    if module is None:
+        sample_with(module, model, 1, shape, torch.Generator().manual_seed(0))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         sample_with(module, model, 1, shape, torch.Generator().manual_seed(0))
     ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))

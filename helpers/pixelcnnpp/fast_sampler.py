@@ -238,9 +238,13 @@ def draw_pixel(sampler: FastSampler, t, gumbel_t: torch.Tensor, logistic_t: torc
     (its parameters: the 1x1 output layer on elu of the cached values) with its noise (made from the
     uniforms, :func:`~helpers.pixelcnnpp.likelihood.gumbel_noise`) and write it into the input map."""
     c = sampler.shape[0]
-    params = F.linear(F.elu(read(sampler.last.raw, t)[:, 0]), sampler.w_out, sampler.b_out)
+    last = sampler.last.raw.select(1, t[0]) if isinstance(t, tuple) else read(sampler.last.raw, t).select(1, 0)
+    params = F.linear(F.elu(last), sampler.w_out, sampler.b_out)
     pixel = draw_with_noise(params, c, gumbel_t, logistic_t, temperature)
-    write(sampler.input.raw[:, :, :c], t, pixel.unsqueeze(1))
+    if isinstance(t, tuple):
+        sampler.input.raw.select(1, t[0]).narrow(1, 0, c).copy_(pixel)
+    else:
+        write(sampler.input.raw.narrow(2, 0, c), t, pixel.unsqueeze(1))
 
 
 def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], object]]]:

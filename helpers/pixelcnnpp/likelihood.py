@@ -135,19 +135,22 @@ def draw_with_noise(params: torch.Tensor, channels: int, gumbel: torch.Tensor, l
     m = p // (3 if channels == 1 else 10)
     if p != num_params_per_pixel(channels, m):
         raise ValueError(f"{p} parameters per pixel do not fit {channels} channel(s)")
-    logits = params[:, :m] if temperature == 1.0 else params[:, :m] / temperature
+    # method calls rather than indexing: the samplers call this once per pixel, and Python's indexing
+    # costs more than the arithmetic on a few numbers
+    logits = params.narrow(1, 0, m) if temperature == 1.0 else params.narrow(1, 0, m) / temperature
     k = torch.argmax(logits + gumbel, dim=1)                           # (N,)
     per = 2 if channels == 1 else 3                                    # means, log-scales(, coeffs) per colour
-    chosen = params[:, m:].reshape(n, channels * per, m).gather(2, k.view(n, 1, 1).expand(n, channels * per, 1))
-    chosen = chosen.view(n, channels, per)
-    mu, scale = chosen[:, :, 0], torch.exp(chosen[:, :, 1].clamp(min=LOG_SCALE_MIN))
+    rows = params.reshape(n, 1 + channels * per, m)                    # logits, then per colour its rows
+    chosen = rows.gather(2, k.view(n, 1, 1).expand(n, 1 + channels * per, 1)).view(n, 1 + channels * per)
+    chosen = chosen.narrow(1, 1, channels * per).view(n, channels, per)
+    mu, scale = chosen.select(2, 0), torch.exp(chosen.select(2, 1).clamp(min=LOG_SCALE_MIN))
     noise = scale * logistic if temperature == 1.0 else scale * temperature * logistic
     if channels == 1:
         return to_grid(mu + noise)
-    c = torch.tanh(chosen[:, :, 2])
-    r = to_grid(mu[:, 0] + noise[:, 0])
-    g = to_grid(mu[:, 1] + c[:, 0] * r + noise[:, 1])
-    b = to_grid(mu[:, 2] + c[:, 1] * r + c[:, 2] * g + noise[:, 2])
+    c = torch.tanh(chosen.select(2, 2))
+    r = to_grid(mu.select(1, 0) + noise.select(1, 0))
+    g = to_grid(mu.select(1, 1) + c.select(1, 0) * r + noise.select(1, 1))
+    b = to_grid(mu.select(1, 2) + c.select(1, 1) * r + c.select(1, 2) * g + noise.select(1, 2))
     return torch.stack([r, g, b], dim=1)
 
 
