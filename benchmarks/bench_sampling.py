@@ -230,8 +230,9 @@ def sample_with(module: types.ModuleType | None, model, n: int, shape, generator
         return sample(model, n, shape, generator=generator, method="fast")
     param = next(model.parameters())
     u_mix, u_log = _draw_uniforms(n, shape, model.nr_logistic_mix, generator, param.device, param.dtype)
-    with torch.no_grad():
-        return module.FastSampler(model, shape).run(n, u_mix, u_log, 1.0)
+    with torch.no_grad():  # a revision that keeps its plan per model: like today's, reused from the first draw
+        make = getattr(module.FastSampler, "for_model", module.FastSampler)
+        return make(model, shape).run(n, u_mix, u_log, 1.0)
 
 
 def forget_plan(model) -> None:

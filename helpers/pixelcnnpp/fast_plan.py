@@ -47,6 +47,16 @@ def write(buffer: torch.Tensor, where: Where, value: torch.Tensor) -> None:
         buffer.index_copy_(1, where, value)
 
 
+@lru_cache(maxsize=None)
+def _signs(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor([[1.0], [-1.0]], dtype=dtype, device=device)
+
+
+def signs_like(x: torch.Tensor) -> torch.Tensor:
+    """(2, 1): [[1], [-1]], so ``x.unsqueeze(-2) * signs`` is [x, -x] (exactly) in one operation."""
+    return _signs(x.dtype, x.device)
+
+
 def count(where: Where) -> int:
     return where[1] if isinstance(where, tuple) else len(where)
 
@@ -171,10 +181,9 @@ class CachedMap:
         if self.raw is not None and not raw_written:
             write(self.raw, where, x)
         if self.ce is not None:
-            if isinstance(where, tuple):  # straight into the cache: [x, -x], then elu in place
+            if isinstance(where, tuple):  # straight into the cache: [x, -x] (x times the signs), then elu in place
                 run = self.ce.narrow(1, where[0], where[1])
-                run.narrow(2, 0, self.channels).copy_(x)
-                torch.neg(x, out=run.narrow(2, self.channels, self.channels))
+                torch.mul(x.unsqueeze(2), signs_like(x), out=run.unflatten(2, (2, self.channels)))
                 F.elu_(run)
             else:
                 write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
@@ -193,9 +202,11 @@ class CachedMap:
         """What :meth:`store` does for one position whose value x (B, C) is already in :meth:`target`."""
         if self.ce is None:
             return []
-        row, low, high = self.view("ce")[p], self.view("ce", part="low")[p], self.view("ce", part="high")[p]
-        ops = [] if x.data_ptr() == low.data_ptr() else [partial(low.copy_, x)]
-        return ops + [partial(torch.neg, x, out=high), partial(F.elu_, row)]
+        row, low = self.view("ce")[p], self.view("ce", part="low")[p]
+        if x.data_ptr() == low.data_ptr():  # the product went straight into the first half
+            return [partial(torch.neg, x, out=self.view("ce", part="high")[p]), partial(F.elu_, row)]
+        pair = row.view(row.shape[0], 2, self.channels)  # [x, -x] in one product with the signs (1, -1)
+        return [partial(torch.mul, x.unsqueeze(1), signs_like(x), out=pair), partial(F.elu_, row)]
 
     def one_position_ops(self, batch: int, p: int, runs: "Runs", scratch: dict) -> list[Op]:
         """The operations that compute position p, its kernel windows given as runs of neighbouring rows
