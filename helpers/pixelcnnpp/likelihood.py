@@ -147,10 +147,11 @@ def draw_with_noise(params: torch.Tensor, channels: int, gumbel: torch.Tensor, l
     noise = scale * logistic if temperature == 1.0 else scale * temperature * logistic
     if channels == 1:
         return to_grid(mu + noise)
-    c = torch.tanh(chosen.select(2, 2))
-    r = to_grid(mu.select(1, 0) + noise.select(1, 0))
-    g = to_grid(mu.select(1, 1) + c.select(1, 0) * r + noise.select(1, 1))
-    b = to_grid(mu.select(1, 2) + c.select(1, 1) * r + c.select(1, 2) * g + noise.select(1, 2))
+    (mu_r, mu_g, mu_b), (n_r, n_g, n_b) = mu.unbind(1), noise.unbind(1)
+    c_rg, c_rb, c_gb = torch.tanh(chosen.select(2, 2)).unbind(1)
+    r = to_grid(mu_r + n_r)
+    g = to_grid(mu_g + c_rg * r + n_g)
+    b = to_grid(mu_b + c_rb * r + c_gb * g + n_b)
     return torch.stack([r, g, b], dim=1)
 
 
