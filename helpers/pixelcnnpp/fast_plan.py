@@ -6,7 +6,8 @@ Read it in the lesson's order:
 1. :func:`conv_index` and friends - which input positions a layer position reads (its kernel as a table);
 2. :class:`CachedMap` and its four kinds - one cached activation map per layer, and how one of its
    positions is computed from the maps it reads (:class:`ConvMap`, :class:`ShiftSumMap`,
-   :class:`GatedOutMap`);
+   :class:`GatedOutMap`): ``compute`` for any positions, ``one_position_ops`` for one position whose
+   kernel window is a view of the cache (the CPU steps record these once and replay them);
 3. :func:`build_cache_graph` - the whole network as such maps, in the model's own order;
 4. :func:`dependency_times` and :func:`make_schedule` - for every position, the last pixel it depends on,
    and so the work to do right after each pixel is drawn.
@@ -17,8 +18,7 @@ row per position, plus a last row that stays zero and stands for padding (index 
 
 from __future__ import annotations
 
-from functools import lru_cache
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable, Sequence, Union
 
 import torch
@@ -194,7 +194,7 @@ class CachedMap:
     # One position at a time, recorded (the CPU steps): the same numbers as compute(), with every tensor
     # a view bound once, results written with out= into the caches, and no gather, cat or allocation.
 
-    def target(self, p: int, scratch: dict) -> torch.Tensor:
+    def target(self, p: int) -> torch.Tensor:
         """Where position p's value is written first: its ``raw`` row, else the first half of its ``ce`` row."""
         return self.view("raw")[p] if self.raw is not None else self.view("ce", part="low")[p]
 
@@ -208,7 +208,7 @@ class CachedMap:
         pair = row.view(row.shape[0], 2, self.channels)  # [x, -x] in one product with the signs (1, -1)
         return [partial(torch.mul, x.unsqueeze(1), signs_like(x), out=pair), partial(F.elu_, row)]
 
-    def one_position_ops(self, batch: int, p: int, runs: "Runs", scratch: dict) -> list[Op]:
+    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
         """The operations that compute position p, its kernel windows given as runs of neighbouring rows
         (:func:`tap_runs`)."""
         raise NotImplementedError
@@ -217,13 +217,15 @@ class CachedMap:
 class ConvMap(CachedMap):
     """A matrix product: ``bias`` (or the ``partial`` sums) + [kernel window | skips' concat_elu] @ weight.
     A convolution (shifted, strided or transposed) gathers its kernel window; a gated block's middle adds
-    nin_skip(concat_elu(skips)) in the same product (the skips' ``ce`` columns reordered into the weight)."""
+    nin_skip(concat_elu(skips)) (the skips' ``ce`` columns reordered into the weight, each skip's product
+    added to the window's)."""
 
     def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None,
                  skips: Sequence[CachedMap] = ()):
         super().__init__(name, h, w, weight.shape[0])
         self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in [+ skip columns]), taps in index order
         self.skips = list(skips)
+        self._rows: dict[tuple[int, int], torch.Tensor] = {}  # see weight_rows
 
     def product(self, batch: int, where: Where, flats: list[torch.Tensor]) -> torch.Tensor:
         """The product for positions ``where``: (batch * n, C_out). The skips are added by products of
@@ -248,8 +250,6 @@ class ConvMap(CachedMap):
 
     def weight_rows(self, first: int, count: int) -> torch.Tensor:
         """Rows ``first .. first + count - 1`` of ``weight_t`` (a view, made once per kind of run)."""
-        if not hasattr(self, "_rows"):
-            self._rows = {}
         if (first, count) not in self._rows:
             self._rows[first, count] = self.weight_t.narrow(0, first, count)
         return self._rows[first, count]
@@ -273,7 +273,7 @@ class ConvMap(CachedMap):
         return ops
 
     def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
-        out = self.target(p, scratch)
+        out = self.target(p)
         return self.product_ops(batch, p, runs, out) + self.store_ops(p, out)
 
 
@@ -287,7 +287,7 @@ class ShiftSumMap(CachedMap):
         self.store(where, total.view(batch, count(where), -1))
 
     def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
-        out = self.target(p, scratch)
+        out = self.target(p)
         taps = [source.view(kind)[row] for (source, kind, _), gather in zip(self.gathers, runs) for _, row, _ in gather]
         ops: list[Op] = [partial(out.copy_, taps[0]) if taps else partial(out.zero_)]
         ops += [partial(out.add_, tap) for tap in taps[1:]]
@@ -312,9 +312,10 @@ class GatedOutMap(ConvMap):
 
     def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
         ab, gated = scratch_for(scratch, "ab", batch, 2 * self.channels), scratch_for(scratch, "gated", batch, self.channels)
-        out = self.target(p, scratch)
+        out = self.target(p)
         ops = self.product_ops(batch, p, runs, ab)
-        ops += [partial(torch._C._nn.glu, ab, -1, out=gated), partial(torch.add, self.residual.view("raw")[p], gated, out=out)]
+        glu = torch._C._nn.glu  # what F.glu calls; F.glu itself has no out=
+        ops += [partial(glu, ab, -1, out=gated), partial(torch.add, self.residual.view("raw")[p], gated, out=out)]
         return ops + self.store_ops(p, out)
 
 

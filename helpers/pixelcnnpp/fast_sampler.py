@@ -80,7 +80,9 @@ class FastSampler:
 
         The plan costs about half a network pass to build (index tables, times, schedule); a notebook
         that samples again and again from one model pays it once. The plan holds copies of the weights,
-        so any change to a parameter (an optimizer step, ``load_state_dict``, ``.to(dtype)``) builds a new one."""
+        so any change to a parameter (an optimizer step, ``load_state_dict``, ``.to(dtype)``) builds a new one.
+        Changes written through ``.data`` bypass PyTorch's version counter and are not seen: for a model changed
+        that way, build ``FastSampler(model, image_shape)`` directly."""
         key = (tuple(int(s) for s in image_shape),
                tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in model.parameters()))
         plans = _PLANS.setdefault(model, {})
