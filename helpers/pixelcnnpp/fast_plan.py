@@ -186,7 +186,7 @@ class CachedMap:
                 torch.mul(x.unsqueeze(2), signs_like(x), out=run.unflatten(2, (2, self.channels)))
                 F.elu_(run)
             else:
-                write(self.ce, where, F.elu(torch.cat([x, x.neg()], dim=-1), inplace=True))
+                write(self.ce, where, F.elu_((x.unsqueeze(2) * signs_like(x)).flatten(2)))
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         raise NotImplementedError
@@ -208,7 +208,7 @@ class CachedMap:
         pair = row.view(row.shape[0], 2, self.channels)  # [x, -x] in one product with the signs (1, -1)
         return [partial(torch.mul, x.unsqueeze(1), signs_like(x), out=pair), partial(F.elu_, row)]
 
-    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
+    def one_position_ops(self, p: int, runs: Runs, scratch: dict) -> list[Op]:
         """The operations that compute position p, its kernel windows given as runs of neighbouring rows
         (:func:`tap_runs`)."""
         raise NotImplementedError
@@ -254,7 +254,7 @@ class ConvMap(CachedMap):
             self._rows[first, count] = self.weight_t.narrow(0, first, count)
         return self._rows[first, count]
 
-    def product_ops(self, batch: int, p: int, runs: Runs, out: torch.Tensor) -> list[Op]:
+    def product_ops(self, p: int, runs: Runs, out: torch.Tensor) -> list[Op]:
         """out = bias (or the partial sums) + window @ W + each skip's concat_elu @ its W, at position p:
         one matrix product per run of neighbouring taps (a view of the cache), none for padding."""
         source, kind, index = self.gathers[0]
@@ -272,9 +272,9 @@ class ConvMap(CachedMap):
             first += 2 * skip.channels
         return ops
 
-    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
+    def one_position_ops(self, p: int, runs: Runs, scratch: dict) -> list[Op]:
         out = self.target(p)
-        return self.product_ops(batch, p, runs, out) + self.store_ops(p, out)
+        return self.product_ops(p, runs, out) + self.store_ops(p, out)
 
 
 class ShiftSumMap(CachedMap):
@@ -286,7 +286,7 @@ class ShiftSumMap(CachedMap):
             total = total + self.patch(k, flats[k], batch)
         self.store(where, total.view(batch, count(where), -1))
 
-    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
+    def one_position_ops(self, p: int, runs: Runs, scratch: dict) -> list[Op]:
         out = self.target(p)
         taps = [source.view(kind)[row] for (source, kind, _), gather in zip(self.gathers, runs) for _, row, _ in gather]
         ops: list[Op] = [partial(out.copy_, taps[0]) if taps else partial(out.zero_)]
@@ -310,21 +310,22 @@ class GatedOutMap(ConvMap):
         else:
             self.store(where, residual + gated)
 
-    def one_position_ops(self, batch: int, p: int, runs: Runs, scratch: dict) -> list[Op]:
-        ab, gated = scratch_for(scratch, "ab", batch, 2 * self.channels), scratch_for(scratch, "gated", batch, self.channels)
+    def one_position_ops(self, p: int, runs: Runs, scratch: dict) -> list[Op]:
+        like = self.residual.raw
+        ab, gated = scratch_for(scratch, "ab", like, 2 * self.channels), scratch_for(scratch, "gated", like, self.channels)
         out = self.target(p)
-        ops = self.product_ops(batch, p, runs, ab)
+        ops = self.product_ops(p, runs, ab)
         glu = torch._C._nn.glu  # what F.glu calls; F.glu itself has no out=
         ops += [partial(glu, ab, -1, out=gated), partial(torch.add, self.residual.view("raw")[p], gated, out=out)]
         return ops + self.store_ops(p, out)
 
 
-def scratch_for(scratch: dict, name: str, batch: int, width: int) -> torch.Tensor:
-    """A work buffer (batch, width) shared by all one-position jobs (they run one after another)."""
+def scratch_for(scratch: dict, name: str, like: torch.Tensor, width: int) -> torch.Tensor:
+    """A work buffer (batch, width), of the dtype and device of the cache ``like`` (B, N + 1, C), shared by
+    all one-position jobs (they run one after another)."""
     key = (name, width)
     if key not in scratch:
-        like = scratch["like"]
-        scratch[key] = torch.empty(batch, width, device=like.device, dtype=like.dtype)
+        scratch[key] = torch.empty(like.shape[0], width, device=like.device, dtype=like.dtype)
     return scratch[key]
 
 

@@ -142,6 +142,7 @@ class FastSampler:
             node.views = {}
 
     def cache_bytes(self) -> int:
+        """The bytes the caches take now (0 when freed)."""
         return sum(b.numel() * b.element_size() for node in self.nodes for b in (node.raw, node.ce) if b is not None)
 
     def recorded(self, batch: int, device: torch.device, dtype: torch.dtype) -> list[list[Callable[[], object]]]:
@@ -240,13 +241,9 @@ def draw_pixel(sampler: FastSampler, t, gumbel_t: torch.Tensor, logistic_t: torc
     (its parameters: the 1x1 output layer on elu of the cached values) with its noise (made from the
     uniforms, :func:`~helpers.pixelcnnpp.likelihood.gumbel_noise`) and write it into the input map."""
     c = sampler.shape[0]
-    last = sampler.last.raw.select(1, t[0]) if isinstance(t, tuple) else read(sampler.last.raw, t).select(1, 0)
-    params = F.linear(F.elu(last), sampler.w_out, sampler.b_out)
+    params = F.linear(F.elu(read(sampler.last.raw, t).select(1, 0)), sampler.w_out, sampler.b_out)
     pixel = draw_with_noise(params, c, gumbel_t, logistic_t, temperature)
-    if isinstance(t, tuple):
-        sampler.input.raw.select(1, t[0]).narrow(1, 0, c).copy_(pixel)
-    else:
-        write(sampler.input.raw.narrow(2, 0, c), t, pixel.unsqueeze(1))
+    write(sampler.input.raw.narrow(2, 0, c), t, pixel.unsqueeze(1))
 
 
 def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], object]]]:
@@ -257,15 +254,15 @@ def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], obje
     no gather, no copy, no allocation); the others (rows, strided and transposed convolutions) as a call
     of ``compute`` with their positions as Python-int runs."""
     n_pix = len(sampler.schedule) - 1
-    like = sampler.input.raw
-    move = (lambda f: f) if like.device.type == "cpu" else (lambda f: f.to(like.device))
-    scratch = {"like": like}
+    device = sampler.input.raw.device
+    move = (lambda f: f) if device.type == "cpu" else (lambda f: f.to(device))
+    scratch: dict = {}  # work buffers shared by the one-position jobs (fast_plan.scratch_for)
 
     def ops_of(t: int) -> list[Callable[[], object]]:
         ops: list[Callable[[], object]] = []
         for (node, _, flats), where, runs in zip(sampler.schedule[t], sampler.wheres[t], sampler.runs[t]):
             if runs is not None:
-                ops += node.one_position_ops(batch, where[0], runs, scratch)
+                ops += node.one_position_ops(where[0], runs, scratch)
             else:
                 ops.append(partial(node.compute, batch, where, [move(f) for f in flats]))
         return ops
