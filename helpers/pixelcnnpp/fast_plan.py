@@ -213,6 +213,31 @@ class CachedMap:
         (:func:`tap_runs`)."""
         raise NotImplementedError
 
+    # A run of positions (a row job), recorded the same way: the kernel windows gathered into a work buffer
+    # with ``index_select(out=)``, the product and the gate written with ``out=``; no allocation per run.
+
+    def run_ops(self, run: tuple[int, int], flats: list[torch.Tensor], scratch: dict) -> list[Op]:
+        """The operations that compute the positions ``run`` = (start, count): by default one call of
+        :meth:`compute` (the maps whose row jobs are rare)."""
+        return [partial(self.compute, self.batch, run, flats)]
+
+    @property
+    def batch(self) -> int:
+        return (self.raw if self.raw is not None else self.ce).shape[0]
+
+    def store_run_ops(self, run: tuple[int, int], x: torch.Tensor) -> list[Op]:
+        """What :meth:`store` does for the run's values x (B, n, C), recorded; x may already be the ``raw`` rows."""
+        ops: list[Op] = []
+        if self.raw is not None:
+            rows = self.raw.narrow(1, *run)
+            if x.data_ptr() != rows.data_ptr():
+                ops.append(partial(rows.copy_, x))
+        if self.ce is not None:
+            rows = self.ce.narrow(1, *run)
+            ops += [partial(torch.mul, x.unsqueeze(2), signs_like(x), out=rows.unflatten(2, (2, self.channels))),
+                    partial(F.elu_, rows)]
+        return ops
+
 
 class ConvMap(CachedMap):
     """A matrix product: ``bias`` (or the ``partial`` sums) + [kernel window | skips' concat_elu] @ weight.
@@ -276,6 +301,31 @@ class ConvMap(CachedMap):
         out = self.target(p)
         return self.product_ops(p, runs, out) + self.store_ops(p, out)
 
+    def product_run_ops(self, run: tuple[int, int], flats: list[torch.Tensor], scratch: dict,
+                        name: str) -> tuple[list[Op], torch.Tensor]:
+        """What :meth:`product` does for the run, recorded: (ops, the work buffer (B * n, C_out) they fill)."""
+        source, kind, index = self.gathers[0]
+        cache, n, b = getattr(source, kind), run[1], self.batch
+        patch = scratch_for(scratch, "patch", cache, index.shape[1] * cache.shape[2], b * n)
+        out = scratch_for(scratch, name, cache, self.weight_t.shape[1], b * n)
+        first = patch.shape[1]
+        ops: list[Op] = [partial(torch.index_select, cache, 1, flats[0], out=patch.view(b, -1, cache.shape[2]))]
+        if self.partial is None:
+            ops.append(partial(torch.addmm, self.bias, patch, self.weight_rows(0, first), out=out))
+        else:  # the partial sums first (a copy: the run's rows are not one matrix), then the product added
+            ops += [partial(out.view(b, n, -1).copy_, self.partial.raw.narrow(1, *run)),
+                    partial(out.addmm_, patch, self.weight_rows(0, first))]
+        for skip in self.skips:
+            values = scratch_for(scratch, "skip", cache, 2 * skip.channels, b * n)
+            ops += [partial(values.view(b, n, -1).copy_, skip.ce.narrow(1, *run)),
+                    partial(out.addmm_, values, self.weight_rows(first, 2 * skip.channels))]
+            first += 2 * skip.channels
+        return ops, out
+
+    def run_ops(self, run: tuple[int, int], flats: list[torch.Tensor], scratch: dict) -> list[Op]:
+        ops, out = self.product_run_ops(run, flats, scratch, "out")
+        return ops + self.store_run_ops(run, out.view(self.batch, run[1], -1))
+
 
 class ShiftSumMap(CachedMap):
     """down_shift / right_shift of one or two maps, summed (the two streams' first states)."""
@@ -310,6 +360,16 @@ class GatedOutMap(ConvMap):
         else:
             self.store(where, residual + gated)
 
+    def run_ops(self, run: tuple[int, int], flats: list[torch.Tensor], scratch: dict) -> list[Op]:
+        ops, ab = self.product_run_ops(run, flats, scratch, "ab")
+        b, n = self.batch, run[1]
+        gated = scratch_for(scratch, "gated", ab, self.channels, b * n).view(b, n, -1)
+        out = self.raw.narrow(1, *run) if self.raw is not None else scratch_for(scratch, "x", ab, self.channels, b * n).view(b, n, -1)
+        glu = torch._C._nn.glu  # what F.glu calls; F.glu itself has no out=
+        ops += [partial(glu, ab.view(b, n, -1), -1, out=gated),
+                partial(torch.add, self.residual.raw.narrow(1, *run), gated, out=out)]
+        return ops + self.store_run_ops(run, out)
+
     def one_position_ops(self, p: int, runs: Runs, scratch: dict) -> list[Op]:
         like = self.residual.raw
         ab, gated = scratch_for(scratch, "ab", like, 2 * self.channels), scratch_for(scratch, "gated", like, self.channels)
@@ -320,12 +380,13 @@ class GatedOutMap(ConvMap):
         return ops + self.store_ops(p, out)
 
 
-def scratch_for(scratch: dict, name: str, like: torch.Tensor, width: int) -> torch.Tensor:
-    """A work buffer (batch, width), of the dtype and device of the cache ``like`` (B, N + 1, C), shared by
-    all one-position jobs (they run one after another)."""
-    key = (name, width)
+def scratch_for(scratch: dict, name: str, like: torch.Tensor, width: int, rows: int | None = None) -> torch.Tensor:
+    """A work buffer (rows, width) (rows: by default the batch, ``like.shape[0]``), of the dtype and device of
+    the cache ``like``, shared by all recorded jobs that need one of that name and size (they run one after another)."""
+    rows = like.shape[0] if rows is None else rows
+    key = (name, rows, width)
     if key not in scratch:
-        scratch[key] = torch.empty(like.shape[0], width, device=like.device, dtype=like.dtype)
+        scratch[key] = torch.empty(rows, width, device=like.device, dtype=like.dtype)
     return scratch[key]
 
 

@@ -152,8 +152,16 @@ class FastSampler:
         key = (batch, torch.device(device), dtype)
         if self.kept is None or self.kept[0] != key:
             self.allocate(batch, device, dtype)
+            self.fill_constants(batch)
             self.kept = (key, record_jobs(self, batch))
         return self.kept[1]
+
+    def fill_constants(self, batch: int) -> None:
+        """Compute what depends on no pixel (``schedule[0]``: e.g. the first image row of the ``u`` stream,
+        which sees only padding). Nothing overwrites it during a draw, so kept caches keep it too."""
+        device = self.input.raw.device
+        for (node, _, flats), where in zip(self.schedule[0], self.wheres[0]):
+            node.compute(batch, where, [f.to(device) for f in flats])
 
     def reset(self) -> None:
         """Empty every cache in place (the buffers keep their addresses: captured graphs read them)."""
@@ -198,11 +206,10 @@ class FastSampler:
                 if cuda_graphs or steps == "table":
                     self.allocate(n, device, u_mix.dtype)
                     order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
-                else:
+                    self.fill_constants(n)  # after table_steps: a capture's warm-up writes into the caches
+                else:  # kept caches already hold the constants
                     jobs = self.recorded(n, device, u_mix.dtype)
                     order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature)
-                for (node, _, flats), where in zip(self.schedule[0], self.wheres[0]):  # what depends on no pixel
-                    node.compute(n, where, [f.to(device) for f in flats])
                 bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
                 for k in order:
                     step_fns[k]()
@@ -263,6 +270,8 @@ def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], obje
         for (node, _, flats), where, runs in zip(sampler.schedule[t], sampler.wheres[t], sampler.runs[t]):
             if runs is not None:
                 ops += node.one_position_ops(where[0], runs, scratch)
+            elif isinstance(where, tuple):
+                ops += node.run_ops(where, [move(f) for f in flats], scratch)
             else:
                 ops.append(partial(node.compute, batch, where, [move(f) for f in flats]))
         return ops
