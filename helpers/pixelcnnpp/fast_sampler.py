@@ -145,6 +145,7 @@ class FastSampler:
         """The bytes the caches take now (0 when freed)."""
         return sum(b.numel() * b.element_size() for node in self.nodes for b in (node.raw, node.ce) if b is not None)
 
+    @torch.no_grad()
     def recorded(self, batch: int, device: torch.device, dtype: torch.dtype) -> list[list[Callable[[], object]]]:
         """Caches for ``batch`` images and every step's jobs recorded on them (:func:`record_jobs`). Both are
         kept after a run when the caches take at most ``KEEP_BYTES``, so the next draw of the same batch
@@ -156,6 +157,7 @@ class FastSampler:
             self.kept = (key, record_jobs(self, batch))
         return self.kept[1]
 
+    @torch.no_grad()
     def fill_constants(self, batch: int) -> None:
         """Compute what depends on no pixel (``schedule[0]``: e.g. the first image row of the ``u`` stream,
         which sees only padding). Nothing overwrites it during a draw, so kept caches keep it too."""
