@@ -294,8 +294,7 @@ def test_recorded_steps_fill_the_caches_as_compute_does():
     with torch.no_grad():
         sampler.allocate(2, torch.device("cpu"), torch.float64)
         steps = fs.listed_steps(sampler, fs.record_jobs(sampler, 2), gumbel, logistic, 1.0)
-        for (node, _, flats), where in zip(sampler.schedule[0], sampler.wheres[0]):
-            node.compute(2, where, flats)
+        sampler.fill_constants(2)
         for step in steps:
             step()
         keep = {node.name: (node.raw.clone() if node.raw is not None else None) for node in sampler.nodes}
