@@ -249,6 +249,7 @@ def test_fast_equals_naive(channels, h, w, nr_resnet):
     assert fast.shape == (3, channels, h, w)
     assert torch.equal(fast, naive)
     assert torch.equal(to_grid(fast), fast) and fast.min() >= -1 and fast.max() <= 1
+    assert not fast.is_inference() and fast.is_contiguous()  # the CPU steps run in inference mode; the images do not
 
 
 def test_table_steps_draw_what_listed_steps_draw():
