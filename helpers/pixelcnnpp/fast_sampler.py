@@ -8,8 +8,8 @@ The plan (which map reads what, and when each position can be computed) is in
 - :func:`draw_pixel` is the first half of one step: draw pixel t from the last map and write it;
 - :func:`record_jobs` and :func:`listed_steps` are the second half, on a CPU: per pixel, the jobs it completes,
   recorded once (a one-position job as its few operations on views of the caches: no gather, no copy;
-  row jobs with Python-int positions) and replayed; small caches and their recorded jobs are kept for
-  the next run (:meth:`FastSampler.recorded`);
+  a row job as a gather into a kept work buffer and products written with ``out=``) and replayed, in
+  inference mode; small caches and their recorded jobs are kept for the next run (:meth:`FastSampler.recorded`);
 - :func:`table_steps` is the same work for CUDA graphs: one function per *shape* of step reading its
   positions from a table, so each can be captured once and replayed (:func:`capture`).
 """
@@ -264,12 +264,13 @@ def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], obje
 
     A job of one position (most of the per-pixel work: the ``ul`` stream) is written down as its few
     operations on views of the caches (:meth:`~helpers.pixelcnnpp.fast_plan.CachedMap.one_position_ops`:
-    no gather, no copy, no allocation); the others (rows, strided and transposed convolutions) as a call
-    of ``compute`` with their positions as Python-int runs."""
+    no gather, no copy, no allocation); a job of a run of neighbouring positions (a row) as its gather into a
+    work buffer and its products written with ``out=`` (:meth:`~helpers.pixelcnnpp.fast_plan.CachedMap.run_ops`);
+    the few others as a call of ``compute``."""
     n_pix = len(sampler.schedule) - 1
     device = sampler.input.raw.device
     move = (lambda f: f) if device.type == "cpu" else (lambda f: f.to(device))
-    scratch: dict = {}  # work buffers shared by the one-position jobs (fast_plan.scratch_for)
+    scratch: dict = {}  # work buffers shared by the recorded jobs (fast_plan.scratch_for)
 
     def ops_of(t: int) -> list[Callable[[], object]]:
         ops: list[Callable[[], object]] = []
