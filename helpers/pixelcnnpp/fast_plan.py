@@ -364,7 +364,10 @@ class GatedOutMap(ConvMap):
         ops, ab = self.product_run_ops(run, flats, scratch, "ab")
         b, n = self.batch, run[1]
         gated = scratch_for(scratch, "gated", ab, self.channels, b * n).view(b, n, -1)
-        out = self.raw.narrow(1, *run) if self.raw is not None else scratch_for(scratch, "x", ab, self.channels, b * n).view(b, n, -1)
+        if self.raw is not None:  # x + gated straight into the cache rows
+            out = self.raw.narrow(1, *run)
+        else:
+            out = scratch_for(scratch, "x", ab, self.channels, b * n).view(b, n, -1)
         glu = torch._C._nn.glu  # what F.glu calls; F.glu itself has no out=
         ops += [partial(glu, ab.view(b, n, -1), -1, out=gated),
                 partial(torch.add, self.residual.raw.narrow(1, *run), gated, out=out)]

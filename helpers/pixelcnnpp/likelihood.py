@@ -101,9 +101,12 @@ def bits_per_dim(nll: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 
 def to_grid(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [-1, 1] and round to the nearest of the 256 levels: round((x + 1) * 127.5) / 127.5 - 1."""
-    one, half_levels = _grid_constants(x.dtype, x.device)  # the samplers call this 3 times per pixel: a Python
-    return x.clamp(-1.0, 1.0).add_(one).mul_(half_levels).round_().div_(half_levels).sub_(one)  # number costs a tensor per op
+    """Clamp to [-1, 1] and round to the nearest of the 256 levels: round((x + 1) * 127.5) / 127.5 - 1.
+
+    The constants are tensors of x's dtype: the samplers call this 3 times per pixel, and a Python number
+    would be turned into a new tensor by every operation (the same arithmetic, the same numbers)."""
+    one, half_levels = _grid_constants(x.dtype, x.device)
+    return x.clamp(-1.0, 1.0).add_(one).mul_(half_levels).round_().div_(half_levels).sub_(one)
 
 
 @lru_cache(maxsize=None)
