@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers.pixelcnnpp.likelihood import cached_constant
 from helpers.pixelcnnpp.model import GatedResnet, PixelCNNpp
 
 # Where a job reads or writes: a table of positions (any positions; what a CUDA graph replays), or a
@@ -47,14 +48,9 @@ def write(buffer: torch.Tensor, where: Where, value: torch.Tensor) -> None:
         buffer.index_copy_(1, where, value)
 
 
-@lru_cache(maxsize=None)
-def _signs(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.tensor([[1.0], [-1.0]], dtype=dtype, device=device)
-
-
 def signs_like(x: torch.Tensor) -> torch.Tensor:
     """(2, 1): [[1], [-1]], so ``x.unsqueeze(-2) * signs`` is [x, -x] (exactly) in one operation."""
-    return _signs(x.dtype, x.device)
+    return cached_constant(((1.0,), (-1.0,)), x.dtype, x.device)
 
 
 def count(where: Where) -> int:
@@ -175,18 +171,17 @@ class CachedMap:
         source, kind, index = self.gathers[k]
         return getattr(source, kind).index_select(1, flat).view(batch * (len(flat) // index.shape[1]), -1)
 
-    def store(self, where: Where, x: torch.Tensor, raw_written: bool = False) -> None:
-        """Write the new values x (B, n, C) (unless already there) and, if read, their concat_elu
-        (into the cache directly when the positions are a run)."""
-        if self.raw is not None and not raw_written:
+    def store(self, where: Where, x: torch.Tensor) -> None:
+        """Write the new values x (B, n, C) and, if read, their concat_elu (for a run, straight into the
+        caches: the operations :meth:`store_run_ops` records)."""
+        if isinstance(where, tuple):
+            for op in self.store_run_ops(where, x):
+                op()
+            return
+        if self.raw is not None:
             write(self.raw, where, x)
         if self.ce is not None:
-            if isinstance(where, tuple):  # straight into the cache: [x, -x] (x times the signs), then elu in place
-                run = self.ce.narrow(1, where[0], where[1])
-                torch.mul(x.unsqueeze(2), signs_like(x), out=run.unflatten(2, (2, self.channels)))
-                F.elu_(run)
-            else:
-                write(self.ce, where, F.elu_((x.unsqueeze(2) * signs_like(x)).flatten(2)))
+            write(self.ce, where, F.elu_((x.unsqueeze(2) * signs_like(x)).flatten(2)))
 
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         raise NotImplementedError
@@ -257,12 +252,7 @@ class ConvMap(CachedMap):
         their own (gluing them to the kernel window first would copy the window once more)."""
         n = count(where)
         patch = self.patch(0, flats[0], batch)
-        if self.partial is None:
-            bias = self.bias
-        elif isinstance(where, tuple) and n == 1:  # one position: a view, no reshape
-            bias = self.partial.raw.select(1, where[0])
-        else:
-            bias = read(self.partial.raw, where).reshape(batch * n, -1)
+        bias = self.bias if self.partial is None else read(self.partial.raw, where).reshape(batch * n, -1)
         first = patch.shape[1]
         out = torch.addmm(bias, patch, self.weight_rows(0, first))
         for skip in self.skips:
@@ -354,11 +344,7 @@ class GatedOutMap(ConvMap):
     def compute(self, batch: int, where: Where, flats: list[torch.Tensor]) -> None:
         ab = self.product(batch, where, flats).view(batch, count(where), 2 * self.channels)
         gated = F.glu(ab, dim=-1)  # a * sigmoid(b) in one op (the same numbers as the model's)
-        residual = read(self.residual.raw, where)
-        if self.raw is not None and isinstance(where, tuple):  # x + gated straight into the cache
-            self.store(where, torch.add(residual, gated, out=self.raw.narrow(1, where[0], where[1])), True)
-        else:
-            self.store(where, residual + gated)
+        self.store(where, read(self.residual.raw, where) + gated)
 
     def run_ops(self, run: tuple[int, int], flats: list[torch.Tensor], scratch: dict) -> list[Op]:
         ops, ab = self.product_run_ops(run, flats, scratch, "ab")

@@ -105,13 +105,15 @@ def to_grid(x: torch.Tensor) -> torch.Tensor:
 
     The constants are tensors of x's dtype: the samplers call this 3 times per pixel, and a Python number
     would be turned into a new tensor by every operation (the same arithmetic, the same numbers)."""
-    one, half_levels = _grid_constants(x.dtype, x.device)
+    one, half_levels = cached_constant(1.0, x.dtype, x.device), cached_constant(127.5, x.dtype, x.device)
     return x.clamp(-1.0, 1.0).add_(one).mul_(half_levels).round_().div_(half_levels).sub_(one)
 
 
 @lru_cache(maxsize=None)
-def _grid_constants(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.tensor(1.0, dtype=dtype, device=device), torch.tensor(127.5, dtype=dtype, device=device)
+def cached_constant(values: float | tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A small constant tensor, made once per dtype and device, for code that runs once per pixel (callers
+    only read it)."""
+    return torch.tensor(values, dtype=dtype, device=device)
 
 
 def gumbel_noise(u_mix: torch.Tensor) -> torch.Tensor:
