@@ -12,5 +12,6 @@ setup(
     package_dir={"helpers.data": "data", "helpers.data.luts": "data/luts"},
     package_data={"helpers.data": ["*.png", "*.json", "*.md",  # + the twins the course trained (save_pretrained folders)
                                    "twins/*/*.json", "twins/*/*.png", "twins/*/*/*.json", "twins/*/*/*.safetensors"],
-                  "helpers.data.luts": ["*.cube"]},
+                  "helpers.data.luts": ["*.cube"],
+                  "helpers.pixelcnnpp": ["*.c"]},  # the fast sampler's fused tails, compiled on first use
 )

@@ -330,6 +330,69 @@ def test_the_plan_is_built_once_per_model_and_rebuilt_when_weights_change():
     assert alive() is None                                              # the cache does not keep a model alive
 
 
+def _ulps(a: torch.Tensor, b: torch.Tensor) -> int:
+    """The largest distance between two float32 tensors in units in the last place (same-sign values)."""
+    bits = lambda t: (t + 0.0).contiguous().view(torch.int32).long()  # noqa: E731  (+ 0.0: -0 and 0 alike)
+    return int((bits(a) - bits(b)).abs().max())
+
+
+def test_fused_tails_compute_what_pytorch_computes():
+    """The C loops (gate, concat_elu, the copy into raw) against PyTorch's operations in float32: within a few
+    units in the last place, on strided rows of a cache, with x stored in its own concat_elu row, NaN kept."""
+    import torch.nn.functional as F
+
+    from helpers.pixelcnnpp import fused_tail
+
+    tails = fused_tail.tails()
+    if tails is None:
+        pytest.skip("no C compiler here: the sampler uses PyTorch's operations")
+    g = torch.Generator().manual_seed(0)
+    cache = lambda c: torch.randn(4, 9, c, generator=g) * 3  # noqa: E731  (B, positions + 1, C)
+    ab, res, raw, ce = cache(12), cache(6), torch.zeros(4, 9, 6), torch.zeros(4, 9, 12)
+    tails.gate(ab[:, 2:5], res[:, 2:5], raw[:, 2:5], ce[:, 2:5])()           # a run of three positions
+    x = res[:, 2:5] + F.glu(ab[:, 2:5], -1)
+    assert _ulps(raw[:, 2:5], x) <= 2 and _ulps(ce[:, 2:5], F.elu(torch.cat([x, -x], -1))) <= 4
+    assert not raw[:, :2].any() and not ce[:, 5:].any()                     # nothing outside the rows
+    ce[:, 7, :6] = res[:, 7]
+    tails.store(ce[:, 7, :6], None, ce[:, 7])()                             # x already in the first half
+    assert _ulps(ce[:, 7], F.elu(torch.cat([res[:, 7], -res[:, 7]], -1))) <= 2
+    wide = torch.linspace(-100, 100, 400_001).view(1, -1, 1)                 # elu far out and near 0
+    both = torch.empty(1, wide.shape[1], 2)
+    tails.store(wide, None, both)()
+    assert _ulps(both[..., 0], F.elu(wide[..., 0])) <= 2 and _ulps(both[..., 1], F.elu(-wide[..., 0])) <= 2
+    special = torch.tensor([[float("nan"), float("inf"), -float("inf"), 0.0]])
+    out = torch.empty(1, 8)
+    tails.store(special, None, out)()
+    assert out[0, 0].isnan() and out[0, 4].isnan() and out[0, 1:4].tolist() == [float("inf"), -1.0, 0.0]
+    assert not tails.fits(res.double()) and tails.fits(res[:, 3])
+
+
+def test_fused_tails_draw_what_pytorch_ops_draw_in_float32(monkeypatch, tmp_path):
+    """float32 on the CPU: the fast sampler with its tails in C draws the images it draws with PyTorch's operations
+    and the images the naive sampler draws; without a compiler it falls back to PyTorch's operations."""
+    from helpers.pixelcnnpp import fused_tail
+
+    model = tiny_model(3, 2, filters=5, mix=2, seed=4).float()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    fused = FastSampler(model, (3, 8, 8))
+    plain = FastSampler(model, (3, 8, 8))
+    plain.fused_tails = False
+    from helpers.pixelcnnpp.sampling import _draw_uniforms
+    u = _draw_uniforms(4, (3, 8, 8), 2, gen(), torch.device("cpu"), torch.float32)
+    images = fused.run(4, *u)
+    assert torch.equal(images, plain.run(4, *u))
+    assert torch.equal(images, sample(model, 4, (3, 8, 8), generator=gen(), method="naive"))
+    assert fused.kept[0][-1] is (fused_tail.tails() is not None) and plain.kept[0][-1] is False
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("PIXELS_TO_MOTION_CACHE", str(tmp_path / "cache"))
+    fused_tail.tails.cache_clear()
+    try:
+        assert fused_tail.tails() is None                                    # no compiler: no kernels
+        assert torch.equal(FastSampler(model, (3, 8, 8)).run(4, *u), images)  # and the same images
+    finally:
+        fused_tail.tails.cache_clear()
+
+
 def test_small_caches_and_their_recorded_steps_are_kept_for_the_next_draw(monkeypatch):
     """A second draw of the same batch size reuses the caches and recorded steps and draws the same
     images; another batch size, forward_all, or caches over KEEP_BYTES start afresh (and are let go)."""

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers.pixelcnnpp.fused_tail import FusedTails
 from helpers.pixelcnnpp.likelihood import cached_constant
 from helpers.pixelcnnpp.model import GatedResnet, PixelCNNpp
 
@@ -135,6 +136,7 @@ class CachedMap:
         self.raw: torch.Tensor | None = None
         self.ce: torch.Tensor | None = None
         self.views: dict = {}  # per-position views of the caches, made in bulk (see :meth:`view`)
+        self.tails: FusedTails | None = None  # C loops for the recorded stores and gates (set when recording)
 
     @property
     def size(self) -> int:
@@ -153,7 +155,7 @@ class CachedMap:
         for buffer in (self.raw, self.ce):
             if buffer is not None:
                 buffer[:, -1].zero_()
-        self.views = {}
+        self.views, self.tails = {}, None
 
     def view(self, kind: str, rows: int = 1, part: str = "") -> tuple[torch.Tensor, ...]:
         """Per position p, a view of the ``kind`` cache: ``rows`` neighbouring rows from p on (a kernel window,
@@ -198,6 +200,8 @@ class CachedMap:
         if self.ce is None:
             return []
         row, low = self.view("ce")[p], self.view("ce", part="low")[p]
+        if self.tails is not None and self.tails.fits(x, row):  # one C loop instead of two calls
+            return [self.tails.store(x, None, row)]
         if x.data_ptr() == low.data_ptr():  # the product went straight into the first half
             return [partial(torch.neg, x, out=self.view("ce", part="high")[p]), partial(F.elu_, row)]
         pair = row.view(row.shape[0], 2, self.channels)  # [x, -x] in one product with the signs (1, -1)
@@ -223,14 +227,17 @@ class CachedMap:
     def store_run_ops(self, run: tuple[int, int], x: torch.Tensor) -> list[Op]:
         """What :meth:`store` does for the run's values x (B, n, C), recorded; x may already be the ``raw`` rows."""
         ops: list[Op] = []
-        if self.raw is not None:
-            rows = self.raw.narrow(1, *run)
-            if x.data_ptr() != rows.data_ptr():
-                ops.append(partial(rows.copy_, x))
-        if self.ce is not None:
-            rows = self.ce.narrow(1, *run)
-            ops += [partial(torch.mul, x.unsqueeze(2), signs_like(x), out=rows.unflatten(2, (2, self.channels))),
-                    partial(F.elu_, rows)]
+        raw = self.raw.narrow(1, *run) if self.raw is not None else None
+        if raw is not None and x.data_ptr() == raw.data_ptr():  # x is already there
+            raw = None
+        ce = self.ce.narrow(1, *run) if self.ce is not None else None
+        if self.tails is not None and self.tails.fits(x, raw, ce):  # one C loop
+            return [self.tails.store(x, raw, ce)] if raw is not None or ce is not None else []
+        if raw is not None:
+            ops.append(partial(raw.copy_, x))
+        if ce is not None:
+            ops += [partial(torch.mul, x.unsqueeze(2), signs_like(x), out=ce.unflatten(2, (2, self.channels))),
+                    partial(F.elu_, ce)]
         return ops
 
 
@@ -349,6 +356,10 @@ class GatedOutMap(ConvMap):
     def run_ops(self, run: tuple[int, int], flats: list[torch.Tensor], scratch: dict) -> list[Op]:
         ops, ab = self.product_run_ops(run, flats, scratch, "ab")
         b, n = self.batch, run[1]
+        if self.tails is not None and self.tails.fits(ab):  # the gate and the stores in one C loop
+            raw = self.raw.narrow(1, *run) if self.raw is not None else None
+            ce = self.ce.narrow(1, *run) if self.ce is not None else None
+            return ops + [self.tails.gate(ab.view(b, n, -1), self.residual.raw.narrow(1, *run), raw, ce)]
         gated = scratch_for(scratch, "gated", ab, self.channels, b * n).view(b, n, -1)
         if self.raw is not None:  # x + gated straight into the cache rows
             out = self.raw.narrow(1, *run)
@@ -364,6 +375,10 @@ class GatedOutMap(ConvMap):
         ab, gated = scratch_for(scratch, "ab", like, 2 * self.channels), scratch_for(scratch, "gated", like, self.channels)
         out = self.target(p)
         ops = self.product_ops(p, runs, ab)
+        if self.tails is not None and self.tails.fits(ab):  # the gate and the stores in one C loop
+            raw = self.view("raw")[p] if self.raw is not None else None
+            ce = self.view("ce")[p] if self.ce is not None else None
+            return ops + [self.tails.gate(ab, self.residual.view("raw")[p], raw, ce)]
         glu = torch._C._nn.glu  # what F.glu calls; F.glu itself has no out=
         ops += [partial(glu, ab, -1, out=gated), partial(torch.add, self.residual.view("raw")[p], gated, out=out)]
         return ops + self.store_ops(p, out)
