@@ -55,23 +55,21 @@ def build(compiler: str) -> Path | None:
     target = cache_dir() / f"fused_tail-{key.hexdigest()[:16]}{'.dll' if os.name == 'nt' else '.so'}"
     if target.exists():
         return target
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return None
-    for native in (["-march=native"], []):  # e.g. clang on Apple silicon: plain -O3
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=target.suffix, delete=False) as handle:
-            partial_path = Path(handle.name)
+    for native in (["-march=native"], []):  # e.g. a compiler that does not know -march=native: plain -O3
+        built = None
         try:
-            done = subprocess.run([compiler, *FLAGS, *native, str(SOURCE), "-o", str(partial_path)],
-                                  capture_output=True, timeout=60)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, suffix=target.suffix, delete=False) as handle:
+                built = Path(handle.name)
+            done = subprocess.run([compiler, *FLAGS, *native, str(SOURCE), "-o", str(built)], capture_output=True, timeout=60)
             if done.returncode == 0:
-                os.replace(partial_path, target)  # whole or not at all, if two processes build at once
+                os.replace(built, target)  # whole or not at all, if two processes build at once
                 return target
-        except (OSError, subprocess.SubprocessError):
+        except (OSError, subprocess.SubprocessError):  # no compiler, a read-only home: PyTorch's operations then
             pass
         finally:
-            partial_path.unlink(missing_ok=True)
+            if built is not None:
+                built.unlink(missing_ok=True)
     return None
 
 
