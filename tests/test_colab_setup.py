@@ -86,7 +86,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_is_self_contained(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for path in ["helpers/core/colab.py", "helpers/core/twins/ltx.py", "helpers/animate/svd.py", "helpers/pixelcnnpp/fused_tail.c",
+    for path in ["helpers/core/colab.py", "helpers/core/twins/ltx.py", "helpers/animate/svd.py", "helpers/pixelcnnpp/fused.c",
                  "helpers/data/sunset.png", "helpers/data/planet.png", "helpers/data/shapes.png",
                  "helpers/data/storyboard_example.json", "helpers/data/luts/warm.cube",
                  "helpers/data/luts/teal_orange.cube"]:

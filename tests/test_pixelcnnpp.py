@@ -336,14 +336,14 @@ def _ulps(a: torch.Tensor, b: torch.Tensor) -> int:
     return int((bits(a) - bits(b)).abs().max())
 
 
-def test_fused_tails_compute_what_pytorch_computes():
+def test_fused_kernels_compute_what_pytorch_computes():
     """The C loops (gate, concat_elu, the copy into raw) against PyTorch's operations in float32: within a few
     units in the last place, on strided rows of a cache, with x stored in its own concat_elu row, NaN kept."""
     import torch.nn.functional as F
 
-    from helpers.pixelcnnpp import fused_tail
+    from helpers.pixelcnnpp import fused
 
-    tails = fused_tail.tails()
+    tails = fused.kernels()
     if tails is None:
         pytest.skip("no C compiler here: the sampler uses PyTorch's operations")
     g = torch.Generator().manual_seed(0)
@@ -367,30 +367,46 @@ def test_fused_tails_compute_what_pytorch_computes():
     assert not tails.fits(res.double()) and tails.fits(res[:, 3])
 
 
-def test_fused_tails_draw_what_pytorch_ops_draw_in_float32(monkeypatch, tmp_path):
-    """float32 on the CPU: the fast sampler with its tails in C draws the images it draws with PyTorch's operations
-    and the images the naive sampler draws; without a compiler it falls back to PyTorch's operations."""
-    from helpers.pixelcnnpp import fused_tail
+@pytest.mark.parametrize("channels,temperature", [(3, 1.0), (3, 0.8), (1, 1.3)])
+def test_fast_sampler_with_c_kernels_draws_what_pytorch_draws_in_float32(channels, temperature):
+    """float32 on the CPU, where the fast sampler records the tails and the pixel draw as C calls: the images
+    it draws with PyTorch's operations only, and the naive sampler's."""
+    from helpers.pixelcnnpp import fused
 
-    model = tiny_model(3, 2, filters=5, mix=2, seed=4).float()
+    if fused.kernels() is None:
+        pytest.skip("no C compiler here: the sampler uses PyTorch's operations")
+    model = tiny_model(channels, 2, filters=5, mix=2, seed=4).float()
+    shape = (channels, 8, 8)
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    fused = FastSampler(model, (3, 8, 8))
-    plain = FastSampler(model, (3, 8, 8))
-    plain.fused_tails = False
+    with_c, plain = FastSampler(model, shape), FastSampler(model, shape)
+    plain.fused_kernels = False
     from helpers.pixelcnnpp.sampling import _draw_uniforms
-    u = _draw_uniforms(4, (3, 8, 8), 2, gen(), torch.device("cpu"), torch.float32)
-    images = fused.run(4, *u)
-    assert torch.equal(images, plain.run(4, *u))
-    assert torch.equal(images, sample(model, 4, (3, 8, 8), generator=gen(), method="naive"))
-    assert fused.kept[0][-1] is (fused_tail.tails() is not None) and plain.kept[0][-1] is False
+    u = _draw_uniforms(4, shape, 2, gen(), torch.device("cpu"), torch.float32)
+    images = with_c.run(4, *u, temperature=temperature)
+    assert torch.equal(images, plain.run(4, *u, temperature=temperature))
+    assert with_c.kept[0][-1] and with_c.kept[2] is not None          # the C path was taken
+    assert not plain.kept[0][-1] and plain.kept[2] is None
+    assert torch.equal(images, sample(model, 4, shape, temperature, generator=gen(), method="naive"))
+    assert torch.equal(with_c.run(4, *u, temperature=temperature), images)  # again, on the kept caches and calls
+
+
+def test_without_a_c_compiler_the_sampler_uses_pytorch(monkeypatch, tmp_path):
+    from helpers.pixelcnnpp import fused
+
+    model = tiny_model(3, 1, filters=5, mix=2).float()
+    images = sample(model, 2, (3, 8, 8), generator=torch.Generator().manual_seed(1), method="naive")
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("PIXELS_TO_MOTION_CACHE", str(tmp_path / "cache"))
-    fused_tail.tails.cache_clear()
+    fused.kernels.cache_clear()
     try:
-        assert fused_tail.tails() is None                                    # no compiler: no kernels
-        assert torch.equal(FastSampler(model, (3, 8, 8)).run(4, *u), images)  # and the same images
+        assert fused.kernels() is None
+        sampler = FastSampler(model, (3, 8, 8))
+        from helpers.pixelcnnpp.sampling import _draw_uniforms
+        u = _draw_uniforms(2, (3, 8, 8), 2, torch.Generator().manual_seed(1), torch.device("cpu"), torch.float32)
+        assert torch.equal(sampler.run(2, *u), images)
+        assert not sampler.kept[0][-1] and sampler.kept[2] is None
     finally:
-        fused_tail.tails.cache_clear()
+        fused.kernels.cache_clear()
 
 
 def test_small_caches_and_their_recorded_steps_are_kept_for_the_next_draw(monkeypatch):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helpers.pixelcnnpp.fused_tail import FusedTails
+from helpers.pixelcnnpp.fused import FusedKernels
 from helpers.pixelcnnpp.likelihood import cached_constant
 from helpers.pixelcnnpp.model import GatedResnet, PixelCNNpp
 
@@ -136,7 +136,7 @@ class CachedMap:
         self.raw: torch.Tensor | None = None
         self.ce: torch.Tensor | None = None
         self.views: dict = {}  # per-position views of the caches, made in bulk (see :meth:`view`)
-        self.tails: FusedTails | None = None  # C loops for the recorded stores and gates (set when recording)
+        self.tails: FusedKernels | None = None  # C loops for the recorded stores and gates (set when recording)
 
     @property
     def size(self) -> int:

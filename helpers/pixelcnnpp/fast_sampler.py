@@ -21,14 +21,14 @@ import gc
 import warnings
 import weakref
 from functools import partial
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from helpers.pixelcnnpp import fused_tail
+from helpers.pixelcnnpp import fused
 from helpers.pixelcnnpp.fast_plan import CachedMap, Job, Where, build_cache_graph, make_schedule, read, write
-from helpers.pixelcnnpp.likelihood import draw_with_noise, gumbel_noise, logistic_noise
+from helpers.pixelcnnpp.likelihood import LOG_SCALE_MIN, draw_with_noise, gumbel_noise, logistic_noise
 from helpers.pixelcnnpp.model import PixelCNNpp
 
 
@@ -60,7 +60,7 @@ class FastSampler:
     ``model(x)``, which checks the plan against the model."""
 
     KEEP_BYTES = 256 * 2**20  # caches up to this size (and the steps recorded on them) stay for the next run
-    fused_tails = True  # float32 on a CPU: record each block's gate and concat_elu as one C loop (fused_tail.py)
+    fused_kernels = True  # float32 on a CPU: each block's gate and concat_elu, and the draw, as one C loop each (fused.py)
 
     def __init__(self, model: PixelCNNpp, image_shape: Sequence[int]):
         c, h, w = (int(s) for s in image_shape)
@@ -74,7 +74,7 @@ class FastSampler:
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
         self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
-        self.kept: tuple | None = None  # (batch, device, dtype) and the recorded jobs, see recorded()
+        self.kept: tuple | None = None  # (batch, device, dtype, C kernels?), the recorded jobs and draws, see recorded()
 
     @classmethod
     def for_model(cls, model: PixelCNNpp, image_shape: Sequence[int]) -> "FastSampler":
@@ -148,20 +148,22 @@ class FastSampler:
         return sum(b.numel() * b.element_size() for node in self.nodes for b in (node.raw, node.ce) if b is not None)
 
     @torch.no_grad()
-    def recorded(self, batch: int, device: torch.device, dtype: torch.dtype) -> list[list[Callable[[], object]]]:
-        """Caches for ``batch`` images and every step's jobs recorded on them (:func:`record_jobs`). Both are
-        kept after a run when the caches take at most ``KEEP_BYTES``, so the next draw of the same batch
-        size, device and dtype starts at once (recording costs about a sixth of a network pass)."""
+    def recorded(self, batch: int, device: torch.device, dtype: torch.dtype) -> tuple[list[list[Callable[[], object]]],
+                                                                                 "RecordedDraws | None"]:
+        """Caches for ``batch`` images and every step's jobs recorded on them (:func:`record_jobs`), and with the
+        C kernels (float32 on a CPU, :mod:`~helpers.pixelcnnpp.fused`) the pixel draws recorded too
+        (:func:`record_draws`). All are kept after a run when the caches take at most ``KEEP_BYTES``, so the next
+        draw of the same batch size, device and dtype starts at once (recording costs about a sixth of a pass)."""
         device = torch.device(device)
-        tails = fused_tail.tails() if self.fused_tails and device.type == "cpu" and dtype == torch.float32 else None
-        key = (batch, device, dtype, tails is not None)
+        kernels = fused.kernels() if self.fused_kernels and device.type == "cpu" and dtype == torch.float32 else None
+        key = (batch, device, dtype, kernels is not None)
         if self.kept is None or self.kept[0] != key:
             self.allocate(batch, device, dtype)
             for node in self.nodes:
-                node.tails = tails
+                node.tails = kernels
             self.fill_constants(batch)
-            self.kept = (key, record_jobs(self, batch))
-        return self.kept[1]
+            self.kept = (key, record_jobs(self, batch), record_draws(self, batch, kernels) if kernels else None)
+        return self.kept[1], self.kept[2]
 
     @torch.no_grad()
     def fill_constants(self, batch: int) -> None:
@@ -219,8 +221,8 @@ class FastSampler:
                     order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
                     self.fill_constants(n)  # after table_steps: a capture's warm-up writes into the caches
                 else:  # kept caches already hold the constants
-                    jobs = self.recorded(n, device, u_mix.dtype)
-                    order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature)
+                    jobs, draws = self.recorded(n, device, u_mix.dtype)
+                    order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature, draws)
                 bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
                 for k in order:
                     step_fns[k]()
@@ -293,18 +295,62 @@ def record_jobs(sampler: FastSampler, batch: int) -> list[list[Callable[[], obje
 
 
 def listed_steps(sampler: FastSampler, jobs: list[list[Callable[[], object]]], gumbel: torch.Tensor,
-                 logistic: torch.Tensor, temperature: float) -> list[Callable[[], None]]:
-    """One function per pixel t: draw it, then replay its recorded jobs (:func:`record_jobs`)."""
+                 logistic: torch.Tensor, temperature: float, draws: "RecordedDraws | None" = None) -> list[Callable[[], None]]:
+    """One function per pixel t: draw it (:func:`draw_pixel`, or its recorded calls: :func:`record_draws`), then
+    replay its recorded jobs (:func:`record_jobs`)."""
+    if draws is not None:  # this run's noise into the buffers the recorded draws read
+        draws.gumbel.copy_(gumbel)
+        draws.logistic.copy_(logistic)
+        draws.temperature.fill_(temperature)
+
     def step_of(t: int) -> Callable[[], None]:
-        ops = jobs[t]
+        ops = jobs[t] if draws is None else draws.ops[t] + jobs[t]
 
         def step() -> None:
-            draw_pixel(sampler, (t, 1), gumbel[t], logistic[t], temperature)
+            if draws is None:
+                draw_pixel(sampler, (t, 1), gumbel[t], logistic[t], temperature)
             for op in ops:
                 op()
         return step
 
     return [step_of(t) for t in range(len(jobs))]
+
+
+class RecordedDraws(NamedTuple):
+    """The pixel draws recorded on the caches (:func:`record_draws`): per pixel its calls, and the buffers they
+    read the run's noise and temperature from."""
+
+    ops: list[list[Callable[[], object]]]
+    gumbel: torch.Tensor       # (H*W, B, M)
+    logistic: torch.Tensor     # (H*W, B, C)
+    temperature: torch.Tensor  # (1,)
+
+
+def record_draws(sampler: FastSampler, batch: int, kernels: fused.FusedKernels) -> RecordedDraws:
+    """Per pixel t, :func:`draw_pixel` as recorded calls: PyTorch's elu, output layer, exp of the log-scales and
+    tanh of the coefficients (of every mixture component, into kept buffers with ``out=``: the same numbers as
+    for the chosen one), then one C call that picks the component and draws the colours with the same float
+    operations as :func:`~helpers.pixelcnnpp.likelihood.draw_with_noise`, into the input map."""
+    c, h, w = sampler.shape
+    last, like = sampler.last.raw, sampler.input.raw
+    n_params = sampler.w_out.shape[0]
+    m = n_params // (3 if c == 1 else 10)
+    per = 2 if c == 1 else 3
+    buffer = lambda *shape: torch.empty(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
+    hidden, params = buffer(batch, last.shape[2]), buffer(batch, n_params)
+    scales, coeffs = buffer(batch, c, m), buffer(batch, c, m)
+    noise = RecordedDraws([], buffer(h * w, batch, m), buffer(h * w, batch, c), buffer(1))
+    rows = params.view(batch, 1 + c * per, m)  # logits, then per colour: means, log-scales(, coefficients)
+    shared: list[Callable[[], object]] = [
+        partial(torch.addmm, sampler.b_out, hidden, sampler.w_out.t(), out=params),  # what F.linear computes
+        partial(torch.clamp, rows[:, 2::per], min=LOG_SCALE_MIN, out=scales), partial(torch.exp_, scales)]
+    if c == 3:
+        shared.append(partial(torch.tanh, rows[:, 3::per], out=coeffs))
+    elu = torch._C._nn.elu  # what F.elu calls, with out=
+    for t in range(h * w):
+        draw = kernels.draw(params, scales, coeffs, noise.gumbel[t], noise.logistic[t], like[:, t, :c], noise.temperature)
+        noise.ops.append([partial(elu, last[:, t], out=hidden), *shared, draw])
+    return noise
 
 
 def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, int]], table: torch.Tensor,

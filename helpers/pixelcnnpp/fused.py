@@ -1,13 +1,18 @@
-"""The CPU fast sampler's elementwise tails as one C loop each (``fused_tail.c``), compiled once per machine.
+"""The CPU fast sampler's small per-pixel work in C (``fused.c``), compiled once per machine.
 
-Why: after each small matrix product a pixel step runs a gated block's gate and the next layer's concat_elu
-on 16 rows or so; as PyTorch calls that is four dispatches of a few microseconds each per block and pixel,
-about a fifth of a CPU sampling run. :func:`tails` compiles the C file with the machine's C compiler (``cc``,
-or ``$CC``) into a cache folder the first time (a fraction of a second) and returns the two kernels; where
-there is no compiler (e.g. Windows without build tools) it returns None and the sampler keeps PyTorch's
-operations: the same images, a little slower.
+Why: a pixel step of the fast sampler (notebook 03) is a few small matrix products and, between them, small
+elementwise work on 16 rows or so: a gated block's gate x + a * sigmoid(b), the next layer's concat_elu, and the
+pixel draw. As PyTorch calls that is dozens of dispatches of a few microseconds each per pixel, about a third of
+a CPU sampling run. Each of those becomes one C loop here (:class:`FusedKernels`): ``gate`` and ``store`` (a
+block's tail), ``draw`` (the draw after PyTorch's exp and tanh).
+
+:func:`kernels` compiles the C file with the machine's C compiler (``cc``, or ``$CC``) into a cache folder the
+first time (a fraction of a second) and loads it with ctypes; where there is no compiler (e.g. Windows without
+build tools), or with ``PIXELS_TO_MOTION_FUSED=0``, it returns None and the sampler keeps PyTorch's operations.
 
 Only float32 on the CPU: float64 (the tests' exact comparisons) and CUDA (CUDA graphs) use PyTorch's operations.
+The draw does the same float operations in the same order as ``draw_with_noise``, so it draws the same pixels;
+the tails compute exp themselves (within a few units in the last place of PyTorch's; the tests compare both).
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from typing import Callable
 
 import torch
 
-SOURCE = Path(__file__).with_name("fused_tail.c")
+SOURCE = Path(__file__).with_name("fused.c")
 FLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno"]
-MAX_CHANNELS = 1024  # as in the C file
+MAX_CHANNELS = 4096  # the longest row the C loops take (a local buffer there)
 
 Op = Callable[[], object]
 
@@ -49,10 +54,10 @@ def _cpu_name() -> str:
 
 
 def build(compiler: str) -> Path | None:
-    """Compile fused_tail.c for this machine (``-march=native`` where the compiler knows it), or None."""
+    """Compile fused.c for this machine (``-march=native`` where the compiler knows it), or None."""
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + " ".join(FLAGS).encode() + platform.machine().encode() + _cpu_name().encode())
-    target = cache_dir() / f"fused_tail-{key.hexdigest()[:16]}{'.dll' if os.name == 'nt' else '.so'}"
+    target = cache_dir() / f"fused-{key.hexdigest()[:16]}{'.dll' if os.name == 'nt' else '.so'}"
     if target.exists():
         return target
     for native in (["-march=native"], []):  # e.g. a compiler that does not know -march=native: plain -O3
@@ -74,7 +79,7 @@ def build(compiler: str) -> Path | None:
 
 
 @lru_cache(maxsize=1)
-def tails() -> "FusedTails | None":
+def kernels() -> "FusedKernels | None":
     """The compiled kernels, built on first use; None without a C compiler (or with PIXELS_TO_MOTION_FUSED=0)."""
     if os.environ.get("PIXELS_TO_MOTION_FUSED", "1") == "0":
         return None
@@ -85,26 +90,26 @@ def tails() -> "FusedTails | None":
     if path is None:
         return None
     try:
-        return FusedTails(ctypes.CDLL(str(path)))
+        return FusedKernels(ctypes.CDLL(str(path)))
     except OSError:
         return None
 
 
-class FusedTails:
-    """``store`` and ``gate`` as recorded operations: each binds its tensors' addresses and strides once,
-    in an int64 array, and a call runs one C loop."""
+class FusedKernels:
+    """``store``, ``gate`` and ``draw`` as recorded operations: each binds its tensors' addresses and strides
+    once, in an int64 array, and a call runs one C loop."""
 
     def __init__(self, library: ctypes.CDLL):
-        self.store_rows, self.gate_rows = library.store_rows, library.gate_rows
-        for fn in (self.store_rows, self.gate_rows):
+        self.store_rows, self.gate_rows, self.draw_pixels = library.store_rows, library.gate_rows, library.draw_pixels
+        for fn in (self.store_rows, self.gate_rows, self.draw_pixels):
             fn.argtypes, fn.restype = [ctypes.c_void_p], None
 
     @staticmethod
     def fits(*tensors: torch.Tensor | None) -> bool:
-        """Whether these views can be handed to the C loops: float32 CPU rows (B, [n,] C), values of a row contiguous."""
-        given = [t for t in tensors if t is not None]
+        """Whether these views can be handed to the C loops: float32 CPU rows (B, [n,] C), values of a row
+        contiguous, at most ``MAX_CHANNELS`` long."""
         return all(t.dtype == torch.float32 and t.device.type == "cpu" and t.dim() in (2, 3) and t.stride(-1) == 1
-                   for t in given) and given[0].shape[-1] <= 2 * MAX_CHANNELS
+                   and t.shape[-1] <= MAX_CHANNELS for t in tensors if t is not None)
 
     @staticmethod
     def _args(rows: torch.Tensor, channels: int, *tensors: torch.Tensor | None) -> ctypes.Array:
@@ -125,6 +130,21 @@ class FusedTails:
     def gate(self, ab: torch.Tensor, res: torch.Tensor, raw: torch.Tensor | None, ce: torch.Tensor | None) -> Op:
         """x = res + a * sigmoid(b) ((a, b) the halves of ab), raw = x and ce = concat_elu(x) where given."""
         return _bound(self.gate_rows, self._args(res, res.shape[-1], ab, res, raw, ce), (ab, res, raw, ce))
+
+    def draw(self, params: torch.Tensor, scales: torch.Tensor, coeffs: torch.Tensor, gumbel: torch.Tensor,
+             logistic: torch.Tensor, out: torch.Tensor, temperature: torch.Tensor) -> Op:
+        """Draw one pixel per row of ``params`` (B, P) into ``out`` (B, C): the component by Gumbel-max on
+        logits / T + gumbel (B, M), then each colour from its mean, ``scales`` (B, C, M) x T x ``logistic``
+        (B, C) and ``coeffs`` (B, 3, M), rounded to the grid; ``temperature``: a one-element tensor."""
+        batch, channels, m = scales.shape
+        for t in (params, gumbel, logistic, out):
+            assert t.stride(-1) == 1 and t.dtype == torch.float32
+        assert scales.stride(-2) == m and coeffs.stride(-2) == m and temperature.dtype == torch.float32
+        values = [batch, m, channels, params.data_ptr(), params.stride(0), scales.data_ptr(), scales.stride(0),
+                  coeffs.data_ptr(), coeffs.stride(0), gumbel.data_ptr(), gumbel.stride(0),
+                  logistic.data_ptr(), logistic.stride(0), out.data_ptr(), out.stride(0), temperature.data_ptr()]
+        args = (ctypes.c_int64 * len(values))(*values)
+        return _bound(self.draw_pixels, args, (params, scales, coeffs, gumbel, logistic, out, temperature))
 
 
 class _bound:
