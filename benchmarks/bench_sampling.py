@@ -28,6 +28,10 @@ measured side by side; ``--count-ops`` counts the aten ops per pixel step (torch
 
     .venv/bin/python benchmarks/bench_sampling.py --threads 1 --sizes 16 --batches 1 16 --before 68e8a8d --count-ops
 
+On a CPU in float32 the fast sampler runs each block's elementwise tail and the pixel draw as C calls
+(``helpers/pixelcnnpp/fused.c``, compiled on first use); ``COURSE_C_KERNELS=0`` times it with PyTorch's
+operations only.
+
 Results go to docs/benchmarks.md by hand, with the command and the machine.
 """
 
@@ -82,6 +86,10 @@ def main() -> None:
           f"nr_logistic_mix={args.nr_logistic_mix} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
+    from helpers.pixelcnnpp import fused
+
+    print("C kernels for the CPU steps (helpers/pixelcnnpp/fused.c): "
+          + ("compiled, used in float32" if fused.kernels() else "not available or off: PyTorch's operations only"))
 
     def timed(fn):
         sync()

@@ -396,7 +396,7 @@ def test_without_a_c_compiler_the_sampler_uses_pytorch(monkeypatch, tmp_path):
     model = tiny_model(3, 1, filters=5, mix=2).float()
     images = sample(model, 2, (3, 8, 8), generator=torch.Generator().manual_seed(1), method="naive")
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    monkeypatch.setenv("PIXELS_TO_MOTION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     fused.kernels.cache_clear()
     try:
         assert fused.kernels() is None

@@ -8,7 +8,7 @@ block's tail), ``draw`` (the draw after PyTorch's exp and tanh).
 
 :func:`kernels` compiles the C file with the machine's C compiler (``cc``, or ``$CC``) into a cache folder the
 first time (a fraction of a second) and loads it with ctypes; where there is no compiler (e.g. Windows without
-build tools), or with ``PIXELS_TO_MOTION_FUSED=0``, it returns None and the sampler keeps PyTorch's operations.
+build tools), or with ``COURSE_C_KERNELS=0``, it returns None and the sampler keeps PyTorch's operations.
 
 Only float32 on the CPU: float64 (the tests' exact comparisons) and CUDA (CUDA graphs) use PyTorch's operations.
 The draw does the same float operations in the same order as ``draw_with_noise``, so it draws the same pixels;
@@ -30,17 +30,13 @@ from typing import Callable
 
 import torch
 
+from helpers.core.outputs import cache_dir
+
 SOURCE = Path(__file__).with_name("fused.c")
 FLAGS = ["-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno"]
 MAX_CHANNELS = 4096  # the longest row the C loops take (a local buffer there)
 
 Op = Callable[[], object]
-
-
-def cache_dir() -> Path:
-    """Where the compiled library is kept: ``$PIXELS_TO_MOTION_CACHE``, else ~/.cache/pixels-to-motion."""
-    root = os.environ.get("PIXELS_TO_MOTION_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pixels-to-motion")
-    return Path(root)
 
 
 def _cpu_name() -> str:
@@ -57,13 +53,16 @@ def build(compiler: str) -> Path | None:
     """Compile fused.c for this machine (``-march=native`` where the compiler knows it), or None."""
     source = SOURCE.read_bytes()
     key = hashlib.sha256(source + " ".join(FLAGS).encode() + platform.machine().encode() + _cpu_name().encode())
-    target = cache_dir() / f"fused-{key.hexdigest()[:16]}{'.dll' if os.name == 'nt' else '.so'}"
+    try:
+        folder = cache_dir()  # $COURSE_CACHE or ~/.cache/pixels-to-motion, where the tiny twins are kept too
+    except Exception:  # a file in the way, a read-only home: PyTorch's operations then
+        return None
+    target = folder / f"fused-{key.hexdigest()[:16]}{'.dll' if os.name == 'nt' else '.so'}"
     if target.exists():
         return target
     for native in (["-march=native"], []):  # e.g. a compiler that does not know -march=native: plain -O3
         built = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=target.parent, suffix=target.suffix, delete=False) as handle:
                 built = Path(handle.name)
             done = subprocess.run([compiler, *FLAGS, *native, str(SOURCE), "-o", str(built)], capture_output=True, timeout=60)
@@ -80,8 +79,8 @@ def build(compiler: str) -> Path | None:
 
 @lru_cache(maxsize=1)
 def kernels() -> "FusedKernels | None":
-    """The compiled kernels, built on first use; None without a C compiler (or with PIXELS_TO_MOTION_FUSED=0)."""
-    if os.environ.get("PIXELS_TO_MOTION_FUSED", "1") == "0":
+    """The compiled kernels, built on first use; None without a C compiler (or with ``COURSE_C_KERNELS=0``)."""
+    if os.environ.get("COURSE_C_KERNELS", "1") == "0":
         return None
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
