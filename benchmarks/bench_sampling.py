@@ -251,13 +251,12 @@ def forget_plan(model) -> None:
 
 
 def ops_per_step(module: types.ModuleType | None, model, shape) -> float:
-    """aten ops recorded by torch.profiler for one fast run of batch 1 (today's: after a first run built
-    the plan and recorded the steps), divided by H*W."""
+    """aten ops recorded by torch.profiler for one fast run of batch 1 (after a first run that built the
+    plan and, for revisions that keep them, recorded the steps), divided by H*W."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    if module is None:
-        sample_with(module, model, 1, shape, torch.Generator().manual_seed(0))
+    sample_with(module, model, 1, shape, torch.Generator().manual_seed(0))
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         sample_with(module, model, 1, shape, torch.Generator().manual_seed(0))
     ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))

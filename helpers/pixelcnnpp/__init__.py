@@ -5,6 +5,7 @@
 - :mod:`.sampling` - :func:`sample`, naive or fast, one generator -> the same images (notebook 03)
 - :mod:`.fast_plan` - the fast sampler's plan: the cache graph, dependency times, the schedule (notebook 03)
 - :mod:`.fast_sampler` - the cached sampler behind ``method="fast"``: one step, the run, CUDA graphs (notebook 03)
+- :mod:`.fused` - on a CPU, each block's elementwise tail and the pixel draw as one C call (``fused.c``, notebook 03)
 
 Everything public is importable from ``helpers.pixelcnnpp`` directly.
 """
