@@ -114,6 +114,9 @@ class FusedKernels:
     def _args(rows: torch.Tensor, channels: int, *tensors: torch.Tensor | None) -> ctypes.Array:
         """The int64 argument array: batch, positions, channels, then per tensor its address and strides."""
         batch, positions = rows.shape[0], rows.shape[1] if rows.dim() == 3 else 1
+        # the C loops write through raw addresses: every tensor must have the rows and the row length they assume
+        assert all(t.shape[:-1] == rows.shape[:-1] and t.shape[-1] in (channels, 2 * channels)
+                   for t in tensors if t is not None), "rows of different shapes"
         values = [batch, positions, channels]
         for t in tensors:
             if t is None:
@@ -136,8 +139,10 @@ class FusedKernels:
         logits / T + gumbel (B, M), then each colour from its mean, ``scales`` (B, C, M) x T x ``logistic``
         (B, C) and ``coeffs`` (B, 3, M), rounded to the grid; ``temperature``: a one-element tensor."""
         batch, channels, m = scales.shape
-        for t in (params, gumbel, logistic, out):
-            assert t.stride(-1) == 1 and t.dtype == torch.float32
+        for t in (params, scales, coeffs, gumbel, logistic, out):  # the C loop reads and writes raw addresses
+            assert t.dtype == torch.float32 and t.device.type == "cpu" and t.stride(-1) == 1 and t.shape[0] == batch
+        assert params.shape[1] >= (1 + channels * (2 if channels == 1 else 3)) * m and coeffs.shape[1:] == (channels, m)
+        assert gumbel.shape[1] == m and logistic.shape[1] == channels == out.shape[1] and channels in (1, 3)
         assert scales.stride(-2) == m and coeffs.stride(-2) == m and temperature.dtype == torch.float32
         values = [batch, m, channels, params.data_ptr(), params.stride(0), scales.data_ptr(), scales.stride(0),
                   coeffs.data_ptr(), coeffs.stride(0), gumbel.data_ptr(), gumbel.stride(0),
