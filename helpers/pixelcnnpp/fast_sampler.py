@@ -10,6 +10,8 @@ The plan (which map reads what, and when each position can be computed) is in
   recorded once (a one-position job as its few operations on views of the caches: no gather, no copy;
   a row job as a gather into a kept work buffer and products written with ``out=``) and replayed, in
   inference mode; small caches and their recorded jobs are kept for the next run (:meth:`FastSampler.recorded`);
+  in float32, each block's elementwise tail is one C call (:mod:`helpers.pixelcnnpp.fused`), and
+  :func:`record_draws` records the draw too (PyTorch's exp and tanh, then one C call: the same pixels);
 - :func:`table_steps` is the same work for CUDA graphs: one function per *shape* of step reading its
   positions from a table, so each can be captured once and replayed (:func:`capture`).
 """
@@ -339,7 +341,7 @@ def record_draws(sampler: FastSampler, batch: int, kernels: fused.FusedKernels) 
     buffer = lambda *shape: torch.empty(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
     hidden, params = buffer(batch, last.shape[2]), buffer(batch, n_params)
     scales, coeffs = buffer(batch, c, m), buffer(batch, c, m)
-    noise = RecordedDraws([], buffer(h * w, batch, m), buffer(h * w, batch, c), buffer(1))
+    draws = RecordedDraws([], buffer(h * w, batch, m), buffer(h * w, batch, c), buffer(1))
     rows = params.view(batch, 1 + c * per, m)  # logits, then per colour: means, log-scales(, coefficients)
     shared: list[Callable[[], object]] = [
         partial(torch.addmm, sampler.b_out, hidden, sampler.w_out.t(), out=params),  # what F.linear computes
@@ -348,9 +350,9 @@ def record_draws(sampler: FastSampler, batch: int, kernels: fused.FusedKernels) 
         shared.append(partial(torch.tanh, rows[:, 3::per], out=coeffs))
     elu = torch._C._nn.elu  # what F.elu calls, with out=
     for t in range(h * w):
-        draw = kernels.draw(params, scales, coeffs, noise.gumbel[t], noise.logistic[t], like[:, t, :c], noise.temperature)
-        noise.ops.append([partial(elu, last[:, t], out=hidden), *shared, draw])
-    return noise
+        draw = kernels.draw(params, scales, coeffs, draws.gumbel[t], draws.logistic[t], like[:, t, :c], draws.temperature)
+        draws.ops.append([partial(elu, last[:, t], out=hidden), *shared, draw])
+    return draws
 
 
 def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, int]], table: torch.Tensor,
