@@ -372,13 +372,13 @@ class GatedOutMap(ConvMap):
 
     def one_position_ops(self, p: int, runs: Runs, scratch: dict) -> list[Op]:
         like = self.residual.raw
-        ab, gated = scratch_for(scratch, "ab", like, 2 * self.channels), scratch_for(scratch, "gated", like, self.channels)
-        out = self.target(p)
+        ab = scratch_for(scratch, "ab", like, 2 * self.channels)
         ops = self.product_ops(p, runs, ab)
         if self.tails is not None and self.tails.fits(ab):  # the gate and the stores in one C loop
             raw = self.view("raw")[p] if self.raw is not None else None
             ce = self.view("ce")[p] if self.ce is not None else None
             return ops + [self.tails.gate(ab, self.residual.view("raw")[p], raw, ce)]
+        gated, out = scratch_for(scratch, "gated", like, self.channels), self.target(p)
         glu = torch._C._nn.glu  # what F.glu calls; F.glu itself has no out=
         ops += [partial(glu, ab, -1, out=gated), partial(torch.add, self.residual.view("raw")[p], gated, out=out)]
         return ops + self.store_ops(p, out)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from helpers.pixelcnnpp import fused
 from helpers.pixelcnnpp.fast_plan import CachedMap, Job, Where, build_cache_graph, make_schedule, read, write
 from helpers.pixelcnnpp.likelihood import LOG_SCALE_MIN, draw_with_noise, gumbel_noise, logistic_noise
-from helpers.pixelcnnpp.model import PixelCNNpp
+from helpers.pixelcnnpp.model import PixelCNNpp, num_params_per_pixel
 
 
 def progress_bar(total: int, enabled: bool, desc: str):
@@ -337,6 +337,8 @@ def record_draws(sampler: FastSampler, batch: int, kernels: fused.FusedKernels) 
     last, like = sampler.last.raw, sampler.input.raw
     n_params = sampler.w_out.shape[0]
     m = n_params // (3 if c == 1 else 10)
+    if n_params != num_params_per_pixel(c, m):  # as draw_with_noise checks it
+        raise ValueError(f"{n_params} parameters per pixel do not fit {c} channel(s)")
     per = 2 if c == 1 else 3
     buffer = lambda *shape: torch.empty(*shape, dtype=like.dtype, device=like.device)  # noqa: E731
     hidden, params = buffer(batch, last.shape[2]), buffer(batch, n_params)
