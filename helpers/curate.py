@@ -33,7 +33,7 @@ from PIL import Image
 
 from helpers.core.images import BadInputError, load_image
 from helpers.core.cli import int_range
-from helpers.core.outputs import atomic_set, check_owned, relative_to_outputs, stage_dir
+from helpers.core.outputs import adopt, atomic_set, check_owned, relative_to_outputs, stage_dir
 from helpers.core.profiles import Profile, get_profile
 
 # Weights of the combined score (they sum to 1; likelihood drops out when no model is given).
@@ -395,6 +395,8 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
         raise BadInputError(folder, "no .png samples in this folder")
     images = [load_image(p)[0] for p in paths]  # bad files fail here, before anything is written
     names = [p.name for p in paths]
+    adopt(out_dir, "curate", "scores.json",  # a curated set written before manifests: its own record names it
+          lambda data: [r["file"] for r in data["records"] if r.get("kept")] + ["ranked_grid.png"])
     check_owned(out_dir, "curate", [*names, "scores.json", "ranked_grid.png"], "--out", inputs=paths)
     scored_with = None
     if likelihood is True:

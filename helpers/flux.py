@@ -34,7 +34,7 @@ from PIL import Image
 
 from helpers.core.cli import float_range, int_range
 from helpers.core.images import BadInputError, load_image, stamp_random_weights
-from helpers.core.outputs import atomic_set, check_owned, outputs_dir, stage_dir, write_json
+from helpers.core.outputs import adopt, atomic_set, check_owned, outputs_dir, stage_dir, write_json
 from helpers.core.profiles import Profile, get_profile
 from helpers.core.device import NF4_COMPONENTS, check_output, load
 from helpers.core.registry import entry
@@ -282,6 +282,8 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     out_dir = Path(out) if out is not None else stage_dir("refined")
     if out_dir.resolve() == folder.resolve():
         raise ValueError(f"{out_dir}: refined frames go to their own folder, never over the keyframes they come from")
+    adopt(out_dir, "refine", "provenance.json",  # refined frames written before manifests: named by their record
+          lambda data: [f["frame"] for f in data["frames"]] if "mode" in data else [])
     check_owned(out_dir, "refine", [f.name for f in frames] + ["provenance.json"], "--out", inputs=frames)
     by_frame = {f["frame"]: f for f in read_provenance(folder).get("frames", [])}
     inputs = [(frame, load_image(frame)[0]) for frame in frames]  # bad files fail before any model

@@ -29,7 +29,7 @@ from PIL import Image, ImageFilter
 
 from helpers.core.images import BadInputError, load_image
 from helpers.core.cli import float_range, int_range
-from helpers.core.outputs import atomic_set, check_owned, relative_to_outputs, set_members, stage_dir, write_json
+from helpers.core.outputs import adopt, atomic_set, check_owned, relative_to_outputs, set_members, stage_dir, write_json
 from helpers.core.profiles import Profile, get_profile
 
 UPSCALERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -276,6 +276,8 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
                                      s["max_palette_distance"], s["palette_size"])
     reference = images[chosen[0]]
     out_dir = Path(out) if out else stage_dir("keyframes")
+    adopt(out_dir, "keyframes", "provenance.json",  # keyframes written before manifests: named by their record
+          lambda data: [f["frame"] for f in data["frames"]] + ["palettes.png"] if data.get("refined") is False else [])
     check_owned(out_dir, "keyframes", [frame_name(i + 1) for i in range(len(chosen))] + list(OWN_FILES), "--out",
                 inputs=[folder / records[i]["file"] for i in chosen])
     earlier = [p.name for p in set_members(out_dir, "keyframes") if p.match(FRAME_GLOB)]

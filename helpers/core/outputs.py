@@ -273,7 +273,7 @@ def check_name_fits(path: str | os.PathLike, flag: str = "--out") -> None:
     except (OSError, ValueError):
         limit = 255
     if longest > limit:
-        raise EnvironmentProblem(path.name[:40] + "...", f"the name is {len(os.fsencode(path.name))} bytes; with the "
+        raise EnvironmentProblem(path.parent / (path.name[:40] + "..."), f"the name is {len(os.fsencode(path.name))} bytes; with the "
                                  f"temporary name written first it needs {longest}, over this file system's limit "
                                  f"of {limit}", f"shorten {flag} by at least {longest - limit} bytes")
 
@@ -352,6 +352,23 @@ def set_members(folder: str | os.PathLike, owner: str) -> list[Path]:
     """The files of ``owner``'s set in ``folder`` that exist now, as its manifest names them."""
     folder = Path(folder)
     return [folder / name for name in sorted(owned_files(folder, owner)) if (folder / name).exists()]
+
+
+def adopt(folder: str | os.PathLike, owner: str, record: str, list_files) -> None:
+    """A set written before manifests existed: when ``folder`` has no manifest of ``owner`` but the stage's own
+    ``record`` (e.g. ``scores.json``), the files ``list_files(data)`` names there (plain names that exist, and
+    the record) become ``owner``'s, once. A record that cannot be read adopts nothing."""
+    folder = Path(folder)
+    if manifest_path(folder, owner).exists() or not (folder / record).is_file():
+        return
+    try:
+        names = list(list_files(json.loads((folder / record).read_text())))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return
+    if not names:  # not the stage's record (a file of the user's with the same name): it adopts nothing
+        return
+    found = sorted(n for n in {*names, record} if plain_name(n) and (folder / n).is_file())
+    write_json(manifest_path(folder, owner), {"owner": owner, "files": found, "adopted_from": record})
 
 
 def not_owned(folder: str | os.PathLike, owner: str, names: Iterable[str]) -> list[str]:

@@ -349,11 +349,13 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
     """Read, produce, export into a staging folder and swap the whole set in; say what is left if stopped."""
     import uuid
 
-    from helpers.core.outputs import EnvironmentProblem, atomic_set, check_owned, clean_stale, set_members
+    from helpers.core.outputs import EnvironmentProblem, adopt, atomic_set, check_owned, clean_stale, set_members
 
     clean_stale(out.parent)  # a finished or killed run's staging folder, wherever --out points
     paths = find_inputs(args.videos)
     names = [f"{out.stem}{FORMATS[f].suffix}" for f in parse_formats(settings["formats"])] + [f"{out.stem}.json"]
+    adopt(out.parent, out.stem, f"{out.stem}.json",  # a set written before manifests: named by its own record
+          lambda data: [Path(r["file"]).name for r in data["files"]] if "run" in data else [])
     check_owned(out.parent, out.stem, names, "--out", inputs=paths)  # before any work: only its own set is touched
     run_id, before = uuid.uuid4().hex, [p.name for p in set_members(out.parent, out.stem)]
     try:
