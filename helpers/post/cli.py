@@ -357,7 +357,10 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
     adopt(out.parent, out.stem, f"{out.stem}.json",  # a set written before manifests: named by its own record
           lambda data: [Path(r["file"]).name for r in data["files"]] if "run" in data else [])
     check_owned(out.parent, out.stem, names, "--out", inputs=paths)  # before any work: only its own set is touched
-    run_id, before = uuid.uuid4().hex, [p.name for p in set_members(out.parent, out.stem)]
+    order = [f.suffix for f in FORMATS.values()] + [".json"]  # the set's files named in format order, json last
+    before = [p.name for p in sorted(set_members(out.parent, out.stem),
+                                     key=lambda p: order.index(p.suffix) if p.suffix in order else len(order))]
+    run_id = uuid.uuid4().hex
     try:
         start_time = time.perf_counter()
         clips, fps = _read_inputs(paths, settings, args)
