@@ -11,8 +11,10 @@ Every write goes to a temporary name in the same folder and is renamed into plac
 complete, so an interrupted cell never leaves a half-written file behind. The temporary name holds
 its writer's process id, so a later run removes only what a finished (or killed) process left, never
 what a running one is still writing. A set of files that belongs together (``final.mp4`` with its GIF
-and ``final.json``) is written into a staging folder and swapped in whole (:func:`atomic_set`); one
-writer per folder at a time (:func:`writer_lock`). Problems of the machine rather than of the input
+and ``final.json``; a stage's folder of frames) is written into a staging folder and swapped in whole
+(:func:`atomic_set`); the set is named by its owner's manifest (``.OWNER.files.json``), so a stage replaces
+only files it wrote and never one of the user's beside them (:func:`check_owned`); a crash-recovery plan
+is checked before anything moves. One writer per folder at a time (:func:`writer_lock`). Problems of the machine rather than of the input
 (the work folder is a file, the disk is full) are :class:`EnvironmentProblem`: one line naming the
 path and the fix.
 """
@@ -273,7 +275,8 @@ def check_name_fits(path: str | os.PathLike, flag: str = "--out") -> None:
     except (OSError, ValueError):
         limit = 255
     if longest > limit:
-        raise EnvironmentProblem(path.parent / (path.name[:40] + "..."), f"the name is {len(os.fsencode(path.name))} bytes; with the "
+        size = len(os.fsencode(path.name))
+        raise EnvironmentProblem(path.parent / (path.name[:40] + "..."), f"the name is {size} bytes; with the "
                                  f"temporary name written first it needs {longest}, over this file system's limit "
                                  f"of {limit}", f"shorten {flag} by at least {longest - limit} bytes")
 
