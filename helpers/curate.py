@@ -33,7 +33,7 @@ from PIL import Image
 
 from helpers.core.images import BadInputError, load_image
 from helpers.core.cli import int_range
-from helpers.core.outputs import atomic_dir, relative_to_outputs, stage_dir
+from helpers.core.outputs import adopt, atomic_set, check_owned, relative_to_outputs, stage_dir
 from helpers.core.profiles import Profile, get_profile
 
 # Weights of the combined score (they sum to 1; likelihood drops out when no model is given).
@@ -293,12 +293,45 @@ def ensure_samples(profile: Profile, folder: Path | None = None) -> list[Path]:
     return sample_paths(folder)
 
 
-def load_likelihood(profile: Profile) -> Likelihood:
-    """The trained PixelCNN++ (EMA weights; trains the tiny one if there is none)."""
+def load_likelihood(profile: Profile, with_info: bool = False):
+    """The trained PixelCNN++ (EMA weights; trains the tiny one if there is none); with ``with_info``, also
+    its checkpoint's info (path, step, ...)."""
     from helpers.train import ensure_model
 
     model, info = ensure_model(profile)
-    return Likelihood(model, tuple(info["image_shape"]), profile.device)
+    likelihood = Likelihood(model, tuple(info["image_shape"]), profile.device)
+    return (likelihood, info) if with_info else likelihood
+
+
+def checkpoint_check(samples: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint that scores (path, step, sha256 of its EMA weights), for the record; says in one line
+    when the samples' record names another one (or the weights changed after the samples were drawn)."""
+    import hashlib
+
+    from helpers.sample import RECORD
+
+    path = Path(info.get("path", ""))
+    weights = path / "ema.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    scorer = {"checkpoint": relative_to_outputs(path), "step": info.get("step"), "sha256": digest}
+    try:
+        drew = json.loads((samples / RECORD).read_text())
+    except (OSError, ValueError):
+        return scorer
+    if not isinstance(drew, dict) or "checkpoint" not in drew:
+        return scorer
+    why = []
+    if drew.get("checkpoint_sha256") and drew["checkpoint_sha256"] != digest:
+        why.append("its weights differ")
+    if Path(str(drew.get("checkpoint"))).name != path.name or drew.get("step") != info.get("step"):
+        why.append(f"the samples name {drew.get('checkpoint')} at step {drew.get('step')}")
+    elif weights.is_file() and weights.stat().st_mtime > (samples / RECORD).stat().st_mtime:
+        why.append("its weights were written after the samples were drawn (trained again?)")
+    if why:
+        print(f"note: scoring with {scorer['checkpoint']} (step {scorer['step']}), not the checkpoint that drew "
+              f"these samples: {'; '.join(why)}; bits/dim may mislead (sample again to match)")
+        scorer["differs_from_samples"] = "; ".join(why)
+    return scorer
 
 
 @dataclass
@@ -362,8 +395,13 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
         raise BadInputError(folder, "no .png samples in this folder")
     images = [load_image(p)[0] for p in paths]  # bad files fail here, before anything is written
     names = [p.name for p in paths]
+    adopt(out_dir, "curate", "scores.json",  # a curated set written before manifests: its own record names it
+          lambda data: [r["file"] for r in data["records"] if r.get("kept")] + ["ranked_grid.png"])
+    check_owned(out_dir, "curate", [*names, "scores.json", "ranked_grid.png"], "--out", inputs=paths)
+    scored_with = None
     if likelihood is True:
-        likelihood = load_likelihood(profile)
+        likelihood, scored_with = load_likelihood(profile, with_info=True)
+        scored_with = checkpoint_check(folder, scored_with)
     scores = score_images(images, likelihood or None)
     records = rank_and_select(names, images, scores, keep, threshold)
     if selected is not None:
@@ -378,14 +416,14 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
     for record in records:
         record["sample"] = meta.get(record["file"], {})
     result = Curation(records, out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_set(out_dir, "curate") as tmp:  # beside other files: only its own previous set is replaced
         by_name = dict(zip(names, paths))
         for record in result.kept_records():
             shutil.copyfile(by_name[record["file"]], tmp / record["file"])
         (tmp / "scores.json").write_text(json.dumps({
             "samples": relative_to_outputs(folder), "keep": keep, "duplicate_distance_bits": threshold,
             "weights": WEIGHTS, "with_likelihood": likelihood is not None and likelihood is not False,
-            "records": records}, indent=2, default=float) + "\n")
+            "scored_with": scored_with, "records": records}, indent=2, default=float) + "\n")
         figure = ranked_grid(records, dict(zip(names, images)), n=min(len(records), 32))
         figure.savefig(tmp / "ranked_grid.png", dpi=100, bbox_inches="tight")
         import matplotlib.pyplot as plt
@@ -495,7 +533,9 @@ def selection_widget(records: Sequence[dict[str, Any]], images: dict[str, Image.
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", default=None, help="folder of sample PNGs (default: outputs/samples; "
                                                           "made from the trained model if empty)")
-    parser.add_argument("--out", default=None, help="folder for the curated set (default: outputs/curated)")
+    parser.add_argument("--out", default=None, help="folder for the curated set (default: outputs/curated); other "
+                        "files there stay: only the set curate wrote there before (.curate.files.json) is replaced, "
+                        "and a file of the same name it did not write is refused (exit 2)")
     parser.add_argument("--keep", type=int_range(1, 100_000), default=None, help="how many to keep (default: the profile's)")
     parser.add_argument("--duplicate-bits", type=int_range(0, HASH_BITS), default=None,
                         help="dHash distance (of 128 bits) that counts as a near-duplicate (default: the profile's)")

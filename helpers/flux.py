@@ -34,7 +34,7 @@ from PIL import Image
 
 from helpers.core.cli import float_range, int_range
 from helpers.core.images import BadInputError, load_image, stamp_random_weights
-from helpers.core.outputs import outputs_dir, save_image, stage_dir, write_json
+from helpers.core.outputs import adopt, atomic_set, check_owned, outputs_dir, stage_dir, write_json
 from helpers.core.profiles import Profile, get_profile
 from helpers.core.device import NF4_COMPONENTS, check_output, load
 from helpers.core.registry import entry
@@ -282,6 +282,9 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     out_dir = Path(out) if out is not None else stage_dir("refined")
     if out_dir.resolve() == folder.resolve():
         raise ValueError(f"{out_dir}: refined frames go to their own folder, never over the keyframes they come from")
+    adopt(out_dir, "refine", "provenance.json",  # refined frames written before manifests: named by their record
+          lambda data: [f["frame"] for f in data["frames"]] if "mode" in data else [])
+    check_owned(out_dir, "refine", [f.name for f in frames] + ["provenance.json"], "--out", inputs=frames)
     by_frame = {f["frame"]: f for f in read_provenance(folder).get("frames", [])}
     inputs = [(frame, load_image(frame)[0]) for frame in frames]  # bad files fail before any model
     key = settings["model"]
@@ -302,21 +305,25 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
             refined = stamp_random_weights(refined)
         results.append((frame, refined))
     seconds = time.perf_counter() - start
-    # Every frame is refined: now write the frames (each atomically), drop older extra ones, then provenance.
-    paths = []
-    for frame, refined in results:
-        paths.append(out_dir / frame.name)
-        save_image(refined, paths[-1])
-    for stale in out_dir.glob(FRAME_GLOB):
-        if stale not in paths:
-            stale.unlink()
+    with atomic_set(out_dir, "refine") as staging:  # one set: replaces only what refine wrote there before
+        for frame, refined in results:
+            refined.save(staging / frame.name)
+        _write_refined_record(staging, results, by_frame, key, mode, prompt, seed, settings, profile, seconds)
+    return [out_dir / frame.name for frame, _ in results]
+
+
+def _write_refined_record(staging: Path, results, by_frame, key, mode, prompt, seed, settings, profile,
+                          seconds) -> None:
+    """``provenance.json`` of the refined set: each frame's source (name, sha256, stand-in or not) and steps."""
+    from helpers.core.standins import is_standin
+
     item = entry(key)
     records = []
     for number, (frame, _) in enumerate(results, 1):
         earlier = [o for o in by_frame.get(frame.name, {}).get("operations", []) if not o["op"].startswith("flux")]
         records.append({
             "frame": frame.name, "sample": by_frame.get(frame.name, {}).get("sample"),
-            "source": _relative(frame), "source_sha256": file_digest(frame),
+            "source": _relative(frame), "source_sha256": file_digest(frame), "source_standin": is_standin(frame),
             "operations": earlier + [{
                 "op": f"flux_{mode}", "model": key, "repo_id": item.repo_id, "licence": item.licence,
                 "prompt": prompt, "seed": seed + number - 1,
@@ -324,10 +331,9 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
                 "num_inference_steps": settings["num_inference_steps"],
                 "size": [settings["width"], settings["height"]], "memory": settings["memory"],
                 "random_weights": profile.random_weights}]})
-    write_json(out_dir / "provenance.json", {
+    write_json(staging / "provenance.json", {
         "profile": profile.name, "mode": mode, "model": key, "random_weights": profile.random_weights,
         "refine_seconds": round(seconds, 2), "frames": records})
-    return paths
 
 
 def _relative(path: Path) -> str:
@@ -354,7 +360,9 @@ def _content_size(record: dict[str, Any] | None) -> tuple[int, int] | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keyframes", default=None, help="folder with frame_0001.png ... to read (default: outputs/keyframes)")
     parser.add_argument("--out", default=None, help="folder for the refined frames (default: outputs/refined; "
-                                                    "never the keyframes folder)")
+                                                    "never the keyframes folder); other files there stay: only the "
+                                                    "set refine wrote there before (.refine.files.json) is replaced, "
+                                                    "and a file of the same name it did not write is refused (exit 2)")
     parser.add_argument("--mode", choices=list(MODES), default="img2img",
                         help="img2img: refine (FLUX.1 schnell, Apache-2.0); kontext: edit by instruction; "
                              "fill: redraw the padding (Kontext/Fill are FLUX.1 [dev] models: gated, non-commercial)")

@@ -29,7 +29,7 @@ from PIL import Image, ImageFilter
 
 from helpers.core.images import BadInputError, load_image
 from helpers.core.cli import float_range, int_range
-from helpers.core.outputs import relative_to_outputs, save_image, stage_dir, write_json
+from helpers.core.outputs import adopt, atomic_set, check_owned, relative_to_outputs, set_members, stage_dir, write_json
 from helpers.core.profiles import Profile, get_profile
 
 UPSCALERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -276,7 +276,11 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
                                      s["max_palette_distance"], s["palette_size"])
     reference = images[chosen[0]]
     out_dir = Path(out) if out else stage_dir("keyframes")
-    earlier = sorted(p.name for p in out_dir.glob(FRAME_GLOB)) if out_dir.is_dir() else []
+    adopt(out_dir, "keyframes", "provenance.json",  # keyframes written before manifests: named by their record
+          lambda data: [f["frame"] for f in data["frames"]] + ["palettes.png"] if data.get("refined") is False else [])
+    check_owned(out_dir, "keyframes", [frame_name(i + 1) for i in range(len(chosen))] + list(OWN_FILES), "--out",
+                inputs=[folder / records[i]["file"] for i in chosen])
+    earlier = [p.name for p in set_members(out_dir, "keyframes") if p.match(FRAME_GLOB)]
     if earlier:
         print(f"replacing the {len(earlier)} keyframe(s) of an earlier run in {out_dir}")
     frames, provenance, before, after = [], [], [], []
@@ -304,31 +308,36 @@ def make_keyframes(curated: str | Path | None = None, out: str | Path | None = N
             "scores": {k: record.get(k) for k in ("combined", "bits_per_dim", "sharpness", "colourfulness", "noise")},
             "chosen_because": note, "operations": operations,
         })
-    _write(out_dir, frames, provenance, profile, s)
     figure = palette_figure(before, after, s["palette_size"])
-    figure.savefig(out_dir / ".palettes.partial.png", dpi=100, bbox_inches="tight")
-    (out_dir / ".palettes.partial.png").replace(out_dir / "palettes.png")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
+    _write(out_dir, frames, provenance, profile, s, figure)
     return [out_dir / name for name, _ in frames]
 
 
+OWN_FILES = ("provenance.json", "palettes.png")  # written beside the frames, in the same set
+
+
 def _write(out_dir: Path, frames: list[tuple[str, Image.Image]], provenance: list[dict[str, Any]],
-           profile: Profile, settings: dict[str, Any]) -> None:
-    """Write every frame atomically, then drop frames left from an earlier, longer run, then provenance."""
-    for name, image in frames:
-        save_image(image, out_dir / name)
-    names = {name for name, _ in frames}
-    for stale in out_dir.glob(FRAME_GLOB):
-        if stale.name not in names:
-            stale.unlink()
+           profile: Profile, settings: dict[str, Any], figure) -> None:
+    """Write the frames, provenance and palettes as one set: it replaces the stage's previous set (frames left
+    from an earlier, longer run, or stand-ins, go) and never a file the stage did not write."""
+    import matplotlib.pyplot as plt
+
+    with atomic_set(out_dir, "keyframes") as staging:
+        for name, image in frames:
+            image.save(staging / name)
+        figure.savefig(staging / "palettes.png", dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        _write_provenance(staging, provenance, profile, settings)
+
+
+def _write_provenance(staging: Path, provenance: list[dict[str, Any]], profile: Profile,
+                      settings: dict[str, Any]) -> None:
     if profile.is_tiny:
         note = ("tiny profile: keyframes are small samples (from a briefly trained 16x16 PixelCNN++ in this "
                 "profile) upscaled many times; they look blocky, which is the honest result")
     else:
         note = ""
-    write_json(out_dir / "provenance.json", {"profile": profile.name, "settings": settings, "refined": False,
+    write_json(staging / "provenance.json", {"profile": profile.name, "settings": settings, "refined": False,
                                              "note": note, "frames": provenance})
 
 
@@ -361,7 +370,10 @@ def animation_keyframes(standins: bool = True, verbose: bool = True) -> list[Pat
             return refined
     paths = ensure_keyframes() if standins else keyframe_paths()
     if verbose and paths:
-        print(f"animating the {len(paths)} keyframe(s) in {keyframes}: {why}")
+        from helpers.core.standins import is_standin
+
+        kind = " (STAND-INS from the demo images, not your work)" if all(is_standin(p) for p in paths) else ""
+        print(f"animating the {len(paths)} keyframe(s){kind} in {keyframes}: {why}")
     return paths
 
 
@@ -422,7 +434,9 @@ def palette_figure(before: Sequence[Image.Image], after: Sequence[Image.Image], 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--curated", default=None, help="folder of curated samples with scores.json "
                                                           "(default: outputs/curated; curated first if missing)")
-    parser.add_argument("--out", default=None, help="keyframes folder (default: outputs/keyframes)")
+    parser.add_argument("--out", default=None, help="keyframes folder (default: outputs/keyframes); other files "
+                        "there stay: only the set this stage wrote there before (.keyframes.files.json) is "
+                        "replaced, and a file of the same name it did not write is refused (exit 2)")
     parser.add_argument("-n", "--n-keyframes", type=int_range(1, 5), default=None, help="how many keyframes, 1-5")
     parser.add_argument("--width", type=int_range(64, MAX_SIDE), default=None,
                         help=f"video width (multiple of 16, 64-{MAX_SIDE})")

@@ -114,8 +114,7 @@ def test_make_keyframes_writes_frames_provenance_and_replaces_old_ones(outputs):
     pictures = [demo_image(n).crop((0, 0, 32, 32)) for n in ("sunset", "planet", "shapes")]
     write_curated(outputs / "curated", zip(pictures, [0.5, 0.9, 0.7]))
     folder = outputs / "keyframes"
-    folder.mkdir(parents=True)
-    (folder / "frame_0007.png").write_bytes(b"old")          # left from an earlier, longer run
+    kf.make_keyframes(n_keyframes=3, max_palette_distance=1000)  # an earlier, longer run of the stage
     paths = kf.make_keyframes(n_keyframes=2, max_palette_distance=1000)
     assert [p.name for p in paths] == ["frame_0001.png", "frame_0002.png"]
     assert sorted(p.name for p in folder.glob(kf.FRAME_GLOB)) == ["frame_0001.png", "frame_0002.png"]

@@ -76,22 +76,24 @@ def test_a_file_set_changes_whole_and_a_killed_swap_is_finished_by_the_next_star
 
     from helpers.core.outputs import SET_COMPLETE, atomic_set, clean_stale, owner_tag
 
-    for name, text in (("final.mp4", "old"), ("final.gif", "old"), ("final.json", "old")):
-        (tmp_path / name).write_text(text)
+    def visible():
+        return {p.name: p.read_text() for p in tmp_path.iterdir() if not p.name.startswith(".")}
+
+    with atomic_set(tmp_path, "final") as staging:  # the old set, written by the set's owner
+        for name in ("final.mp4", "final.gif", "final.json"):
+            (staging / name).write_text("old")
     with pytest.raises(KeyError):  # an error while the new set is made: the old one stays whole
-        with atomic_set(tmp_path, "final", (".mp4", ".gif", ".json")) as staging:
+        with atomic_set(tmp_path, "final") as staging:
             (staging / "final.mp4").write_text("new")
             raise KeyError
-    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"final.mp4": "old", "final.gif": "old",
-                                                                   "final.json": "old"}
+    assert visible() == {"final.mp4": "old", "final.gif": "old", "final.json": "old"}
     # A writer SIGKILLed in the middle of its swap: the mp4 already moved, the json not yet.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     staging = tmp_path / f".final.{owner_tag(int(dead.stdout))}.x.set.partial"
     staging.mkdir()
     (staging / "final.json").write_text("new")
-    (staging / SET_COMPLETE).write_text(json.dumps({"folder": str(tmp_path), "stem": "final",
-                                                    "suffixes": [".mp4", ".gif", ".json"],
+    (staging / SET_COMPLETE).write_text(json.dumps({"folder": str(tmp_path), "owner": "final",
                                                     "files": ["final.json", "final.mp4"]}))
     (tmp_path / "final.mp4").write_text("new")
     assert clean_stale(tmp_path) == 1
-    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {"final.mp4": "new", "final.json": "new"}
+    assert visible() == {"final.mp4": "new", "final.json": "new"}

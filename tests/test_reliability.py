@@ -143,7 +143,9 @@ POST = ["--formats", "mp4,gif,prores", "--title", "", "--interpolate", "1"]
 
 
 def digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+    """The set's files by name (not the hidden manifest .final.files.json that names them)."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())
+            if not p.name.startswith(".")}
 
 
 @pytest.fixture

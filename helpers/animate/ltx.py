@@ -88,6 +88,20 @@ def resolve_frame_index(index: int, num_frames: int) -> int:
     return resolved
 
 
+def check_one_per_frame(placed: Sequence[tuple[Image.Image, int]]) -> None:
+    """Refuse two different keyframes at one frame index (which one would the video show?)."""
+    import numpy as np
+
+    first: dict[int, tuple[int, Image.Image]] = {}
+    for number, (image, index) in enumerate(placed, 1):
+        if index in first:
+            earlier, other = first[index]
+            if other.size != image.size or not np.array_equal(np.asarray(other), np.asarray(image)):
+                raise ValueError(f"keyframes {earlier} and {number} are both placed at frame {index}: give each "
+                                 "its own frame (IMAGE@FRAME)")
+        first.setdefault(index, (number, image))
+
+
 def evenly_spaced(count: int, num_frames: int) -> list[int]:
     """``count`` frame indices from the first to the last frame, evenly spaced."""
     if count == 1:
@@ -173,6 +187,7 @@ def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile
     for image, index in pairs:
         fitted, _ = fit_to(image, settings["width"], settings["height"])
         placed.append((fitted, resolve_frame_index(index, settings["num_frames"])))
+    check_one_per_frame(placed)
     if pipe is None:
         pipe = load_ltx(profile, settings)
     frames = ltx_frames(pipe, placed, settings, seed)

@@ -11,8 +11,10 @@ Every write goes to a temporary name in the same folder and is renamed into plac
 complete, so an interrupted cell never leaves a half-written file behind. The temporary name holds
 its writer's process id, so a later run removes only what a finished (or killed) process left, never
 what a running one is still writing. A set of files that belongs together (``final.mp4`` with its GIF
-and ``final.json``) is written into a staging folder and swapped in whole (:func:`atomic_set`); one
-writer per folder at a time (:func:`writer_lock`). Problems of the machine rather than of the input
+and ``final.json``; a stage's folder of frames) is written into a staging folder and swapped in whole
+(:func:`atomic_set`); the set is named by its owner's manifest (``.OWNER.files.json``), so a stage replaces
+only files it wrote and never one of the user's beside them (:func:`check_owned`); a crash-recovery plan
+is checked before anything moves. One writer per folder at a time (:func:`writer_lock`). Problems of the machine rather than of the input
 (the work folder is a file, the disk is full) are :class:`EnvironmentProblem`: one line naming the
 path and the fix.
 """
@@ -68,8 +70,12 @@ def _make_folder(path: Path, what: str, variable: str | None = None) -> Path:
             break
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise environment_problem(err, path) or err
+    except OSError as err:  # e.g. a parent that cannot be made (/proc/...): one line, never a traceback
+        problem = environment_problem(err, path)
+        if problem is None:
+            fix = f"set {variable} to a folder that can be made" if variable else "give a folder that can be made"
+            problem = EnvironmentProblem(path, f"cannot be created ({err.strerror or err})", fix)
+        raise problem from None
     return path
 
 
@@ -163,15 +169,19 @@ def owner_gone(path: Path) -> bool:
 def clean_stale(folder: str | os.PathLike) -> int:
     """Remove what an interrupted (even SIGKILLed) write left in ``folder``: ``.*.partial*`` files and
     folders whose writer has ended; a running writer's files stay. A file set that was complete but not
-    yet swapped in when its writer died is finished first (:func:`atomic_set`). Returns how many were
-    removed; a missing folder has none."""
+    yet swapped in when its writer died is finished first (:func:`atomic_set`), when its plan passes every
+    check (:func:`_swap_problem`); else it is removed untouched, with a one-line warning. Returns how many
+    were removed; a missing folder has none."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     stale = [p for p in folder.iterdir() if is_partial(p) and owner_gone(p)]
     for path in stale:
         if path.is_dir() and (path / SET_COMPLETE).exists():
-            _finish_swap(path)
+            try:
+                _finish_swap(path)
+            except EnvironmentProblem as err:  # a plan that points elsewhere (a shared folder): never carried out
+                print(f"warning: {err}", file=sys.stderr)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -247,7 +257,28 @@ def check_output_file(path: str | os.PathLike, flag: str = "--out") -> Path:
                 raise EnvironmentProblem(folder, "permission denied (cannot write here)",
                                          f"make it writable or give {flag} a path elsewhere")
             break
+    check_name_fits(path, flag)
     return path
+
+
+def check_name_fits(path: str | os.PathLike, flag: str = "--out") -> None:
+    """Refuse, before any work, a file name whose temporary names (``.NAME.pid1234-ab12cd.XXXXXXXX.partial...``,
+    a set's staging folder and manifest) would be longer than the file system allows (255 bytes on most)."""
+    path = Path(path)
+    stem, tag = path.stem, owner_tag(9_999_999)
+    longest = max(len(os.fsencode(n)) for n in (path.name, f".{stem}.{tag}.abcdefgh.set.partial",
+                                                 f".{stem}.{tag}.abcdefgh.partial.webm",
+                                                 f"..{stem}.files.{tag}.abcdefgh.partial.json"))
+    folder = next((f for f in path.absolute().parents if f.is_dir()), Path("/"))
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if longest > limit:
+        size = len(os.fsencode(path.name))
+        raise EnvironmentProblem(path.parent / (path.name[:40] + "..."), f"the name is {size} bytes; with the "
+                                 f"temporary name written first it needs {longest}, over this file system's limit "
+                                 f"of {limit}", f"shorten {flag} by at least {longest - limit} bytes")
 
 
 @contextlib.contextmanager
@@ -299,49 +330,151 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
 SET_COMPLETE = "SET_COMPLETE.json"  # inside a staging folder: every file of the new set is there
 
 
-def set_members(folder: Path, stem: str, suffixes: Iterable[str]) -> list[Path]:
-    """The files of the set ``stem`` in ``folder`` that exist now (e.g. final.mp4, final.gif, final.json)."""
-    return [folder / f"{stem}{s}" for s in suffixes if (folder / f"{stem}{s}").exists()]
+def manifest_path(folder: str | os.PathLike, owner: str) -> Path:
+    """Where ``owner`` (a stage, or a set such as ``final``) lists the files it wrote in ``folder``."""
+    return Path(folder) / f".{owner}.files.json"
+
+
+def plain_name(name: object) -> bool:
+    """A bare file name: no folder part, not ``.``/``..``, nothing a path could be steered with."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name)
+
+
+def owned_files(folder: str | os.PathLike, owner: str) -> set[str]:
+    """The names ``owner``'s manifest in ``folder`` lists (plain names only; no or a damaged manifest: none)."""
+    try:
+        data = json.loads(manifest_path(folder, owner).read_text())
+    except (OSError, ValueError):
+        return set()
+    files = data.get("files") if isinstance(data, dict) else None
+    return {name for name in files if plain_name(name)} if isinstance(files, list) else set()
+
+
+def set_members(folder: str | os.PathLike, owner: str) -> list[Path]:
+    """The files of ``owner``'s set in ``folder`` that exist now, as its manifest names them."""
+    folder = Path(folder)
+    return [folder / name for name in sorted(owned_files(folder, owner)) if (folder / name).exists()]
+
+
+def adopt(folder: str | os.PathLike, owner: str, record: str, list_files) -> None:
+    """A set written before manifests existed: when ``folder`` has no manifest of ``owner`` but the stage's own
+    ``record`` (e.g. ``scores.json``), the files ``list_files(data)`` names there (plain names that exist, and
+    the record) become ``owner``'s, once. A record that cannot be read adopts nothing."""
+    folder = Path(folder)
+    if manifest_path(folder, owner).exists() or not (folder / record).is_file():
+        return
+    try:
+        names = list(list_files(json.loads((folder / record).read_text())))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return
+    if not names:  # not the stage's record (a file of the user's with the same name): it adopts nothing
+        return
+    found = sorted(n for n in {*names, record} if plain_name(n) and (folder / n).is_file())
+    write_json(manifest_path(folder, owner), {"owner": owner, "files": found, "adopted_from": record})
+
+
+def not_owned(folder: str | os.PathLike, owner: str, names: Iterable[str]) -> list[str]:
+    """Of ``names``, those already in ``folder`` that ``owner`` did not write (its manifest does not list them)."""
+    folder, owned = Path(folder), owned_files(folder, owner)
+    return sorted(n for n in set(names) if n not in owned and (os.path.lexists(folder / n)))
+
+
+def check_owned(folder: str | os.PathLike, owner: str, names: Iterable[str], flag: str = "--out",
+                inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse (an :class:`EnvironmentProblem`, one line) before any work when writing ``names`` into ``folder``
+    would replace a file ``owner`` did not write there, or when one of the ``inputs`` would be replaced or
+    removed (a stage's input is never among its outputs)."""
+    folder = Path(folder)
+    names = set(names)
+    touched = {(folder / n).resolve() for n in names | owned_files(folder, owner)}
+    for given in inputs:
+        if Path(given).resolve() in touched:
+            raise EnvironmentProblem(given, "is an input of this run and would be replaced by its output",
+                                     f"give {flag} another name or folder")
+    clash = not_owned(folder, owner, names)
+    if clash:
+        shown = ", ".join(clash[:3]) + (f" and {len(clash) - 3} more" if len(clash) > 3 else "")
+        raise EnvironmentProblem(folder, f"holds {shown}, which this stage did not write (it replaces only the "
+                                 f"files its record {manifest_path(folder, owner).name} lists)",
+                                 f"move them away or give {flag} another folder")
 
 
 @contextlib.contextmanager
-def atomic_set(folder: str | os.PathLike, stem: str, suffixes: Iterable[str]) -> Iterator[Path]:
-    """Yield a staging folder in which to write a whole set of files named ``stem + suffix``; when the
-    block ends, the new set replaces the old one (every ``stem + suffix`` in ``folder``) by renames.
+def atomic_set(folder: str | os.PathLike, owner: str) -> Iterator[Path]:
+    """Yield a staging folder in which to write a whole set of files; when the block ends, the new set
+    replaces ``owner``'s previous set in ``folder`` by renames, and ``owner``'s manifest names the new one.
 
+    Only files the previous manifest lists are replaced or removed: every other file in ``folder`` stays,
+    and a new file whose name is taken by one of them is refused before anything moves (:func:`check_owned`).
     On an error or an interruption inside the block, the old set stays untouched. The swap itself runs
     with Ctrl-C / SIGTERM held back, so it always ends with one whole set; a process killed in the
     middle of it leaves a marked staging folder that :func:`clean_stale` finishes.
     """
     folder = Path(folder)
-    suffixes = tuple(suffixes)
-    with _environment_errors(folder / stem):
-        _make_folder(folder, f"the folder of {stem}")
-        staging = Path(tempfile.mkdtemp(prefix=f".{stem}.{owner_tag()}.", suffix=".set.partial", dir=folder))
+    if not plain_name(owner):
+        raise ValueError(f"a file set's owner must be a plain name, got {owner!r}")
+    with _environment_errors(folder / owner):
+        _make_folder(folder, f"the folder of {owner}")
+        staging = Path(tempfile.mkdtemp(prefix=f".{owner}.{owner_tag()}.", suffix=".set.partial", dir=folder))
         try:
             yield staging
             written = sorted(p.name for p in staging.iterdir())
+            check_owned(folder, owner, written)
             with _signals_held():
-                (staging / SET_COMPLETE).write_text(json.dumps({"folder": str(folder), "stem": stem,
-                                                                "suffixes": suffixes, "files": written}))
+                (staging / SET_COMPLETE).write_text(json.dumps({"folder": str(folder), "owner": owner,
+                                                                "files": written}))
                 _finish_swap(staging)
         finally:
             if not (staging / SET_COMPLETE).exists():  # else a failed swap: clean_stale finishes it later
                 shutil.rmtree(staging, ignore_errors=True)
 
 
+def _swap_problem(staging: Path) -> str | None:
+    """Why the plan in ``staging`` must not be carried out (None: it may). Trusts nothing it reads: the
+    folder must be the staging folder's own parent, every name a plain one, and no file it would replace
+    may be one its owner's manifest does not list."""
+    if staging.is_symlink():
+        return "the staging folder is a link"
+    try:
+        plan = json.loads((staging / SET_COMPLETE).read_text())
+    except (OSError, ValueError) as err:
+        return f"its plan cannot be read ({type(err).__name__})"
+    if not isinstance(plan, dict) or not plain_name(plan.get("owner")) or not isinstance(plan.get("files"), list):
+        return "its plan names no owner or no list of files"
+    owner, folder = plan["owner"], staging.parent
+    if not staging.name.startswith(f".{owner}."):
+        return f"its plan names the owner {owner!r}, not the one in the staging folder's name"
+    if Path(str(plan.get("folder", folder))).resolve() != folder.resolve():
+        return f"its plan names another folder ({plan.get('folder')}), not {folder}"
+    if not all(plain_name(n) and n != SET_COMPLETE for n in plan["files"]):
+        return "its plan names a file outside its folder"
+    owned = owned_files(folder, owner)
+    for name in plan["files"]:
+        if (staging / name).is_symlink():
+            return f"{name} in it is a link"
+        if os.path.lexists(staging / name) and os.path.lexists(folder / name) and name not in owned:
+            return f"it would replace {name}, which its owner's record does not list"
+    return None
+
+
 def _finish_swap(staging: Path) -> None:
-    """Move a complete staged set into place: the old set's files go, the new ones come (renames only)."""
+    """Move a complete staged set into place: the old set's files go, the new ones come (renames only),
+    then the owner's manifest names the new set. The plan is checked first (:func:`_swap_problem`)."""
+    problem = _swap_problem(staging)
+    if problem is not None:
+        raise EnvironmentProblem(staging, f"an unfinished file set that cannot be trusted ({problem})",
+                                 "nothing was moved; it is removed")
     plan = json.loads((staging / SET_COMPLETE).read_text())
-    folder, stem = Path(plan["folder"]), plan["stem"]
-    new = set(plan["files"])
-    for old in set_members(folder, stem, plan["suffixes"]):
-        if old.name not in new:
-            old.unlink()  # a format this run did not make: it belonged to the old set
+    folder, owner, new = staging.parent, plan["owner"], set(plan["files"])
+    for old in set_members(folder, owner):
+        if old.name not in new and (old.is_file() or old.is_symlink()):
+            old.unlink()  # a file this owner wrote last time and did not make now: it belonged to the old set
     for name in plan["files"]:
         if (staging / name).exists():
             _usual_permissions(staging / name, 0o666)
             os.replace(staging / name, folder / name)
+    write_json(manifest_path(folder, owner), {"owner": owner, "files": sorted(new)})
     (staging / SET_COMPLETE).unlink()
 
 

@@ -5,14 +5,22 @@ outputs folder and, when what a stage reads is missing, make a small stand-in fr
 demo images and say so: one line in the log, and in a notebook a visible box naming the notebook that
 makes the real input (:func:`standin_notice`; on Colab each notebook runs in a runtime of its own, so
 the real input arrives only through Drive). They never overwrite real work.
+
+A stand-in stays labelled wherever it is read: the folder's record ``.standins.json`` names each one with
+its sha256 (:func:`is_standin`; a file replaced by real work no longer matches), so a later run that finds
+it says it is a stand-in, and ``post`` never joins one into a real video without a line saying so.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from helpers.core.demo_images import MAKERS, demo_image
-from helpers.core.outputs import save_image, stage_dir
+from helpers.core.outputs import atomic_set, plain_name, stage_dir, write_json
+
+RECORD = ".standins.json"  # in a folder: {file name: {"what": ..., "sha256": ...}} for every stand-in written there
 
 # Which notebook makes the real input of each stand-in.
 MADE_BY = {
@@ -49,6 +57,33 @@ def standin_notice(what: str, folder: Path | str, action: str) -> str:
     return line
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _record(folder: Path) -> dict[str, dict]:
+    try:
+        data = json.loads((folder / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if plain_name(k) and isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def mark_standins(paths: list[Path], what: str) -> None:
+    """Name ``paths`` (all in one folder) as stand-ins for ``what`` in that folder's record."""
+    folder = paths[0].parent
+    record = _record(folder)
+    record.update({p.name: {"what": what, "sha256": _digest(p)} for p in paths})
+    write_json(folder / RECORD, record)
+
+
+def is_standin(path: str | Path) -> bool:
+    """True when ``path`` is a stand-in this module wrote, unchanged since (its folder's record says so)."""
+    path = Path(path)
+    entry = _record(path.parent).get(path.name)
+    return bool(entry) and path.is_file() and entry.get("sha256") == _digest(path)
+
+
 def keyframe_paths() -> list[Path]:
     """The keyframes in outputs/keyframes/, in order (frame_0001.png, frame_0002.png, ...)."""
     return sorted(stage_dir("keyframes").glob("frame_[0-9][0-9][0-9][0-9].png"))
@@ -57,15 +92,21 @@ def keyframe_paths() -> list[Path]:
 def ensure_keyframes(count: int = 2) -> list[Path]:
     """The existing keyframes, or ``count`` demo images written as stand-in keyframes."""
     found = keyframe_paths()
+    folder = stage_dir("keyframes")
+    standins = [p for p in found if is_standin(p)]
+    if found and len(standins) == len(found):  # an earlier run's stand-ins: still not the learner's work
+        standin_notice("keyframes", folder, f"the {len(found)} there are stand-ins an earlier run wrote from the "
+                       "bundled demo images (their record .standins.json says so)")
+    elif standins:
+        print(f"note: {', '.join(p.name for p in standins)} in {folder} are stand-ins (demo images), not your work")
     if found:
         return found
-    folder = stage_dir("keyframes")
     names = list(MAKERS)
-    paths = []
-    for index in range(count):
-        path = folder / f"frame_{index + 1:04d}.png"
-        save_image(demo_image(names[index % len(names)]), path)
-        paths.append(path)
+    with atomic_set(folder, "keyframes") as staging:  # owned like the keyframes stage's set: it replaces them
+        for index in range(count):
+            demo_image(names[index % len(names)]).save(staging / f"frame_{index + 1:04d}.png")
+    paths = [folder / f"frame_{index + 1:04d}.png" for index in range(count)]
+    mark_standins(paths, "keyframes")
     standin_notice("keyframes", folder, f"wrote {count} stand-ins from the bundled demo images")
     return paths
 
@@ -82,6 +123,9 @@ def ensure_video(name: str = "standin.mp4", frames: int = 24, fps: float = 8) ->
     """
     found = video_paths()
     if found:
+        if is_standin(found[0]):
+            standin_notice("video", found[0].parent, f"{found[0].name} there is a stand-in an earlier run wrote "
+                           "(a slow zoom into a demo image, no model; its record .standins.json says so)")
         return found[0]
     from helpers.core.video import write_mp4
 
@@ -94,5 +138,6 @@ def ensure_video(name: str = "standin.mp4", frames: int = 24, fps: float = 8) ->
         box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
         clip.append(image.resize((w, h), box=box, resample=3))
     path = write_mp4(clip, stage_dir("videos") / name, fps=fps)
+    mark_standins([path], "video")
     standin_notice("video", path.parent, f"wrote a {frames}-frame stand-in (a slow zoom into a demo image, no model)")
     return path

@@ -21,6 +21,7 @@ import numpy as np
 
 from helpers.core.cli import float_range, int_range
 from helpers.core.outputs import write_json
+from helpers.core.standins import is_standin
 from helpers.core.images import stamp_band_height
 from helpers.post.editing import add_caption, boomerang, crossfade_clips, fit_clip, stamp_frames, title_card, trim
 from helpers.post.exporting import FORMATS, export, format_table, parse_formats, quality_table, shrink_to_width
@@ -29,6 +30,9 @@ from helpers.post.frames import (Frames, as_frames, model_stamp, check_clip, che
 from helpers.post.grading import LUT_NAMES, apply_lut, check_window, deflicker, load_lut, match_to_keyframe
 from helpers.post.interpolation import METHODS, change_speed, check_factor, check_method, interpolate, retime
 from helpers.post.torch_path import DEVICES, describe_device, resolve_device
+
+
+HOLD_S = 1.0  # a clip of one frame is held this long, so that it is seen (not just the title card)
 
 
 def post_settings(profile=None, **overrides: Any) -> dict[str, Any]:
@@ -71,7 +75,8 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
     """Clips (all at ``fps``) -> the finished frames at ``settings["fps"]``, and a list of the steps done.
 
     Order: fit to one size, join (crossfades), trim, speed, match the keyframe, deflicker, LUT,
-    interpolate, retime to the final fps, boomerang, caption, title card, model stamp (``stamp``: True or
+    interpolate, retime to the final fps, hold a single frame for :data:`HOLD_S`, boomerang, caption, title card,
+    model stamp (``stamp``: True or
     "random" for RANDOM WEIGHTS, "trained" for the course's trained twin, False for none).
     The LUT and the optical flow run on ``settings["device"]`` (:func:`helpers.post.torch_path.resolve_device`).
     """
@@ -94,6 +99,7 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
     if start or end is not None:
         frames = trim(frames, fps, start, end)
         steps.append(f"trimmed to {start:g}-{'end' if end is None else f'{end:g}'} s")
+    single = len(frames) == 1
     if speed != 1.0:
         frames = change_speed(frames, speed, "blend")
         steps.append(f"speed x{speed:g}")
@@ -115,6 +121,10 @@ def produce(clips: Sequence[Sequence], fps: float, settings: dict[str, Any], key
     if abs(fps * factor - settings["fps"]) > 1e-9:
         frames = retime(frames, fps * factor, settings["fps"], "blend")
         steps.append(f"retimed from {fps * factor:g} to {settings['fps']:g} fps (duration kept)")
+    if single:  # one frame alone would flash by (or vanish into the title card's crossfade)
+        count = max(2, round(HOLD_S * settings["fps"]))
+        frames = frames[:1] * count
+        steps.append(f"a single frame: held for {HOLD_S:g} s ({count} frames)")
     if boomerang_clip:
         frames = boomerang(frames)
         steps.append("boomerang (forwards, then backwards)")
@@ -145,7 +155,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("videos", nargs="*", help="videos to post-produce, joined in this order; default: "
                         "outputs/videos/animation.mp4, else every video in outputs/videos/ by name")
     parser.add_argument("--out", help="the final MP4; other formats are written beside it with their own "
-                        "suffix (default: outputs/final/final.mp4)")
+                        "suffix (default: outputs/final/final.mp4). Other files in its folder stay: only the set "
+                        "this stage wrote there before (listed in .NAME.files.json) is replaced, and a file of "
+                        "the same name it did not write, or an input, is refused (exit 2)")
     parser.add_argument("--formats", help=f"comma-separated, from {', '.join(FORMATS)} (mp4 is always written); "
                         "default: the profile's")
     parser.add_argument("--gif-width", type=int_range(16, 4096), dest="gif_width",
@@ -201,16 +213,29 @@ def check_memory_for(frames_in: int, width: int, height: int, fps: float, settin
 
 
 def find_inputs(given: Sequence[str]) -> list[Path]:
-    """The videos to work on: ``given``, else outputs/videos/animation.mp4, else all videos there, else a stand-in."""
+    """The videos to work on: ``given``, else outputs/videos/animation.mp4, else all videos there, else a stand-in.
+
+    A stand-in (its folder's record says so, :func:`helpers.core.standins.is_standin`) is never joined into
+    real videos: found beside them it is left out, and used or given, it is named as one in one line."""
     from helpers.core.outputs import stage_dir
-    from helpers.core.standins import ensure_video, video_paths
+    from helpers.core.standins import ensure_video, is_standin, video_paths
 
     if given:
-        return [Path(p) for p in given]
-    animation = stage_dir("videos") / "animation.mp4"
-    if animation.exists():
-        return [animation]
-    return video_paths() or [ensure_video()]
+        paths = [Path(p) for p in given]
+    elif (stage_dir("videos") / "animation.mp4").exists():
+        paths = [stage_dir("videos") / "animation.mp4"]
+    else:
+        found = video_paths()
+        real = [p for p in found if not is_standin(p)]
+        if real and len(real) < len(found):
+            print(f"note: left out {', '.join(p.name for p in found if p not in real)}: a stand-in (no model), "
+                  "not your work, is never joined into your videos")
+        return real or [ensure_video()]
+    standins = [p for p in paths if is_standin(p)]
+    if standins:
+        print(f"note: {', '.join(str(p) for p in standins)} is a stand-in (a slow zoom into a demo image, no model), "
+              "not your work; the record (.json) says so")
+    return paths
 
 
 def _settings_from(args: argparse.Namespace, profile) -> dict[str, Any]:
@@ -276,7 +301,6 @@ def _read_inputs(paths: Sequence[Path], settings: dict[str, Any], args: argparse
     return clips, rates[0]
 
 
-SET_SUFFIXES = tuple(f.suffix for f in FORMATS.values()) + (".json",)
 
 
 def _export_set(frames: Frames, staging: Path, out: Path, settings: dict[str, Any]) -> tuple[dict, list]:
@@ -325,26 +349,33 @@ def _produce_set(args: argparse.Namespace, profile, settings: dict[str, Any], ou
     """Read, produce, export into a staging folder and swap the whole set in; say what is left if stopped."""
     import uuid
 
-    from helpers.core.outputs import EnvironmentProblem, atomic_set, clean_stale, set_members
+    from helpers.core.outputs import EnvironmentProblem, adopt, atomic_set, check_owned, clean_stale, set_members
 
     clean_stale(out.parent)  # a finished or killed run's staging folder, wherever --out points
-    run_id, before = uuid.uuid4().hex, [p.name for p in set_members(out.parent, out.stem, SET_SUFFIXES)]
+    paths = find_inputs(args.videos)
+    names = [f"{out.stem}{FORMATS[f].suffix}" for f in parse_formats(settings["formats"])] + [f"{out.stem}.json"]
+    adopt(out.parent, out.stem, f"{out.stem}.json",  # a set written before manifests: named by its own record
+          lambda data: [Path(r["file"]).name for r in data["files"]] if "run" in data else [])
+    check_owned(out.parent, out.stem, names, "--out", inputs=paths)  # before any work: only its own set is touched
+    order = [f.suffix for f in FORMATS.values()] + [".json"]  # the set's files named in format order, json last
+    before = [p.name for p in sorted(set_members(out.parent, out.stem),
+                                     key=lambda p: order.index(p.suffix) if p.suffix in order else len(order))]
+    run_id = uuid.uuid4().hex
     try:
         start_time = time.perf_counter()
-        paths = find_inputs(args.videos)
         clips, fps = _read_inputs(paths, settings, args)
         kinds = {model_stamp(c) for c in clips}  # only a tiny model's pixels keep (or get) its band
         stamp = "random" if "random" in kinds else "trained" if "trained" in kinds else False
         frames, steps = produce(clips, fps, settings, keyframe=keyframe, stamp=stamp, start=args.start,
                                 end=args.end, speed=args.speed, boomerang_clip=args.boomerang, caption=args.caption)
-        with atomic_set(out.parent, out.stem, SET_SUFFIXES) as staging:
+        with atomic_set(out.parent, out.stem) as staging:
             files, rows = _export_set(frames, staging, out, settings)
             seconds = time.perf_counter() - start_time
             record = {"inputs": [str(p) for p in paths], "steps": steps, "fps": settings["fps"], "frames": len(frames),
                       "size": list(frames[0].shape[1::-1]), "seconds_of_video": round(len(frames) / settings["fps"], 3),
                       "files": rows, "profile": profile.name, "random_weights": profile.random_weights,
                       "stamped": bool(stamp), "stamp": stamp or None, "settings": settings, "device": describe_device(settings["device"]),
-                      "took_s": round(seconds, 2), "run": run_id}
+                      "took_s": round(seconds, 2), "run": run_id, "standin_inputs": [str(p) for p in paths if is_standin(p)]}
             write_json(staging / f"{out.stem}.json", record)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_what_is_left(out, run_id, before)) from None
