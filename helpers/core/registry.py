@@ -223,8 +223,14 @@ def access_problem(err: BaseException) -> str | None:
 
 def token_from_colab_secret() -> bool:
     """Make a token available to huggingface_hub: one already there, else Colab's ``HF_TOKEN`` secret.
-    Never prints or stores it. Returns True when there is a token afterwards."""
-    from huggingface_hub import get_token, login
+
+    Never prints it and never writes it to disk: ``huggingface_hub.get_token()`` already reads the Colab
+    secret (``google.colab.userdata``); when only this function can read it, the token goes into this
+    process's environment (``HF_TOKEN``), not through ``login()``, which saves it under
+    ``~/.cache/huggingface/``. Returns True when there is a token afterwards."""
+    import os
+
+    from huggingface_hub import get_token
 
     if get_token():
         return True
@@ -235,7 +241,7 @@ def token_from_colab_secret() -> bool:
     except Exception:  # noqa: BLE001 - not on Colab, or the secret is missing / not shared with the notebook
         token = None
     if token:
-        login(token=token, add_to_git_credential=False)
+        os.environ["HF_TOKEN"] = token  # this process (and what it starts) only
         del token
     return get_token() is not None
 
