@@ -46,7 +46,7 @@ def test_the_check_sees_a_notebook_that_drifts(monkeypatch):
 def test_the_setup_cell_invalidates_import_caches_before_importing_helpers():
     cell = colab.setup_cell_source()
     assert "importlib.invalidate_caches()" in cell
-    assert cell.index("importlib.invalidate_caches()") < cell.index("from helpers")
+    assert cell.index("importlib.invalidate_caches()") < cell.index("from helpers.core.outputs import")
 
 
 def test_badge_and_install_spec_are_built_from_the_constants():
