@@ -240,6 +240,8 @@ def load_storyboard(path: str | Path) -> Storyboard:
                                         "or write the storyboard as JSON") from None
         try:
             data = yaml.safe_load(text)
+        except RecursionError:
+            raise StoryboardError(path, TOO_DEEP) from None
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
@@ -249,7 +251,16 @@ def load_storyboard(path: str | Path) -> Storyboard:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise StoryboardError(path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    return parse_storyboard(data, str(path))
+        except RecursionError:
+            raise StoryboardError(path, TOO_DEEP) from None
+    try:
+        return parse_storyboard(data, str(path))
+    except RecursionError:
+        raise StoryboardError(path, TOO_DEEP) from None
+
+
+TOO_DEEP = ("nested too deeply to read (thousands of brackets inside each other); a storyboard is a list of "
+            "slides a few levels deep: see data/storyboard_example.json")
 
 
 def example_storyboard_path() -> Path | None:

@@ -117,3 +117,26 @@ def test_a_loss_that_stops_being_finite_stops_the_run_and_keeps_the_last_good_ch
     assert [p.name for p in out.glob("step_*")] == ["step_0000005"]
     model, info = train.load_checkpoint(out)   # the one kept is finite and loads
     assert info["step"] == 5
+
+
+def test_a_damaged_twin_in_the_cache_is_one_line_with_the_folder_to_delete(capsys, tmp_path, monkeypatch):
+    from helpers.core import registry
+    from helpers.core.images import BadInputError
+    from helpers.core.profiles import get_profile
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    folder = registry.ensure_twin("flux-schnell")
+    weights = sorted(folder.rglob("*.safetensors"))[0]
+    truncate(weights)
+    with pytest.raises(BadInputError) as err:
+        registry.load_pipeline("flux-schnell", get_profile("tiny"))
+    line = str(err.value)
+    assert "\n" not in line and f"delete the folder {folder}" in line and "tiny twin of flux-schnell" in line
+
+
+def test_a_storyboard_nested_100000_deep_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_OUTPUTS", str(tmp_path / "outputs"))
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"slides": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    code, lines = run_cli(capsys, "slides", str(deep))
+    assert code == 2 and len(lines) == 1 and str(deep) in lines[0] and "nested too deeply" in lines[0], lines
