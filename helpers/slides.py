@@ -517,9 +517,13 @@ def make_slides(storyboard: Storyboard, out: str | Path, profile: Profile | None
         stills = generate_stills(storyboard, profile, settings=settings)
     frames = compose(storyboard, stills, settings["fps"], settings["crossfade_s"], stamp=profile.random_weights, size=size)
     write_mp4(frames, out, fps=settings["fps"])
-    notes = [f"{slide.label(i)}: caption shortened to fit ({settings['video_height']} px high video)"
-             for i, slide in enumerate(storyboard.slides)
-             if caption_layer(slide.caption, size).shortened]
+    notes = []
+    for i, slide in enumerate(storyboard.slides):
+        layer = caption_layer(slide.caption, size)
+        if layer.shortened:
+            notes.append(f"{slide.label(i)}: caption shortened to fit ({settings['video_height']} px high video)")
+        if layer.note:
+            notes.append(f"{slide.label(i)}: caption: {layer.note}")
     return {"path": str(out), "frames": len(frames), "seconds": len(frames) / settings["fps"],
             "fps": settings["fps"], "size": size, "notes": notes, "settings": settings}
 

@@ -138,3 +138,15 @@ def test_cli_bad_auth_is_exit_2_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "COURSE_APP_AUTH must be user:password" in lines[0]
     assert "no-colon-here" not in result.stderr
+
+
+def test_notebook_10_opens_no_public_link_on_run_all():
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / "10_video_studio_app.ipynb", as_version=4)
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    parameters = next(c for c in code if "LAUNCH_IN_COLAB" in c)
+    assert "LAUNCH_IN_COLAB = False" in parameters and "APP_LOGIN" in parameters
+    launching = next(c for c in code if "share=True" in c)
+    assert "launch(colab_app, share=True" in launching and ".launch(share=True" not in launching  # helpers' launch
+    assert "public_link_warning" in launching

@@ -140,3 +140,14 @@ def test_a_storyboard_nested_100000_deep_is_one_line(capsys, tmp_path, monkeypat
     deep.write_text('{"slides": ' + "[" * 100_000 + "]" * 100_000 + "}")
     code, lines = run_cli(capsys, "slides", str(deep))
     assert code == 2 and len(lines) == 1 and str(deep) in lines[0] and "nested too deeply" in lines[0], lines
+
+
+def test_captions_draw_latin_greek_cyrillic_hebrew_arabic_and_name_what_they_cannot():
+    from helpers.core.drawing import caption_font, caption_layer, load_font, undrawable
+
+    scripts = "Crème brûlée, Straße · Ωμέγα · Жизнь · שלום · مرحبا"
+    assert undrawable(scripts, load_font(16)), "Pillow's own font draws these as boxes: the check must see it"
+    assert undrawable(scripts, caption_font(16)) == []
+    assert caption_layer(scripts, (320, 180)).note == ""
+    note = caption_layer("你好 world", (320, 180)).note
+    assert "2 character(s) cannot be drawn" in note and "你 好" in note and "\n" not in note
