@@ -2,8 +2,9 @@
 
 ``python -m helpers app`` serves the app on http://127.0.0.1:7860 (``--port``, ``--share`` for a
 public link, ``--auth user:password`` or ``$COURSE_APP_AUTH`` for a login) until Ctrl+C or SIGTERM. It
-serves the videos it made and uploads (size-limited, deleted again), nothing else of the work folder. In a notebook: ``build_app().launch()`` (on Colab
-``launch(share=True)``), or ``WidgetStudio()`` for the same controls without leaving Jupyter.
+serves the videos it made and the uploads (size-limited, deleted again), nothing else of the work folder.
+In a notebook: ``launch(build_app())`` (on Colab ``launch(app, share=True)``, opt in), or
+``WidgetStudio()`` for the same controls without leaving Jupyter.
 
 Both are thin layers over :class:`Studio`, written for people who do not code: one control says which
 picture is animated, labels are plain words (the technical name is in the small print), and
@@ -482,7 +483,7 @@ def _controls(gr, studio: Studio) -> dict[str, Any]:
 
 
 def build_app(studio: Studio | None = None):
-    """The studio as a ``gr.Blocks`` app. ``.launch()`` serves it; on Colab ``.launch(share=True)``.
+    """The studio as a ``gr.Blocks`` app; :func:`launch` serves it (on Colab ``launch(app, share=True)``).
 
     The seed is a plain ``gr.Number`` without bounds or rounding: Gradio's own range check would answer -5
     with a bare "Error" and its rounding "nan" with a traceback; :meth:`Studio.request` answers both with
