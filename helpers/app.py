@@ -760,4 +760,7 @@ def run(args: argparse.Namespace) -> int:
     studio = Studio(profile)
     port = args.port if args.port is not None else studio.defaults["port"]
     _check_port(args.host, port)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        print(f"note: --host {args.host} lets other computers on your network open the studio, with no login; "
+              "add --auth user:password (or set COURSE_APP_AUTH) unless you trust that network", flush=True)
     return serve_until_stopped(build_app(studio), args.host, port, share=args.share, auth=auth)
