@@ -150,3 +150,25 @@ def test_notebook_10_opens_no_public_link_on_run_all():
     launching = next(c for c in code if "share=True" in c)
     assert "launch(colab_app, share=True" in launching and ".launch(share=True" not in launching  # helpers' launch
     assert "public_link_warning" in launching
+
+
+def test_the_colab_secret_is_used_without_writing_the_token_to_disk(tmp_path, monkeypatch):
+    """issue 37, item 6: huggingface_hub's login() saves the token in ~/.cache/huggingface; the secret must not."""
+    import types
+
+    from huggingface_hub import constants
+
+    from helpers.core import registry
+
+    token_file = tmp_path / "hf" / "token"
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(token_file))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf" / "stored_tokens"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    userdata = types.SimpleNamespace(get=lambda name: "hf_course_test_token" if name == "HF_TOKEN" else None)
+    colab = types.ModuleType("google.colab")
+    colab.userdata = userdata
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.userdata", userdata)
+    assert registry.token_from_colab_secret()
+    assert os.environ["HF_TOKEN"] == "hf_course_test_token"
+    assert not (tmp_path / "hf").exists(), "the token was written to disk"
