@@ -208,7 +208,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def damaged(file: Path, problem: str):
+def damaged(file: Path, problem: str, cause: str = "this checkpoint is damaged (a copy or a save cut short?)"):
     """A one-line :class:`BadInputError` for a damaged checkpoint file, pointing to the checkpoint beside it."""
     from helpers.core.images import BadInputError
 
@@ -216,7 +216,7 @@ def damaged(file: Path, problem: str):
     others = [p for p in list_checkpoints(folder.parent) if p != folder]
     hint = (f"the checkpoint {others[-1]} beside it may be intact: delete {folder} to use it" if others
             else "train again (python -m helpers train --no-resume)")
-    return BadInputError(file, f"{problem}: this checkpoint is damaged (a copy or a save cut short?); {hint}")
+    return BadInputError(file, f"{problem}: {cause}; {hint}")
 
 
 def read_checkpoint_file(file: Path, read: Callable[[Path], Any]) -> Any:
@@ -224,7 +224,7 @@ def read_checkpoint_file(file: Path, read: Callable[[Path], Any]) -> Any:
     try:
         return read(file)
     except Exception as err:  # safetensors' and torch's own errors for a truncated or foreign file
-        problem = " ".join(str(err).split())[:200] or type(err).__name__
+        problem = " ".join(str(err).split()).split(". ")[0][:200] or type(err).__name__  # its first sentence
         raise damaged(file, f"cannot be read ({problem})") from None
 
 
@@ -233,8 +233,8 @@ def check_finite_weights(model: torch.nn.Module, file: Path) -> None:
     bad = [name for name, weight in model.state_dict().items()
            if weight.is_floating_point() and not bool(torch.isfinite(weight).all())]
     if bad:
-        raise damaged(file, f"holds nan/inf weights ({len(bad)} tensors, e.g. {bad[0]}): the run that saved it "
-                            "diverged; sampling from it would give black images")
+        raise damaged(file, f"holds nan/inf weights ({len(bad)} tensors, e.g. {bad[0]})",
+                      "the run that saved it diverged, and sampling from it would give black images")
 
 
 def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu",
