@@ -151,3 +151,13 @@ def test_captions_draw_latin_greek_cyrillic_hebrew_arabic_and_name_what_they_can
     assert caption_layer(scripts, (320, 180)).note == ""
     note = caption_layer("你好 world", (320, 180)).note
     assert "2 character(s) cannot be drawn" in note and "你 好" in note and "\n" not in note
+
+
+def test_without_libraqm_a_hebrew_or_arabic_caption_says_it_is_drawn_unjoined(monkeypatch):
+    from PIL import features
+
+    from helpers.core.drawing import caption_layer
+
+    monkeypatch.setattr(features, "check", lambda name: False if name == "raqm" else True)
+    assert "drawn unjoined and left to right" in caption_layer("שלום · مرحبا", (320, 180)).note
+    assert caption_layer("Hello", (320, 180)).note == ""

@@ -23,7 +23,10 @@ def load_font(size: int) -> ImageFont.ImageFont:
 
 
 CAPTION_FONT = "fonts/ttf/DejaVuSans.ttf"  # inside matplotlib's mpl-data (a course requirement; on Colab too)
-RIGHT_TO_LEFT = ("\u0590", "\u08ff")       # Hebrew, Arabic, Syriac, Thaana, NKo, ...: shaped only with libraqm
+# Hebrew, Arabic, Syriac, Thaana, NKo, ...: joined and right to left only with libraqm. Pillow's wheels carry
+# raqm and load the system's libfribidi at run time (python-pillow/Pillow#5062, pillow-wheels#181): without
+# it, PIL.features.check("raqm") is False and the letters come out unjoined, left to right (script_note says so).
+RIGHT_TO_LEFT = ("\u0590", "\u08ff")
 
 
 def caption_font(size: int):
