@@ -1,8 +1,10 @@
 """The video studio (notebook 10): a Gradio web app and an ipywidgets studio over the animate stage.
 
 ``python -m helpers app`` serves the app on http://127.0.0.1:7860 (``--port``, ``--share`` for a
-public link) until Ctrl+C or SIGTERM. In a notebook: ``build_app().launch()`` (on Colab
-``launch(share=True)``), or ``WidgetStudio()`` for the same controls without leaving Jupyter.
+public link, ``--auth user:password`` or ``$COURSE_APP_AUTH`` for a login) until Ctrl+C or SIGTERM. It
+serves the videos it made and the uploads (size-limited, deleted again), nothing else of the work folder.
+In a notebook: ``launch(build_app())`` (on Colab ``launch(app, share=True)``, opt in), or
+``WidgetStudio()`` for the same controls without leaving Jupyter.
 
 Both are thin layers over :class:`Studio`, written for people who do not code: one control says which
 picture is animated, labels are plain words (the technical name is in the small print), and
@@ -68,6 +70,8 @@ PROMISE_ELSEWHERE = {
     "full": "Not yet measured here: estimated at about 19 seconds per video on an H100 GPU (reported for these "
             "settings); loading the model comes on top, once.",
 }
+MAX_UPLOAD = "20mb"  # Gradio's max_file_size: a bigger upload is refused with one line (HTTP 413)
+CACHE_CLEANUP = (3600, 3600)  # Gradio's delete_cache: uploads and served copies older than an hour go, hourly
 PLAIN_PROBLEMS = {"not an image PIL can read": "this file is not a picture the studio can read "
                                                "(it reads PNG, JPEG, WebP, GIF, BMP and TIFF)"}
 ProgressFn = Callable[[float, str], None]
@@ -468,7 +472,7 @@ def _controls(gr, studio: Studio) -> dict[str, Any]:
             c["steps"] = gr.Slider(1, animate.MAX_STEPS, step=1, value=studio.default(first, "steps"),
                                    label="Quality: more is slower, usually cleaner", elem_id="steps",
                                    info="the number of denoising steps")
-            c["seed"] = gr.Number(value=0, precision=0, label="Variation number", elem_id="seed",
+            c["seed"] = gr.Number(value=0, precision=None, label="Variation number", elem_id="seed",
                                   info="the random seed: the same number gives the same video")
             c["go"] = gr.Button(GO_LABEL, variant="primary", elem_id="make")
         with gr.Column():
@@ -479,14 +483,17 @@ def _controls(gr, studio: Studio) -> dict[str, Any]:
 
 
 def build_app(studio: Studio | None = None):
-    """The studio as a ``gr.Blocks`` app. ``.launch()`` serves it; on Colab ``.launch(share=True)``.
+    """The studio as a ``gr.Blocks`` app; :func:`launch` serves it (on Colab ``launch(app, share=True)``).
 
-    The seed is a plain ``gr.Number`` without bounds: Gradio's own range check would answer -5 with a
-    bare "Error"; :meth:`Studio.request` answers it with a sentence in the status box instead.
+    The seed is a plain ``gr.Number`` without bounds or rounding: Gradio's own range check would answer -5
+    with a bare "Error" and its rounding "nan" with a traceback; :meth:`Studio.request` answers both with
+    a sentence in the status box instead. The page gets a copy of each video made (:func:`served_copy`),
+    never a path into the work folder, and Gradio deletes uploads and copies (``delete_cache``).
     """
     import gradio as gr
 
     studio = studio or Studio()
+    served = tempfile.TemporaryDirectory(prefix="studio-videos-")  # removed with the app (or at exit)
 
     def preview(source, upload):
         if source == UPLOAD and not upload:
@@ -509,9 +516,10 @@ def build_app(studio: Studio | None = None):
     def make_video(upload, source, backend, num_frames, motion, steps, seed, prompt, progress=gr.Progress()):
         path, status = studio.request(source, upload, backend, num_frames, motion, steps, seed, prompt,
                                       progress=lambda fraction, text: progress(fraction, desc=text))
-        return (str(path) if path else None), status, studio.promise_here()
+        return (served_copy(path, Path(served.name)) if path else None), status, studio.promise_here()
 
-    with gr.Blocks(title="Pixels to Motion - video studio", analytics_enabled=False) as app:
+    with gr.Blocks(title="Pixels to Motion - video studio", analytics_enabled=False,
+                   delete_cache=CACHE_CLEANUP) as app:
         c = _controls(gr, studio)
         knobs = [c[k] for k in ("upload", "source", "backend", "num_frames", "motion", "steps", "seed", "prompt")]
         c["upload"].change(on_upload, [c["upload"], c["source"]], [c["source"], c["shown"], c["status"]],
@@ -526,7 +534,22 @@ def build_app(studio: Studio | None = None):
         made.then(lambda: gr.update(value=GO_LABEL, interactive=True), None, c["go"], api_name=False,
                   show_progress="hidden", queue=False)
         app.load(studio.promise_here, None, c["promise"], api_name=False, show_progress="hidden")
+    app.course_served_videos = served  # lives as long as the app
     return app
+
+
+def served_copy(video: Path, folder: Path) -> str:
+    """A copy of ``video`` in ``folder`` (outside the work folder) for Gradio to serve; earlier copies go.
+
+    Gradio copies what a function returns into its own cache and serves it from there; the copy here is
+    what lets the work folder stay out of ``allowed_paths`` (Gradio accepts returned files from the
+    system's temporary folder).
+    """
+    import shutil
+
+    for old in folder.iterdir():
+        old.unlink(missing_ok=True)
+    return shutil.copy2(video, folder / video.name)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -546,15 +569,53 @@ def _check_port(host: str, port: int) -> None:
             raise ValueError(f"port {port} on {host} is in use; choose another with --port") from None
 
 
-def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True):
-    """Serve ``app`` (loopback by default). ``share=True`` asks Gradio for a public link (Colab)."""
+def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True,
+           auth: tuple[str, str] | None = None, max_file_size: str | int = MAX_UPLOAD):
+    """Serve ``app`` (loopback by default). ``share=True`` asks Gradio for a public link (Colab).
+
+    Nothing of the work folder is served: no ``allowed_paths``, and the work folder is in ``blocked_paths``
+    (Gradio serves only its own cache: the uploads, and copies of the videos made, see :func:`build_app`).
+    ``auth`` is a (user, password) login (:func:`login_from`); uploads over ``max_file_size`` are refused.
+    """
+    if share:
+        print(public_link_warning(auth), flush=True)
+    return app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                      allowed_paths=[], blocked_paths=blocked_paths(), auth=auth, max_file_size=max_file_size,
+                      ssr_mode=False, quiet=not block, show_error=True)
+
+
+def blocked_paths() -> list[str]:
+    """The work folder, which the app never serves (unless it holds the folders Gradio serves from)."""
+    from gradio.utils import get_upload_folder
+
     from helpers.core.outputs import outputs_dir
 
-    return app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-                      allowed_paths=[str(outputs_dir())], ssr_mode=False, quiet=not block, show_error=True)
+    work = outputs_dir().resolve()
+    served = [Path(get_upload_folder()).resolve(), Path(tempfile.gettempdir()).resolve()]
+    return [] if any(folder.is_relative_to(work) for folder in served) else [str(work)]
 
 
-def serve_until_stopped(app, host: str, port: int, share: bool = False) -> int:
+def public_link_warning(auth: tuple[str, str] | None) -> str:
+    """What a share link means, in one plain sentence (printed by ``--share`` and notebook 10)."""
+    who = ("only people who know the login can use it" if auth else
+           "there is no login: anyone who has the link can use the studio (and this computer's GPU)")
+    return (f"PUBLIC LINK: the *.gradio.live address Gradio prints reaches this studio from the whole internet "
+            f"for as long as it runs; {who}. Share it only with people you trust and stop the studio when done"
+            + ("." if auth else " (or start it with --auth user:password, or set COURSE_APP_AUTH)."))
+
+
+def login_from(text: str | None, where: str = "--auth") -> tuple[str, str] | None:
+    """``user:password`` (from ``--auth`` or ``$COURSE_APP_AUTH``) as Gradio's ``auth``; None when not given."""
+    if not text:
+        return None
+    user, colon, password = text.partition(":")
+    if not colon or not user.strip() or not password:
+        raise ValueError(f"{where} must be user:password, a user name and a password on either side of the "
+                         "first ':' (the password is not shown here)")
+    return user.strip(), password
+
+
+def serve_until_stopped(app, host: str, port: int, share: bool = False, auth: tuple[str, str] | None = None) -> int:
     """Serve ``app`` until SIGINT (Ctrl+C) or SIGTERM, then close it cleanly and return 0.
 
     The server runs in Gradio's thread; the main thread only waits for a signal, so the first one stops it.
@@ -562,7 +623,7 @@ def serve_until_stopped(app, host: str, port: int, share: bool = False) -> int:
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        launch(app, host=host, port=port, share=share, block=False)
+        launch(app, host=host, port=port, share=share, block=False, auth=auth)
         print(f"serving the video studio on http://{host}:{port} (Ctrl+C stops it)", flush=True)
         while not stop.wait(0.2):
             pass
@@ -682,16 +743,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--share", action="store_true",
-                        help="also make a temporary public *.gradio.live link (needs internet)")
+                        help="also make a temporary PUBLIC *.gradio.live link anyone who has it can open "
+                             "(needs internet; add --auth)")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", default=None,
+                        help="ask for this login before the page opens (default: $COURSE_APP_AUTH, else no login; "
+                             "the variable keeps the password out of the process list)")
 
 
 def run(args: argparse.Namespace) -> int:
     from helpers.core.hardware import configure_threads
 
+    auth = login_from(args.auth) or login_from(os.environ.get("COURSE_APP_AUTH"), "COURSE_APP_AUTH")
     profile = get_profile(args.profile)
     configure_threads(profile)  # tiny: one torch thread, as the notebooks use
     print(profile.banner())
     studio = Studio(profile)
     port = args.port if args.port is not None else studio.defaults["port"]
     _check_port(args.host, port)
-    return serve_until_stopped(build_app(studio), args.host, port, share=args.share)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        print(f"note: --host {args.host} lets other computers on your network open the studio, with no login; "
+              "add --auth user:password (or set COURSE_APP_AUTH) unless you trust that network", flush=True)
+    return serve_until_stopped(build_app(studio), args.host, port, share=args.share, auth=auth)

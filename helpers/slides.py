@@ -240,6 +240,8 @@ def load_storyboard(path: str | Path) -> Storyboard:
                                         "or write the storyboard as JSON") from None
         try:
             data = yaml.safe_load(text)
+        except RecursionError:
+            raise StoryboardError(path, TOO_DEEP) from None
         except yaml.YAMLError as err:
             where = getattr(err, "problem_mark", None)
             at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
@@ -249,7 +251,16 @@ def load_storyboard(path: str | Path) -> Storyboard:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise StoryboardError(path, f"not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    return parse_storyboard(data, str(path))
+        except RecursionError:
+            raise StoryboardError(path, TOO_DEEP) from None
+    try:
+        return parse_storyboard(data, str(path))
+    except RecursionError:
+        raise StoryboardError(path, TOO_DEEP) from None
+
+
+TOO_DEEP = ("nested too deeply to read (thousands of brackets inside each other); a storyboard is a list of "
+            "slides a few levels deep: see data/storyboard_example.json")
 
 
 def example_storyboard_path() -> Path | None:
@@ -506,9 +517,13 @@ def make_slides(storyboard: Storyboard, out: str | Path, profile: Profile | None
         stills = generate_stills(storyboard, profile, settings=settings)
     frames = compose(storyboard, stills, settings["fps"], settings["crossfade_s"], stamp=profile.random_weights, size=size)
     write_mp4(frames, out, fps=settings["fps"])
-    notes = [f"{slide.label(i)}: caption shortened to fit ({settings['video_height']} px high video)"
-             for i, slide in enumerate(storyboard.slides)
-             if caption_layer(slide.caption, size).shortened]
+    notes = []
+    for i, slide in enumerate(storyboard.slides):
+        layer = caption_layer(slide.caption, size)
+        if layer.shortened:
+            notes.append(f"{slide.label(i)}: caption shortened to fit ({settings['video_height']} px high video)")
+        if layer.note:
+            notes.append(f"{slide.label(i)}: caption: {layer.note}")
     return {"path": str(out), "frames": len(frames), "seconds": len(frames) / settings["fps"],
             "fps": settings["fps"], "size": size, "notes": notes, "settings": settings}
 

@@ -111,7 +111,39 @@ def train_settings(profile: Profile, **overrides: Any) -> dict[str, Any]:
         raise ValueError(f"lr must be between 0 and 1, got {settings['lr']}")
     if not 0 <= settings["dropout"] < 1:
         raise ValueError(f"dropout must be in [0, 1), got {settings['dropout']}")
+    check_ranges(settings)
     return settings
+
+
+# setting -> (low, high, low_open, high_open, what it means): checked before any work (train_settings)
+RANGES: dict[str, tuple[float, float, bool, bool, str]] = {
+    "ema": (0, 1, False, True, "the EMA decay: the share of the old average kept each step"),
+    "lr_decay": (0, 1, True, False, "the learning rate is multiplied by it every step; above 1 it grows until "
+                                    "the loss is nan"),
+    "clip_grad": (0, math.inf, False, True, "the gradient norm limit (0: no clipping)"),
+    "nr_resnet": (1, math.inf, False, True, "gated resnets per block"),
+    "keep_checkpoints": (1, math.inf, False, True, "checkpoints kept"),
+    "samples_every": (0, math.inf, False, True, "evaluations between sample grids (0: none)"),
+    "sample_n": (1, math.inf, False, True, "images in a sample grid"),
+    "checkpoint_every": (1, math.inf, False, True, "steps between checkpoints"),
+    "seed": (0, 2**31 - 1, False, False, "the random seed"),
+}
+
+
+def check_ranges(settings: dict[str, Any]) -> None:
+    """A ValueError naming the setting for any value of :data:`RANGES` outside its range (``--set KEY=VALUE``)."""
+    for key, (low, high, low_open, high_open, meaning) in RANGES.items():
+        value = settings.get(key)
+        if value is None:
+            continue
+        below = value <= low if low_open else value < low
+        above = value >= high if high_open else value > high
+        if below or above or not math.isfinite(value):
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise ValueError(f"setting {key} must be in {interval}, got {value!r} ({meaning}); "
+                             f"change it (--set {key}=...) or leave the profile's value")
+    if settings.get("in_channels") not in (1, 3):
+        raise ValueError(f"setting in_channels must be 1 or 3, got {settings.get('in_channels')!r}")
 
 
 def build_model(config: dict[str, Any]):
@@ -167,9 +199,42 @@ def save_checkpoint(folder: Path, model, ema, optimizer, meta: dict[str, Any], r
 def read_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
-        return json.loads((path / "meta.json").read_text())
+        meta = json.loads((path / "meta.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: not a PixelCNN++ checkpoint folder ({err})") from None
+    missing = [key for key in ("config", "image_shape", "step") if not isinstance(meta, dict) or key not in meta]
+    if missing:
+        raise damaged(path / "meta.json", f"has no {', '.join(repr(k) for k in missing)}")
+    return meta
+
+
+def damaged(file: Path, problem: str, cause: str = "this checkpoint is damaged (a copy or a save cut short?)"):
+    """A one-line :class:`BadInputError` for a damaged checkpoint file, pointing to the checkpoint beside it."""
+    from helpers.core.images import BadInputError
+
+    folder = file.parent
+    others = [p for p in list_checkpoints(folder.parent) if p != folder]
+    hint = (f"the checkpoint {others[-1]} beside it may be intact: delete {folder} to use it" if others
+            else "train again (python -m helpers train --no-resume)")
+    return BadInputError(file, f"{problem}: {cause}; {hint}")
+
+
+def read_checkpoint_file(file: Path, read: Callable[[Path], Any]) -> Any:
+    """``read(file)``; any failure (truncated, foreign, missing) becomes :func:`damaged`'s one line."""
+    try:
+        return read(file)
+    except Exception as err:  # safetensors' and torch's own errors for a truncated or foreign file
+        problem = " ".join(str(err).split()).split(". ")[0][:200] or type(err).__name__  # its first sentence
+        raise damaged(file, f"cannot be read ({problem})") from None
+
+
+def check_finite_weights(model: torch.nn.Module, file: Path) -> None:
+    """A one-line :class:`BadInputError` when ``file``'s weights hold nan or inf (a diverged run saved them)."""
+    bad = [name for name, weight in model.state_dict().items()
+           if weight.is_floating_point() and not bool(torch.isfinite(weight).all())]
+    if bad:
+        raise damaged(file, f"holds nan/inf weights ({len(bad)} tensors, e.g. {bad[0]})",
+                      "the run that saved it diverged, and sampling from it would give black images")
 
 
 def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu",
@@ -192,13 +257,8 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     meta = read_meta(path)
     model = build_model(meta["config"])
     weights = path / ("ema.safetensors" if ema else "model.safetensors")
-    try:
-        load_model(model, str(weights), device=str(device))
-    except Exception as err:  # safetensors' own error type for a truncated or foreign file
-        from helpers.core.images import BadInputError
-
-        problem = " ".join(str(err).split()) or type(err).__name__
-        raise BadInputError(weights, f"cannot be read as this checkpoint's weights ({problem})") from None
+    read_checkpoint_file(weights, lambda file: load_model(model, str(file), device=str(device)))
+    check_finite_weights(model, weights)
     model.to(device).eval()
     info = {"config": meta["config"], "image_shape": tuple(meta["image_shape"]), "step": meta["step"],
             "test_bpd": meta.get("test_bpd"), "history": meta.get("history", []), "path": path,
@@ -386,10 +446,10 @@ def _build(accelerator, config: dict[str, Any], dataset: ImageData, start: Path 
     torch.manual_seed(config["seed"])
     model = build_model(config)
     if start:
-        load_model(model, str(start / "model.safetensors"))
+        read_checkpoint_file(start / "model.safetensors", lambda file: load_model(model, str(file)))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config["ema"]), use_buffers=True)
     if start:
-        load_model(ema.module, str(start / "ema.safetensors"))
+        read_checkpoint_file(start / "ema.safetensors", lambda file: load_model(ema.module, str(file)))
     set_seed(config["seed"], device_specific=True)
 
     def loader(images, shuffle: bool, drop_last: bool):  # own generators: never draws from dropout's RNG
@@ -410,7 +470,8 @@ def _build(accelerator, config: dict[str, Any], dataset: ImageData, start: Path 
 
 def _restore(run: _Run, meta: dict[str, Any]) -> None:
     """Optimizer, EMA count, step, history and every process's RNG state from the checkpoint ``run.start``."""
-    state = torch.load(run.start / STATE_FILE, map_location="cpu", weights_only=True)
+    state = read_checkpoint_file(run.start / STATE_FILE,
+                                 lambda file: torch.load(file, map_location="cpu", weights_only=True))
     run.optimizer.load_state_dict(state["optimizer"])
     run.ema.n_averaged.copy_(state["ema_n_averaged"])
     run.step, run.history = meta["step"], meta.get("history", [])
@@ -448,7 +509,10 @@ def _loop(run: _Run, callback: Callable[[Progress], None] | None, progress: bool
     with bar:  # closed (its line ended) however the loop ends, so a message after it starts a line of its own
         for x in _batches(run):
             lr = learning_rate(config, run.step)
-            running += _step(run, x, lr)
+            loss = _step(run, x, lr)
+            if not math.isfinite(loss.item()):  # stop at the first one: nothing after it is saved
+                raise ValueError(not_finite(f"the loss at step {run.step} is {loss.item()}", config, lr, last))
+            running += loss
             seen += 1
             bar.update(1)
             if run.step % config["eval_every"] == 0 or run.step == total:
@@ -512,6 +576,11 @@ def _save(run: _Run, test_bpd: float) -> Path:
     rng_states = gather_object([_rng_state()])
     replicas = gather_object([fingerprint(accelerator.unwrap_model(run.model))])
     folder = run.out_dir / f"step_{step:07d}"
+    weights = itertools.chain(accelerator.unwrap_model(run.model).parameters(), run.ema.module.parameters())
+    if not math.isfinite(test_bpd) or not all(bool(torch.isfinite(w).all()) for w in weights):
+        last = latest_checkpoint(run.out_dir)
+        raise ValueError(not_finite(f"at step {step} the weights or the test bits/dim ({test_bpd}) are not finite",
+                                    config, learning_rate(config, step), last))
     if run.main:
         if not run.resume and run.first_save:
             for old in list_checkpoints(run.out_dir):  # --no-resume: this run replaces the old one
@@ -532,6 +601,14 @@ def _save(run: _Run, test_bpd: float) -> Path:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return folder
+
+
+def not_finite(what: str, config: dict[str, Any], lr: float, last: Path | None) -> str:
+    """The one line for a run stopped by a nan/inf: what happened, the settings to change, what was kept."""
+    kept = f"the last good checkpoint {last} is kept" if last else "no checkpoint was saved"
+    return (f"training stopped: {what} (learning rate {lr:.3g}, lr={config['lr']:g}, lr_decay={config['lr_decay']:g}, "
+            f"clip_grad={config.get('clip_grad')}); lower --lr, keep lr_decay <= 1 or set clip_grad, then run "
+            f"again; {kept}")
 
 
 @torch.no_grad()

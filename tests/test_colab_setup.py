@@ -43,6 +43,12 @@ def test_the_check_sees_a_notebook_that_drifts(monkeypatch):
     assert any(line.startswith("colab/README.md") for line in found)
 
 
+def test_the_setup_cell_invalidates_import_caches_before_importing_helpers():
+    cell = colab.setup_cell_source()
+    assert "importlib.invalidate_caches()" in cell
+    assert cell.index("importlib.invalidate_caches()") < cell.index("from helpers.core.outputs import")
+
+
 def test_badge_and_install_spec_are_built_from_the_constants():
     url = colab.badge_url("03_sampling.ipynb")
     assert url == f"https://colab.research.google.com/github/{colab.github_path()}/blob/{colab.REF}/notebooks/03_sampling.ipynb"
@@ -121,12 +127,14 @@ STANDIN_COLAB = {
 }
 
 
-def _run_setup_cell(python: Path, tmp: Path, repo_url: str, path_extra: str = "") -> subprocess.CompletedProcess:
+def _run_setup_cell(python: Path, tmp: Path, repo_url: str, path_extra: str = "",
+                    wheel_sha256: str = "") -> subprocess.CompletedProcess:
     stub = tmp / "stub"
     for name, text in STANDIN_COLAB.items():
         (stub / name).parent.mkdir(parents=True, exist_ok=True)
         (stub / name).write_text(text)
     cell = colab.setup_cell_source(repo_url=repo_url, content=str(tmp / "content"))
+    cell = cell.replace('WHEEL_SHA256 = ""', f'WHEEL_SHA256 = "{wheel_sha256}"', 1)  # what the learner types
     script = tmp / "cell.py"
     script.write_text(
         f"import sys; sys.path.insert(0, {str(stub)!r}); import google.colab\n"
@@ -192,7 +200,11 @@ def test_setup_cell_installs_from_the_git_url_in_a_fresh_venv(tmp_path):
     assert f"@ git+file://{repo}@{colab.REF}" in done.stdout
 
 
-def test_setup_cell_installs_a_wheel_from_drive_with_the_gpu_extra(tmp_path, wheel):
+def test_setup_cell_installs_a_drive_wheel_only_with_its_sha256_and_the_gpu_extra(tmp_path, wheel):
+    """A Drive folder may be shared with a class: a wheel found there is installed only when the learner
+    confirmed its sha256 in the cell (issue 37, item 6); one the learner uploaded to /content needs none."""
+    import hashlib
+
     drive = tmp_path / "content" / "drive" / "MyDrive" / colab.DRIVE_FOLDER
     drive.mkdir(parents=True)
     shutil.copy2(wheel, drive / wheel.name)
@@ -205,7 +217,12 @@ def test_setup_cell_installs_a_wheel_from_drive_with_the_gpu_extra(tmp_path, whe
     python = _fresh_venv(venv)
     os.environ["PIP_FIND_LINKS"] = str(links)
     try:
-        done = _run_setup_cell(python, tmp_path, "https://example.invalid/none/none", path_extra=str(bin_dir))
+        refused = _run_setup_cell(python, tmp_path, "https://example.invalid/none/none", path_extra=str(bin_dir))
+        assert refused.returncode != 0 and f"Not installing {drive / wheel.name}" in refused.stdout, refused.stdout
+        assert "WHEEL_SHA256" in refused.stdout and "installed the course's helpers" not in refused.stdout
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        done = _run_setup_cell(python, tmp_path, "https://example.invalid/none/none", path_extra=str(bin_dir),
+                               wheel_sha256=digest)
     finally:
         del os.environ["PIP_FIND_LINKS"]
     _installed_and_working(done, venv, tmp_path)

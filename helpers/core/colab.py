@@ -10,8 +10,10 @@ maintainer publishes a tag (colab/README.md, "Publishing"), then the tag.
 
 The setup cell itself cannot import this module (it runs before ``helpers`` is installed), so
 :func:`setup_cell_source` writes out plain Python: mount Drive (on by default, one-line opt-out), install
-from a wheel in /content or Drive if there is one, else from ``git+REPO_URL@REF``; on failure print
-both ways to get the course, never a pip traceback.
+from a wheel the learner uploaded to /content, or from a wheel in Drive only when its sha256 is the one
+the learner typed into the cell (a Drive folder may be shared: others can put a wheel there), else from
+``git+REPO_URL@REF``; on failure print both ways to get the course, never a pip traceback. After pip it
+calls ``importlib.invalidate_caches()``, so the fresh install is importable in the running kernel.
 """
 
 from __future__ import annotations
@@ -58,16 +60,24 @@ def setup_cell_source(repo_url: str | None = None, ref: str | None = None, conte
 # notebook runs in a runtime of its own), and installs this course's `helpers` (GPU: with bitsandbytes).
 # Elsewhere (your machine, CI) it does nothing: `make setup` installed everything.
 USE_DRIVE = True  # False: no Drive; outputs vanish with this runtime and later notebooks use stand-ins
+WHEEL_SHA256 = ""  # install a wheel from Drive only if its sha256 is this (`sha256sum` where you built it)
 import sys
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    import glob, os, shutil, subprocess
+    import glob, hashlib, importlib, os, shutil, subprocess
     REPO, REF, CONTENT = "{repo_url}", "{ref}", "{content}"
     DRIVE = CONTENT + "/drive/MyDrive/{DRIVE_FOLDER}"
     if USE_DRIVE:
         from google.colab import drive
         drive.mount(CONTENT + "/drive")
-    wheels = glob.glob(CONTENT + "/{WHEEL_GLOB}") + glob.glob(DRIVE + "/{WHEEL_GLOB}")
+    wheels = glob.glob(CONTENT + "/{WHEEL_GLOB}")  # /content: only you can put files there
+    for wheel in sorted(glob.glob(DRIVE + "/{WHEEL_GLOB}")):  # Drive may be shared: only the wheel you confirmed
+        digest = hashlib.sha256(open(wheel, "rb").read()).hexdigest()
+        if WHEEL_SHA256 and digest == WHEEL_SHA256.strip().lower():
+            wheels.append(wheel)
+        else:
+            print(f"Not installing {{wheel}}: a Drive folder can be written by others. To install it, set "
+                  f"WHEEL_SHA256 above to the sha256 of the wheel you built (sha256sum dist/*.whl), or upload it to /content.")
     extras = "{EXTRAS_GPU}" if shutil.which("nvidia-smi") else "{EXTRAS_CPU}"  # colab extra: 4-bit NF4 on the GPU
     source = max(wheels, key=os.path.getmtime) + f"[{{extras}}]" if wheels else f"{PACKAGE}[{{extras}}] @ git+{{REPO}}@{{REF}}"
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], capture_output=True, text=True)
@@ -79,6 +89,7 @@ if IN_COLAB:
               "     to /content (Files, left bar) or to MyDrive/{DRIVE_FOLDER}/, then run this cell again.")
         raise SystemExit("setup stopped: the course's helpers are not installed (see above)")
     print(f"installed the course's helpers from {{source}}")
+    importlib.invalidate_caches()  # the running kernel sees what pip just installed
     if USE_DRIVE:
         from helpers.core.outputs import use_google_drive
         use_google_drive(mount_point=CONTENT + "/drive")'''

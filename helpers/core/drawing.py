@@ -1,6 +1,7 @@
 """Text drawn on frames, shared by post-production (title cards, captions) and slide videos.
 
-A font at any pixel size, word wrap measured in pixels (linear in the text), a block of lines cut to fit
+A font at any pixel size (captions: DejaVu Sans, which covers Latin, Greek, Cyrillic, Hebrew and Arabic;
+a one-line note names any character it cannot draw, e.g. CJK), word wrap measured in pixels (linear in the text), a block of lines cut to fit
 with "...", a caption on a translucent band, and the height of the random-weights stamp (so a caption
 can sit above it).
 """
@@ -8,6 +9,7 @@ can sit above it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -18,6 +20,49 @@ def load_font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has one small bitmap font
         return ImageFont.load_default()
+
+
+CAPTION_FONT = "fonts/ttf/DejaVuSans.ttf"  # inside matplotlib's mpl-data (a course requirement; on Colab too)
+# Hebrew, Arabic, Syriac, Thaana, NKo, ...: joined and right to left only with libraqm. Pillow's wheels carry
+# raqm and load the system's libfribidi at run time (python-pillow/Pillow#5062, pillow-wheels#181): without
+# it, PIL.features.check("raqm") is False and the letters come out unjoined, left to right (script_note says so).
+RIGHT_TO_LEFT = ("\u0590", "\u08ff")
+
+
+def caption_font(size: int):
+    """DejaVu Sans at ``size`` pixels, from matplotlib's own data (no download); Pillow's font without it."""
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / CAPTION_FONT), size)
+    except (ImportError, OSError):
+        return load_font(size)
+
+
+def _mask(font, char: str) -> tuple:
+    mask = font.getmask(char)
+    return mask.size, bytes(mask)
+
+
+def undrawable(text: str, font) -> list[str]:
+    """The distinct characters of ``text`` that ``font`` has no glyph for (drawn as its empty box), in order."""
+    box = _mask(font, "\U0010FFFD")  # a private-use code point: no font draws it, so this is the box
+    return [char for char in dict.fromkeys(text) if not char.isspace() and _mask(font, char) == box]
+
+
+def script_note(text: str, font) -> str:
+    """One line about what of ``text`` cannot be drawn as written; empty when all of it can."""
+    from PIL import features
+
+    notes = []
+    missing = undrawable(text, font)
+    if missing:
+        shown = " ".join(missing[:12]) + (" ..." if len(missing) > 12 else "")
+        notes.append(f"{len(missing)} character(s) cannot be drawn with {getattr(font, 'getname', lambda: ('this font',))()[0]} "
+                     f"and show as boxes: {shown} (Chinese, Japanese, Korean and emoji need a font of their own)")
+    if any(RIGHT_TO_LEFT[0] <= char <= RIGHT_TO_LEFT[1] for char in text) and not features.check("raqm"):
+        notes.append("Hebrew/Arabic letters are drawn unjoined and left to right: this Pillow has no libraqm")
+    return "; ".join(notes)
 
 
 class _Widths:
@@ -108,6 +153,7 @@ class CaptionLayer:
     lines: list[str] = field(default_factory=list)
     font_size: int = 0
     shortened: bool = False           # True when the caption did not fit and was cut with "..."
+    note: str = ""                    # characters that cannot be drawn (script_note); empty when none
 
     def apply(self, frame: Image.Image) -> Image.Image:
         if self.image is None:
@@ -130,7 +176,7 @@ def caption_layer(text: str, size: tuple[int, int], bottom: int = 0, max_lines: 
     base = max(9, round(height / 13))
     pad = max(2, base // 3)
     for font_size in range(base, max(8, int(base * 0.7)) - 1, -1):
-        font = load_font(font_size)
+        font = caption_font(font_size)
         lines = wrap_text(text, font, width - 4 * pad, max_lines=max_lines)
         if len(lines) <= max_lines:
             break
@@ -148,4 +194,4 @@ def caption_layer(text: str, size: tuple[int, int], bottom: int = 0, max_lines: 
         line_width = draw.textlength(line, font=font)
         draw.text(((width - line_width) / 2, y), line, font=font, fill=(255, 255, 255, 255))
         y += line_height
-    return CaptionLayer(layer, lines, font_size, shortened)
+    return CaptionLayer(layer, lines, font_size, shortened, script_note(text, font))

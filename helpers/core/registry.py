@@ -16,6 +16,8 @@ tiny profile runs the same ``from_single_file`` code offline.
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib
 import re
 import warnings
@@ -165,7 +167,7 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
         trained = trained_twin_path(key)
         source = trained or ensure_twin(key)
         kwargs = {k: v for k, v in kwargs.items() if k != "variant"}
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), damaged_twin(key, source, trained is not None):
             warnings.simplefilter("ignore")
             if item.single_file:
                 return from_single_file(item, source / item.single_file, str(source), local_files_only=True,
@@ -189,6 +191,21 @@ def load_pipeline(key: str, profile: Profile | None = None, **kwargs: Any):
         if isinstance(err, OSError):
             raise RuntimeError(f"could not load {item.repo_id} ({err.__class__.__name__}: {err})") from err
         raise
+
+
+@contextlib.contextmanager
+def damaged_twin(key: str, source: Path, shipped: bool):
+    """Any failure to load a twin's files (truncated, half-deleted, edited) as one line naming the folder and the fix."""
+    from helpers.core.images import BadInputError
+
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - safetensors, json, diffusers: each has its own error for a bad file
+        problem = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        fix = (f"the twin shipped with the course is damaged: reinstall the course, or set COURSE_TWIN=random"
+               if shipped else f"the cached copy is damaged: delete the folder {source} and run again (it is "
+                               "rebuilt in seconds)")
+        raise BadInputError(source, f"the tiny twin of {key} cannot be loaded ({problem}); {fix}") from None
 
 
 class AccessError(RuntimeError):
@@ -223,8 +240,14 @@ def access_problem(err: BaseException) -> str | None:
 
 def token_from_colab_secret() -> bool:
     """Make a token available to huggingface_hub: one already there, else Colab's ``HF_TOKEN`` secret.
-    Never prints or stores it. Returns True when there is a token afterwards."""
-    from huggingface_hub import get_token, login
+
+    Never prints it and never writes it to disk: ``huggingface_hub.get_token()`` already reads the Colab
+    secret (``google.colab.userdata``); when only this function can read it, the token goes into this
+    process's environment (``HF_TOKEN``), not through ``login()``, which saves it under
+    ``~/.cache/huggingface/``. Returns True when there is a token afterwards."""
+    import os
+
+    from huggingface_hub import get_token
 
     if get_token():
         return True
@@ -235,7 +258,7 @@ def token_from_colab_secret() -> bool:
     except Exception:  # noqa: BLE001 - not on Colab, or the secret is missing / not shared with the notebook
         token = None
     if token:
-        login(token=token, add_to_git_credential=False)
+        os.environ["HF_TOKEN"] = token  # this process (and what it starts) only
         del token
     return get_token() is not None
 
