@@ -378,8 +378,11 @@ def offload_models(pipe, device, resident: Sequence[str]):
 def free_pipeline(*pipes) -> None:
     """Give back the memory of ``pipes`` before the next model loads: ``pipe = free_pipeline(pipe)``.
 
-    Removes the offload hooks, drops every component from the pipeline (so a name still bound to it holds
-    nothing), collects garbage and empties the CUDA cache. Returns None, to rebind the caller's name.
+    Rebind the name (the call returns None) so the caller holds nothing. The models go at once, by reference
+    counting, even while another name still holds the pipeline: the offload ring is broken and its list cleared,
+    accelerate's and diffusers' hooks removed (each wraps a module's ``forward`` around the module itself, a
+    reference cycle that only a later full garbage collection would free), and every component dropped from the
+    pipeline. Then garbage is collected and the CUDA cache emptied.
     """
     import gc
 
@@ -388,15 +391,37 @@ def free_pipeline(*pipes) -> None:
     for pipe in pipes:
         if pipe is None:
             continue
+        for hook in getattr(pipe, "_course_offload_hooks", None) or ():
+            hook.hook.prev_module_hook = None  # break the ring (helpers.core.device.offload_models)
+            hook.model = None
+        pipe._course_offload_hooks = []
         if hasattr(pipe, "remove_all_hooks"):
-            pipe.remove_all_hooks()
+            pipe.remove_all_hooks()  # accelerate's offload hooks
         for name, module in list(getattr(pipe, "components", {}).items()):
             if isinstance(module, torch.nn.Module):
+                unhook(module)
                 setattr(pipe, name, None)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return None
+
+
+def unhook(module) -> None:
+    """Take off every hook of ``module`` and its submodules before it is dropped: accelerate's
+    (``remove_hook_from_module``) and diffusers' hook registries (layerwise casting, group offload), whose
+    wrapped ``forward`` refers to the module. The module is not meant to run again afterwards."""
+    from accelerate.hooks import remove_hook_from_module
+
+    remove_hook_from_module(module, recurse=True)
+    for sub in module.modules():
+        # dropped, not removed: layerwise casting refuses deinitialisation (its weights stay in float8)
+        registry = sub.__dict__.pop("_diffusers_hook", None)
+        if registry is not None:
+            registry.hooks.clear()
+            registry._fn_refs.clear()
+            registry._module_ref = None
+        sub.__dict__.pop("forward", None)  # any wrapper left: the class's forward again
 
 
 def free_model_cache(key: str, profile) -> float:
