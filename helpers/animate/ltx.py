@@ -12,7 +12,7 @@ from PIL import Image
 from helpers.animate.svd import label_frames
 from helpers.core.images import fit_to
 from helpers.core.profiles import Profile, get_profile
-from helpers.core.device import check_output, load
+from helpers.core.device import borrowed, check_output, load
 
 # Each LTX backend's block of settings in helpers.core.profiles.
 LTX_BLOCKS = {"ltx": "ltx", "ltx-distilled": "ltx_distilled"}
@@ -173,7 +173,6 @@ def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile
     for image, index in pairs:
         fitted, _ = fit_to(image, settings["width"], settings["height"])
         placed.append((fitted, resolve_frame_index(index, settings["num_frames"])))
-    if pipe is None:
-        pipe = load_ltx(profile, settings)
-    frames = ltx_frames(pipe, placed, settings, seed)
-    return label_frames(frames, pipe, profile, enlarge=False), settings   # 64 px frames carry the label as they are
+    with borrowed(pipe, lambda: load_ltx(profile, settings)) as (pipe, _):  # one it loads, it frees
+        frames = ltx_frames(pipe, placed, settings, seed)
+        return label_frames(frames, pipe, profile, enlarge=False), settings  # 64 px frames carry the label as they are

@@ -12,7 +12,7 @@ from PIL import Image
 from helpers.core.images import enlarge_for_label, fit_to, stamp_random_weights, stamp_trained_twin
 from helpers.core.registry import is_trained_twin
 from helpers.core.profiles import Profile, get_profile
-from helpers.core.device import check_output, load, parse_memory
+from helpers.core.device import borrowed, check_output, load, parse_memory
 from helpers.core.blend import crossfade, match_colors
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -136,11 +136,10 @@ def animate_image(image: Image.Image, profile: Profile | None = None, seed: int 
     """
     profile = profile or get_profile()
     settings = svd_settings(profile, **overrides)
-    if pipe is None:
-        pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
-    frames = svd_frames(pipe, fitted, settings, seed)
-    return label_frames(frames, pipe, profile), settings
+    with borrowed(pipe, lambda: load_svd(profile, settings)) as (pipe, _):  # one it loads, it frees
+        frames = svd_frames(pipe, fitted, settings, seed)
+        return label_frames(frames, pipe, profile), settings
 
 
 def label_frames(frames: list[Image.Image], pipe, profile: Profile, enlarge: bool = True) -> list[Image.Image]:
@@ -210,11 +209,10 @@ def animate_long(image: Image.Image, total_frames: int, profile: Profile | None 
     settings = svd_settings(profile, **overrides)
     if total_frames < 2:
         raise ValueError(f"total_frames must be at least 2, got {total_frames}")
-    if pipe is None:
-        pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
-    frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
-    return label_frames(frames, pipe, profile)
+    with borrowed(pipe, lambda: load_svd(profile, settings)) as (pipe, _):
+        frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
+        return label_frames(frames, pipe, profile)
 
 
 def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile: Profile | None = None,
@@ -230,11 +228,10 @@ def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile:
         raise ValueError("no keyframes to animate")
     n, overlap = len(images), settings["overlap"]
     share = max(2, math.ceil((total_frames + overlap * (n - 1)) / n))
-    if pipe is None:
-        pipe = load_svd(profile, settings)
     frames: list[Image.Image] = []
-    for index, image in enumerate(images):
-        fitted, _ = fit_to(image, settings["width"], settings["height"])
-        clip = _chain(pipe, fitted, share, settings, seed + 1000 * index, progress)
-        frames = clip if not frames else crossfade(frames, clip, min(overlap, len(clip) - 1))
-    return label_frames(frames[:total_frames], pipe, profile)
+    with borrowed(pipe, lambda: load_svd(profile, settings)) as (pipe, _):
+        for index, image in enumerate(images):
+            fitted, _ = fit_to(image, settings["width"], settings["height"])
+            clip = _chain(pipe, fitted, share, settings, seed + 1000 * index, progress)
+            frames = clip if not frames else crossfade(frames, clip, min(overlap, len(clip) - 1))
+        return label_frames(frames[:total_frames], pipe, profile)
