@@ -179,3 +179,21 @@ def test_kontext_and_fill_calls_with_the_img2img_block_still_use_their_own_steps
     assert kontext["width"] == img2img["width"] and fill["height"] == img2img["height"]
     assert flux.flux_settings(colab, "kontext")["model"] == "flux-kontext-dev"
     assert flux.job_settings("img2img", img2img, colab) is img2img
+
+
+@pytest.mark.parametrize("stage", ["ltx", "ltx_distilled"])
+def test_every_published_ltx_number_is_a_setting_the_pipeline_gets(stage):
+    """A published number the blocks lack is a departure nobody can see (0.9.5 once decoded at timestep 0 without
+    the rescale): every literal row of LTX-Video is a setting of the colab and full blocks."""
+    import inspect
+
+    from helpers.animate import ltx
+
+    passed = inspect.getsource(ltx.ltx_frames) + inspect.getsource(ltx.ltx_timesteps)
+    for profile in ("colab", "full"):
+        block = STAGE_SETTINGS[stage][profile]
+        for setting, (value, _) in PUBLISHED[block["model"]].items():
+            if value is not None:
+                assert setting in block, f"{stage}/{profile} has no {setting} (published {value!r})"
+                assert f'settings.get("{setting}")' in passed or f'settings["{setting}"]' in passed \
+                    or setting == "torch_dtype", f"ltx_frames never passes {setting}"

@@ -141,6 +141,7 @@ def ltx_frames(pipe, keyframes: Sequence[tuple[Image.Image, int]], settings: dic
             width=settings["width"], height=settings["height"], num_frames=settings["num_frames"],
             frame_rate=settings["frame_rate"], num_inference_steps=settings["num_inference_steps"],
             timesteps=ltx_timesteps(settings), guidance_scale=settings["guidance_scale"],
+            guidance_rescale=settings["guidance_rescale"],
             image_cond_noise_scale=settings["image_cond_noise_scale"], decode_timestep=settings["decode_timestep"],
             decode_noise_scale=settings["decode_noise_scale"], max_sequence_length=settings["max_sequence_length"],
             generator=generator,
