@@ -103,10 +103,18 @@ def check_speed_options(settings: dict[str, Any]) -> None:
     mode = settings.get("compile_mode")
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
-    offload = [o for o in parse_memory(settings["memory"]) if o.endswith("offload")]
-    if offload:
-        raise ValueError(f"compile does not work with {offload[0]}: the UNet moves to the CPU between calls, "
-                         "which a compiled graph cannot follow; drop the offload option or set compile=False")
+    # diffusers' guide "Compiling and offloading quantized models" (docs/source/en/optimization/speed-memory-optims.md,
+    # v0.39.0) compiles a model under enable_model_cpu_offload in the default mode. reduce-overhead and max-autotune
+    # record CUDA graphs, which replay fixed GPU addresses: a UNet that moves to the CPU between calls breaks them.
+    # Sequential offload (hooks on every layer) is not in that guide: refused.
+    options = parse_memory(settings["memory"])
+    if "sequential_offload" in options:
+        raise ValueError("compile is not combined with sequential_offload (per-layer hooks move every weight); "
+                         "use model_offload with compile_mode='default', or set compile=False")
+    if "model_offload" in options and mode != "default":
+        raise ValueError(f"compile_mode={mode!r} records CUDA graphs, which cannot follow a UNet that model_offload "
+                         "moves to the CPU between calls: use compile_mode='default' (diffusers compiles under model "
+                         "offload that way), drop the offload option, or set compile=False")
 
 
 def apply_speed_options(pipe, settings: dict[str, Any]):
