@@ -36,7 +36,7 @@ from helpers.core.cli import float_range, int_range
 from helpers.core.images import BadInputError, load_image, stamp_random_weights
 from helpers.core.outputs import adopt, atomic_set, check_owned, outputs_dir, stage_dir, write_json
 from helpers.core.profiles import Profile, get_profile
-from helpers.core.device import NF4_COMPONENTS, check_output, load
+from helpers.core.device import NF4_COMPONENTS, borrowed, check_output, drop_components, load
 from helpers.core.registry import entry
 
 MODES = {"img2img": "flux-schnell-img2img", "kontext": "flux-kontext-dev", "fill": "flux-fill-dev"}
@@ -105,6 +105,34 @@ def load_flux(key: str, profile: Profile, memory: str | None = None, dtype: str 
     return load(key, profile, memory or "none", dtype)
 
 
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")  # CLIP-L and T5-XXL: only needed to encode the prompts
+
+
+def encode_prompts(pipe, prompts: list[str], max_sequence_length: int, free_text_encoders: bool = False
+                   ) -> list[dict[str, Any]]:
+    """Each prompt's embeddings, as the keyword arguments a Flux pipeline takes instead of ``prompt=``
+    (its own ``encode_prompt``). With ``free_text_encoders``, CLIP and T5 are then freed
+    (:func:`helpers.core.device.drop_components`) and the denoiser runs without them: diffusers' quantisation
+    docs' pattern (encode the prompt, free the text encoders, denoise with ``prompt_embeds``), which keeps
+    T5 out of memory while the transformer works."""
+    import torch
+
+    embeddings = []
+    with torch.no_grad():
+        for prompt in prompts:
+            embeds, pooled, _ = pipe.encode_prompt(prompt=prompt, prompt_2=None, device=pipe._execution_device,
+                                                   max_sequence_length=max_sequence_length)
+            embeddings.append({"prompt_embeds": embeds, "pooled_prompt_embeds": pooled})
+    if free_text_encoders:
+        drop_components(pipe, TEXT_ENCODERS)
+    return embeddings
+
+
+def _prompt(prompt: str | dict[str, Any]) -> dict[str, Any]:
+    """A pipeline's prompt arguments: the text, or the embeddings :func:`encode_prompts` made of it."""
+    return dict(prompt) if isinstance(prompt, dict) else {"prompt": prompt}
+
+
 def _generator(seed: int):
     """A CPU generator: the same seed gives the same starting noise on every device."""
     import torch
@@ -116,7 +144,7 @@ def _generator(seed: int):
 # The three jobs
 # --------------------------------------------------------------------------------------------
 
-def refine_image(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], seed: int = 0) -> Image.Image:
+def refine_image(pipe, image: Image.Image, prompt: str | dict[str, Any], settings: dict[str, Any], seed: int = 0) -> Image.Image:
     """img2img: noise ``image`` to the level ``strength`` picks and denoise it back under ``prompt``.
 
     With n steps Flux's schedule is sigma = 1, (n-1)/n, ..., 1/n, and img2img starts at the step
@@ -128,7 +156,7 @@ def refine_image(pipe, image: Image.Image, prompt: str, settings: dict[str, Any]
         if image.size != (width, height) else image.convert("RGB")
     if effective_start(settings["strength"], settings["num_inference_steps"]) == 0.0:
         return fitted  # too low a strength for even one step: nothing is redrawn
-    out = pipe(prompt=prompt, image=fitted, strength=settings["strength"], width=width, height=height,
+    out = pipe(**_prompt(prompt), image=fitted, strength=settings["strength"], width=width, height=height,
                 num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
                 max_sequence_length=settings["max_sequence_length"],
                 generator=_generator(seed)).images[0]
@@ -154,7 +182,7 @@ def job_settings(mode: str, settings: dict[str, Any], profile: Profile | None = 
     return settings
 
 
-def kontext_edit(pipe, image: Image.Image, instruction: str, settings: dict[str, Any], seed: int = 0,
+def kontext_edit(pipe, image: Image.Image, instruction: str | dict[str, Any], settings: dict[str, Any], seed: int = 0,
                  guidance_scale: float | None = None, steps: int | None = None) -> Image.Image:
     """Kontext: edit ``image`` by ``instruction`` ("make it dusk, keep everything else").
 
@@ -164,7 +192,7 @@ def kontext_edit(pipe, image: Image.Image, instruction: str, settings: dict[str,
     """
     settings = job_settings("kontext", settings)
     width, height = settings["width"], settings["height"]
-    out = pipe(prompt=instruction, image=image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS),
+    out = pipe(**_prompt(instruction), image=image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS),
                width=width, height=height,
                guidance_scale=settings["guidance_scale"] if guidance_scale is None else guidance_scale,
                num_inference_steps=steps or settings["num_inference_steps"],
@@ -199,7 +227,7 @@ def outpaint_canvas(image: Image.Image, width: int, height: int, content: tuple[
     return canvas, Image.fromarray(mask, "L")
 
 
-def outpaint(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], seed: int = 0,
+def outpaint(pipe, image: Image.Image, prompt: str | dict[str, Any], settings: dict[str, Any], seed: int = 0,
              content: tuple[int, int] | None = None, guidance_scale: float | None = None,
              steps: int | None = None) -> Image.Image:
     """Fill: widen ``image`` to the keyframe size by drawing the masked margins. Steps and guidance: the
@@ -208,7 +236,7 @@ def outpaint(pipe, image: Image.Image, prompt: str, settings: dict[str, Any], se
     settings = job_settings("fill", settings)
     width, height = settings["width"], settings["height"]
     canvas, mask = outpaint_canvas(image, width, height, content)
-    out = pipe(prompt=prompt, image=canvas, mask_image=mask, width=width, height=height,
+    out = pipe(**_prompt(prompt), image=canvas, mask_image=mask, width=width, height=height,
                guidance_scale=settings["guidance_scale"] if guidance_scale is None else guidance_scale,
                num_inference_steps=steps or settings["num_inference_steps"],
                max_sequence_length=settings["max_sequence_length"], generator=_generator(seed)).images[0]
@@ -288,22 +316,14 @@ def refine_keyframes(folder: str | Path | None = None, profile: Profile | None =
     by_frame = {f["frame"]: f for f in read_provenance(folder).get("frames", [])}
     inputs = [(frame, load_image(frame)[0]) for frame in frames]  # bad files fail before any model
     key = settings["model"]
-    pipe = pipe or load_flux(key, profile, settings["memory"], settings.get("dtype", "auto"))
-    results = []
     start = time.perf_counter()
-    for number, (frame, image) in enumerate(inputs, 1):
-        frame_seed = seed + number - 1
-        if mode == "img2img":
-            refined = refine_image(pipe, image, prompt, settings, frame_seed)
-        elif mode == "kontext":
-            refined = kontext_edit(pipe, image, prompt, settings, frame_seed)
-        else:
-            refined = outpaint(pipe, image, prompt, settings, frame_seed,
-                               content=_content_size(by_frame.get(frame.name)))
-        refined = refined.resize(image.size, Image.Resampling.LANCZOS) if refined.size != image.size else refined
-        if profile.random_weights:
-            refined = stamp_random_weights(refined)
-        results.append((frame, refined))
+    with borrowed(pipe, lambda: load_flux(key, profile, settings["memory"], settings.get("dtype", "auto"))) \
+            as (pipe, owned):  # one it loads, it frees; its text encoders go once the prompt is encoded
+        text = encode_prompts(pipe, [prompt], job_settings(mode, settings, profile)["max_sequence_length"],
+                              free_text_encoders=owned)[0]
+        results = [(frame, _refine_one(pipe, mode, image, text, settings, seed + number - 1,
+                                       _content_size(by_frame.get(frame.name)), profile))
+                   for number, (frame, image) in enumerate(inputs, 1)]
     seconds = time.perf_counter() - start
     with atomic_set(out_dir, "refine") as staging:  # one set: replaces only what refine wrote there before
         for frame, refined in results:
@@ -334,6 +354,19 @@ def _write_refined_record(staging: Path, results, by_frame, key, mode, prompt, s
     write_json(staging / "provenance.json", {
         "profile": profile.name, "mode": mode, "model": key, "random_weights": profile.random_weights,
         "refine_seconds": round(seconds, 2), "frames": records})
+
+
+def _refine_one(pipe, mode: str, image: Image.Image, prompt: str | dict[str, Any], settings: dict[str, Any],
+                seed: int, content: tuple[int, int] | None, profile: Profile) -> Image.Image:
+    """One keyframe refined by ``mode``, at the keyframe's own size (labelled in ``tiny``)."""
+    if mode == "img2img":
+        refined = refine_image(pipe, image, prompt, settings, seed)
+    elif mode == "kontext":
+        refined = kontext_edit(pipe, image, prompt, settings, seed)
+    else:
+        refined = outpaint(pipe, image, prompt, settings, seed, content=content)
+    refined = refined.resize(image.size, Image.Resampling.LANCZOS) if refined.size != image.size else refined
+    return stamp_random_weights(refined) if profile.random_weights else refined
 
 
 def _relative(path: Path) -> str:

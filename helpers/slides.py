@@ -463,25 +463,31 @@ def generate_stills(storyboard: Storyboard, profile: Profile | None = None, pipe
     from diffusers.utils import logging as diffusers_logging
     from tqdm.auto import tqdm
 
+    from helpers.core.device import borrowed
+    from helpers.flux import encode_prompts
+
     profile = profile or get_profile()
     settings = settings or profile.settings("slides")
-    pipe = pipe or load_text_to_image(profile, settings)
     quiet = profile.random_weights  # the twin's letter-by-letter tokenizers make every prompt "too long"
     stills = []
-    for index in tqdm(range(len(storyboard.slides)), desc="slides", unit="slide", disable=not progress):
-        generator = torch.Generator(device="cpu").manual_seed(storyboard.seed_for(index))
-        verbosity = diffusers_logging.get_verbosity()
-        if quiet:
-            diffusers_logging.set_verbosity_error()
-        try:
-            result = pipe(prompt=storyboard.prompt_for(index), width=settings["width"], height=settings["height"],
-                          num_inference_steps=settings["num_inference_steps"],
-                          guidance_scale=settings["guidance_scale"],
-                          max_sequence_length=settings["max_sequence_length"], generator=generator)
-        finally:
-            diffusers_logging.set_verbosity(verbosity)
-        check_output(result.images[:1], f"slide {index + 1}'s picture", pipe, "flux")
-        stills.append(result.images[0].convert("RGB"))
+    verbosity = diffusers_logging.get_verbosity()
+    if quiet:
+        diffusers_logging.set_verbosity_error()
+    try:
+        with borrowed(pipe, lambda: load_text_to_image(profile, settings)) as (pipe, owned):
+            # every prompt first; a pipeline loaded here then frees T5 and CLIP before the first denoising step
+            texts = encode_prompts(pipe, [storyboard.prompt_for(i) for i in range(len(storyboard.slides))],
+                                   settings["max_sequence_length"], free_text_encoders=owned)
+            for index in tqdm(range(len(storyboard.slides)), desc="slides", unit="slide", disable=not progress):
+                generator = torch.Generator(device="cpu").manual_seed(storyboard.seed_for(index))
+                result = pipe(**texts[index], width=settings["width"], height=settings["height"],
+                              num_inference_steps=settings["num_inference_steps"],
+                              guidance_scale=settings["guidance_scale"],
+                              max_sequence_length=settings["max_sequence_length"], generator=generator)
+                check_output(result.images[:1], f"slide {index + 1}'s picture", pipe, "flux")
+                stills.append(result.images[0].convert("RGB"))
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     return stills
 
 

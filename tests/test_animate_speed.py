@@ -90,6 +90,12 @@ def test_compile_wraps_the_unet_as_diffusers_shows_without_running_it(monkeypatc
     assert type(pipe.unet._orig_mod).__name__ == "UNetSpatioTemporalConditionModel"
 
 
+def test_compile_in_the_default_mode_is_allowed_under_model_offload():
+    """diffusers' "Compiling and offloading quantized models" guide compiles under enable_model_cpu_offload (default
+    mode); only the CUDA-graph modes cannot follow a UNet that moves between CPU and GPU."""
+    animate.svd.check_speed_options(dict(compile=True, compile_mode="default", memory="model_offload+forward_chunking"))
+
+
 @pytest.mark.parametrize("overrides, needle", [
     (dict(compile=True, memory="model_offload+forward_chunking"), "model_offload"),
     (dict(compile=True, memory="sequential_offload"), "sequential_offload"),

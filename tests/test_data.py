@@ -110,10 +110,19 @@ def test_downloaded_datasets_say_how_to_get_torchvision():
     try:
         import torchvision  # noqa: F401
     except ImportError:
-        with pytest.raises(ValueError, match="pip install torchvision"):
+        with pytest.raises(ValueError, match=r'pip install "torchvision==0\.\d+\.\*"'):
             load_data("cifar10")
     else:
         pytest.skip("torchvision is installed here: the download path is exercised on Colab")
+
+
+def test_the_torchvision_hint_pins_the_release_made_for_the_installed_torch():
+    """An unpinned `pip install torchvision` can pull another torch over Colab's CUDA build (pytorch/vision's
+    README: torch 2.N pairs with torchvision 0.(N+15))."""
+    from helpers.core.data import torchvision_pin
+
+    assert torchvision_pin("2.13.0+cpu") == "torchvision==0.28.*"
+    assert torchvision_pin("2.4.1+cu121") == "torchvision==0.19.*" and torchvision_pin("2.9.0") == "torchvision==0.24.*"
 
 
 def test_resize_and_channels():

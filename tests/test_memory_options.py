@@ -51,13 +51,25 @@ def test_offload_models_keeps_residents_and_closes_the_ring(tiny):
     assert np.isfinite(_frames(pipe, tiny)).all()  # the pipeline runs with the hooks in place
 
 
-def test_free_pipeline_releases_the_models_even_while_a_name_still_holds_the_pipeline(tiny):
-    pipe = device.load("ltx-video", tiny, "none")
+def test_free_pipeline_releases_an_offloaded_pipeline_without_waiting_for_the_garbage_collector(tiny, monkeypatch):
+    """Colab's path: layerwise casting (diffusers' hook registries) and the offload ring (accelerate's hooks) both
+    link models into reference cycles; freed, the models must go at once, while another name still holds the pipeline
+    and with the cyclic garbage collector off (it would otherwise free them only at some later collection)."""
+    monkeypatch.setenv("COURSE_GPU_CLASS", "t4")
+    pipe = device.load("ltx-video", tiny, "layerwise_casting")
+    device.offload_models(pipe, "cpu", ["text_encoder"])
+    assert np.isfinite(_frames(pipe, tiny)).all()  # the hooks have run once, as in a notebook
     alias = pipe
-    transformer = weakref.ref(pipe.transformer)
-    pipe = device.free_pipeline(pipe)
+    models = {name: weakref.ref(getattr(pipe, name)) for name in ("transformer", "vae", "text_encoder")}
     gc.collect()
-    assert pipe is None and transformer() is None and alias.transformer is None
+    gc.disable()
+    try:
+        pipe = device.free_pipeline(pipe)
+        alive = [name for name, ref in models.items() if ref() is not None]
+    finally:
+        gc.enable()
+    assert pipe is None and alive == [], f"still in memory after free_pipeline: {alive}"
+    assert alias.transformer is None and alias._course_offload_hooks == []
 
 
 def test_make_room_deletes_the_oldest_unneeded_downloads_only_while_short(monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -179,3 +180,65 @@ def test_kontext_and_fill_calls_with_the_img2img_block_still_use_their_own_steps
     assert kontext["width"] == img2img["width"] and fill["height"] == img2img["height"]
     assert flux.flux_settings(colab, "kontext")["model"] == "flux-kontext-dev"
     assert flux.job_settings("img2img", img2img, colab) is img2img
+
+
+@pytest.mark.parametrize("stage", ["ltx", "ltx_distilled"])
+def test_every_published_ltx_number_is_a_setting_the_pipeline_gets(stage):
+    """A published number the blocks lack is a departure nobody can see (0.9.5 once decoded at timestep 0 without
+    the rescale): every literal row of LTX-Video is a setting of the colab and full blocks."""
+    import inspect
+
+    from helpers.animate import ltx
+
+    passed = inspect.getsource(ltx.ltx_frames) + inspect.getsource(ltx.ltx_timesteps)
+    for profile in ("colab", "full"):
+        block = STAGE_SETTINGS[stage][profile]
+        for setting, (value, _) in PUBLISHED[block["model"]].items():
+            if value is not None:
+                assert setting in block, f"{stage}/{profile} has no {setting} (published {value!r})"
+                assert f'settings.get("{setting}")' in passed or f'settings["{setting}"]' in passed \
+                    or setting == "torch_dtype", f"ltx_frames never passes {setting}"
+
+
+# --------------------------------------------------------------------------------------------
+# Access, said before every load: one table (the registry), printed by the notebooks
+# --------------------------------------------------------------------------------------------
+
+LOADERS = ("load_flux(", "load_svd(", "load_ltx(", "animate_image(", "generate_stills(", "refine_keyframes(",
+           "load_text_to_image(", "load_pipeline(")
+
+
+def _code(notebook: str) -> str:
+    import nbformat
+
+    path = next((DOC.parent.parent / "notebooks").glob(f"{notebook}_*.ipynb"))
+    cells = nbformat.read(path, 4).cells
+    return "\n".join(c.source for c in cells if c.cell_type == "code"), \
+        "\n".join(c.source for c in cells if c.cell_type == "markdown")
+
+
+def test_access_note_names_the_page_the_token_step_and_the_fallback():
+    from helpers.core.registry import access_note
+
+    svd = access_note("svd-xt-1-1")
+    assert "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt-1-1" in svd and "HF_TOKEN" in svd
+    assert 'model="svd-xt"' in svd and "\n" not in svd  # the ungated fallback, in the same one line
+    assert "gated" in access_note("flux-schnell") and "HF_TOKEN" in access_note("flux-schnell")
+    assert "no token needed" in access_note("ltx-video")
+
+
+@pytest.mark.parametrize("notebook", ["05", "06", "07", "09"])
+def test_every_notebook_says_what_a_gated_model_needs_before_it_loads(notebook):
+    from helpers.core import plan
+
+    gated = [key for stage, over in plan.notebook_stages(notebook, "colab")
+             for key in [over.get("model", STAGE_SETTINGS[stage]["colab"]["model"])] if MODELS[key].gated]
+    assert gated, f"notebook {notebook} loads no gated model: drop it from this test"
+    code, markdown = _code(notebook)
+    loads = [code.index(call) for call in LOADERS if call in code and f"def {call}" not in code]
+    assert "access_note(" in code and code.index("access_note(") < min(loads), \
+        f"notebook {notebook} loads a model before it prints access_note"
+    if notebook == "07":  # SVD-XT 1.1 (gated) loads inside animate_image in section 6
+        assert code.index('access_note("svd-xt-1-1")') < code.index("animate_image(KEYFRAMES[0]")
+    assert not re.search(r"schnell[^.]*no login", markdown), "schnell is gated: its page asks to accept terms"
+    assert "HF_TOKEN" in markdown, f"notebook {notebook} never says how to give the token"

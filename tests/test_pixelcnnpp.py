@@ -269,6 +269,26 @@ def test_table_steps_draw_what_listed_steps_draw():
         sampler.run(2, u_mix, u_log, steps="graph")
 
 
+def test_table_steps_are_kept_across_runs_and_draw_each_runs_own_noise():
+    """The steps CUDA graphs capture are kept with the caches (no capture per run): a second run reuses the same
+    step functions on new noise and still draws what the listed steps draw for it (float64, CPU); another
+    temperature records again."""
+    model = tiny_model(3, 1, filters=5, mix=2)
+    sampler = FastSampler(model, (3, 8, 8))
+    draws = []
+    for seed in (5, 6):
+        g = torch.Generator().manual_seed(seed)
+        u_mix = torch.rand(8, 8, 2, 2, generator=g, dtype=torch.float64)
+        u_log = torch.rand(8, 8, 2, 3, generator=g, dtype=torch.float64)
+        table = sampler.run(2, u_mix, u_log, steps="table")
+        assert sampler.kept is not None and sampler.kept[0][0] == "table", "the table steps were not kept"
+        draws.append(sampler.kept[1][1])
+        assert torch.equal(table, FastSampler(model, (3, 8, 8)).run(2, u_mix, u_log, steps="listed"))
+    assert draws[0] is draws[1]  # the same step functions (on a GPU: the same captured graphs), not re-recorded
+    sampler.run(2, u_mix, u_log, temperature=0.5, steps="table")
+    assert sampler.kept[1][1] is not draws[0]
+
+
 def test_tap_runs_are_views_of_neighbouring_rows_without_padding():
     assert tap_runs([99, 40, 41, 57], pad=99) == ((1, 40, 2), (3, 57, 1))
     assert tap_runs([3, 4, 5, 6], pad=99) == ((0, 3, 4),)

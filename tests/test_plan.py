@@ -160,12 +160,26 @@ def test_gpu_rehearsal_dry_run_prints_the_plan_and_its_steps(capsys):
     assert rehearsal.main(["--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "nothing ran on a GPU" in out
-    for stage in ("flux", "svd", "ltx"):
-        planned = plan.stage_plan(stage, "colab", "t4")
+    for stage, block in rehearsal.STAGES.items():
+        planned = plan.stage_plan(block, "colab", "t4")
         assert f"GPU {planned.gpu_peak / GiB:.1f} GiB" in out and planned.model in out
-    assert "15 GiB" in out and "12.7 GB" in out and "float8_e4m3fn" in out
+    assert "14.5 GiB of GPU memory minus the CUDA context" in out and "12.7 GB" in out and "float8_e4m3fn" in out
     with pytest.raises(SystemExit):
         rehearsal.main(["--dry-run", "--stages", "wan"])
+
+
+def test_gpu_rehearsal_is_as_strict_as_a_t4():
+    """The cap is the colab budget (14.5 GiB) minus the CUDA context the allocator does not count, and the stages
+    include the plan's highest peak (slides' text-to-image), Kontext and one load-free-load in one process."""
+    rehearsal = _rehearsal()
+    assert {"slides", "kontext", "ltx-svd"} <= set(rehearsal.STAGES) and rehearsal.STAGES["kontext"] == "flux_kontext"
+    assert rehearsal.budget_gib() == plan.BUDGETS["colab"].gpu / GiB == 14.5
+    assert rehearsal.cap_fraction(80 * GiB, int(0.4 * GiB)) == pytest.approx((14.5 - 0.4) / 80)
+    assert rehearsal.cap_fraction(int(14.0 * GiB), 0) == 1.0  # a smaller GPU than the budget: its own limit
+    # context: what is in use beyond the memory used before CUDA started and what the allocator holds
+    assert rehearsal.context_bytes(1 * GiB, 80 * GiB, 78 * GiB, GiB // 2) == GiB // 2
+    assert rehearsal.context_bytes(None, 80 * GiB, 78 * GiB, 0) == int(0.5 * GiB)  # not measurable: assumed
+    assert rehearsal.DEADLINE_S < 8 * 60
 
 
 def test_gpu_rehearsal_report_puts_measured_beside_planned():
@@ -175,3 +189,7 @@ def test_gpu_rehearsal_report_puts_measured_beside_planned():
            "ram_weights_planned_gib": 4.2}
     text = rehearsal.report([row, {"stage": "ltx", "error": "over 150 s"}])
     assert "5.0 GiB" in text and "6.3 GiB" in text and "OVER COLAB RAM" in text and "FAILED: over 150 s" in text
+    freed = dict(row, stage="ltx-svd", fits_t4=False, context_gib=0.42, ltx_loaded_gib=7.9, ltx_left_gib=0.0,
+                 ltx_rss_freed_gb=6.1, ltx_rss_loaded_gb=6.4, leak=False)
+    text = rehearsal.report([freed])
+    assert "OVER THE T4 BUDGET" in text and "0.42 GiB" in text and "7.9 -> 0.00 GiB" in text and "LEAK" not in text

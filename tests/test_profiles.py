@@ -52,3 +52,12 @@ def test_settings_are_copies():
     assert profile.settings("svd")["num_frames"] != -1
     with pytest.raises(KeyError, match="unknown stage"):
         profile.settings("nope")
+
+
+def test_svd_exports_at_the_rate_it_conditions_on_in_every_profile():
+    """Notebook 06's lesson: frames conditioned at fps 6 play at their intended speed only when exported at 6
+    (at 8 they play 1.33x fast); the defaults follow it."""
+    from helpers.core.profiles import STAGE_SETTINGS
+
+    for name, block in STAGE_SETTINGS["svd"].items():
+        assert block["export_fps"] == block["fps"], f"svd/{name}: conditioned at {block['fps']}, exported at {block['export_fps']}"

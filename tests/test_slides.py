@@ -268,3 +268,40 @@ def test_cli_without_arguments_makes_the_example_video(tmp_path):
     assert np.abs(first - second).mean() > 0
     frames, _ = read_frames(video)
     assert np.abs(frames[-1].astype(float) - frames[0].astype(float)).mean() > 1
+
+
+# ---------------------------------------------------------------- the text-to-image model's memory
+
+def test_generate_stills_frees_t5_and_clip_before_denoising_and_makes_the_same_pictures(monkeypatch):
+    """The slides' peak (T5 beside the transformer) is gone: every prompt is encoded first, then the text encoders
+    of a pipeline the stage loaded itself are freed, before the first denoising step; the pictures are those the
+    prompts give directly. A caller's own pipeline keeps its text encoders."""
+    import weakref
+
+    from helpers.core.profiles import get_profile
+
+    profile = get_profile("tiny")
+    settings = profile.settings("slides")
+    story = board((1.0, "cut"), (1.0, "cut"))
+    pipe = slides.load_text_to_image(profile, settings)
+    seen = []
+    pipe.transformer.register_forward_pre_hook(lambda module, args: seen.append(
+        (pipe.text_encoder is None, pipe.text_encoder_2 is None)))
+    t5 = weakref.ref(pipe.text_encoder_2)
+    monkeypatch.setattr(slides, "load_text_to_image", lambda p, s: pipe)
+    stills = slides.generate_stills(story, profile, progress=False)
+    assert seen and set(seen) == {(True, True)}, "the transformer ran while CLIP or T5 was loaded"
+    assert t5() is None and pipe.transformer is None  # freed, and the whole pipeline after the last slide
+    import torch
+
+    monkeypatch.undo()
+    own = slides.load_text_to_image(profile, settings)
+    direct = [own(prompt=story.prompt_for(i), width=settings["width"], height=settings["height"],
+                  num_inference_steps=settings["num_inference_steps"], guidance_scale=settings["guidance_scale"],
+                  max_sequence_length=settings["max_sequence_length"],
+                  generator=torch.Generator(device="cpu").manual_seed(story.seed_for(i))).images[0]
+              for i in range(len(story.slides))]
+    again = slides.generate_stills(story, profile, pipe=own, progress=False)
+    assert own.text_encoder_2 is not None  # the caller's pipeline keeps what it had
+    for a, b, c in zip(stills, direct, again):
+        assert np.array_equal(np.asarray(a), np.asarray(b.convert("RGB"))) and np.array_equal(np.asarray(a), np.asarray(c))

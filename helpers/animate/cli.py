@@ -16,7 +16,7 @@ from helpers.core.profiles import Profile, get_profile
 from helpers.core.video import write_mp4
 from helpers.animate.ltx import (animate_ltx, evenly_spaced, ltx_check_size, ltx_frames_at_least, ltx_frames_for,
                                   ltx_settings, parse_keyframe, resolve_frame_index)
-from helpers.animate.svd import animate_image, animate_keyframes, animate_long, load_svd, svd_settings
+from helpers.animate.svd import animate_image, animate_keyframes, animate_long, svd_settings
 
 BACKENDS = ("svd", "ltx", "ltx-distilled")
 # Ranges of the command line's numbers, checked before any model loads.
@@ -167,11 +167,10 @@ def _run_svd(args, profile: Profile, images: list[Image.Image]):
         return animate_image(images[0], profile, seed=args.seed, **overrides)
     if total is None:  # several keyframes: one segment each, crossfaded
         total = len(images) * settings["num_frames"] - (len(images) - 1) * settings["overlap"]
-    pipe = load_svd(profile, settings)
-    if len(images) == 1:
-        frames = animate_long(images[0], total, profile, seed=args.seed, pipe=pipe, **overrides)
+    if len(images) == 1:  # each loads SVD, and frees it when done
+        frames = animate_long(images[0], total, profile, seed=args.seed, **overrides)
     else:
-        frames = animate_keyframes(images, total, profile, seed=args.seed, pipe=pipe, **overrides)
+        frames = animate_keyframes(images, total, profile, seed=args.seed, **overrides)
     return frames, settings
 
 

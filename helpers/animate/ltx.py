@@ -12,7 +12,7 @@ from PIL import Image
 from helpers.animate.svd import label_frames
 from helpers.core.images import fit_to
 from helpers.core.profiles import Profile, get_profile
-from helpers.core.device import check_output, load
+from helpers.core.device import borrowed, check_output, load
 
 # Each LTX backend's block of settings in helpers.core.profiles.
 LTX_BLOCKS = {"ltx": "ltx", "ltx-distilled": "ltx_distilled"}
@@ -155,6 +155,7 @@ def ltx_frames(pipe, keyframes: Sequence[tuple[Image.Image, int]], settings: dic
             width=settings["width"], height=settings["height"], num_frames=settings["num_frames"],
             frame_rate=settings["frame_rate"], num_inference_steps=settings["num_inference_steps"],
             timesteps=ltx_timesteps(settings), guidance_scale=settings["guidance_scale"],
+            guidance_rescale=settings["guidance_rescale"],
             image_cond_noise_scale=settings["image_cond_noise_scale"], decode_timestep=settings["decode_timestep"],
             decode_noise_scale=settings["decode_noise_scale"], max_sequence_length=settings["max_sequence_length"],
             generator=generator,
@@ -188,7 +189,6 @@ def animate_ltx(keyframes: Sequence, prompt: str | None = None, profile: Profile
         fitted, _ = fit_to(image, settings["width"], settings["height"])
         placed.append((fitted, resolve_frame_index(index, settings["num_frames"])))
     check_one_per_frame(placed)
-    if pipe is None:
-        pipe = load_ltx(profile, settings)
-    frames = ltx_frames(pipe, placed, settings, seed)
-    return label_frames(frames, pipe, profile, enlarge=False), settings   # 64 px frames carry the label as they are
+    with borrowed(pipe, lambda: load_ltx(profile, settings)) as (pipe, _):  # one it loads, it frees
+        frames = ltx_frames(pipe, placed, settings, seed)
+        return label_frames(frames, pipe, profile, enlarge=False), settings  # 64 px frames carry the label as they are

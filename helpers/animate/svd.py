@@ -12,7 +12,7 @@ from PIL import Image
 from helpers.core.images import enlarge_for_label, fit_to, stamp_random_weights, stamp_trained_twin
 from helpers.core.registry import is_trained_twin
 from helpers.core.profiles import Profile, get_profile
-from helpers.core.device import check_output, load, parse_memory
+from helpers.core.device import borrowed, check_output, load, parse_memory
 from helpers.core.blend import crossfade, match_colors
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -103,10 +103,18 @@ def check_speed_options(settings: dict[str, Any]) -> None:
     mode = settings.get("compile_mode")
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
-    offload = [o for o in parse_memory(settings["memory"]) if o.endswith("offload")]
-    if offload:
-        raise ValueError(f"compile does not work with {offload[0]}: the UNet moves to the CPU between calls, "
-                         "which a compiled graph cannot follow; drop the offload option or set compile=False")
+    # diffusers' guide "Compiling and offloading quantized models" (docs/source/en/optimization/speed-memory-optims.md,
+    # v0.39.0) compiles a model under enable_model_cpu_offload in the default mode. reduce-overhead and max-autotune
+    # record CUDA graphs, which replay fixed GPU addresses: a UNet that moves to the CPU between calls breaks them.
+    # Sequential offload (hooks on every layer) is not in that guide: refused.
+    options = parse_memory(settings["memory"])
+    if "sequential_offload" in options:
+        raise ValueError("compile is not combined with sequential_offload (per-layer hooks move every weight); "
+                         "use model_offload with compile_mode='default', or set compile=False")
+    if "model_offload" in options and mode != "default":
+        raise ValueError(f"compile_mode={mode!r} records CUDA graphs, which cannot follow a UNet that model_offload "
+                         "moves to the CPU between calls: use compile_mode='default' (diffusers compiles under model "
+                         "offload that way), drop the offload option, or set compile=False")
 
 
 def apply_speed_options(pipe, settings: dict[str, Any]):
@@ -136,11 +144,10 @@ def animate_image(image: Image.Image, profile: Profile | None = None, seed: int 
     """
     profile = profile or get_profile()
     settings = svd_settings(profile, **overrides)
-    if pipe is None:
-        pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
-    frames = svd_frames(pipe, fitted, settings, seed)
-    return label_frames(frames, pipe, profile), settings
+    with borrowed(pipe, lambda: load_svd(profile, settings)) as (pipe, _):  # one it loads, it frees
+        frames = svd_frames(pipe, fitted, settings, seed)
+        return label_frames(frames, pipe, profile), settings
 
 
 def label_frames(frames: list[Image.Image], pipe, profile: Profile, enlarge: bool = True) -> list[Image.Image]:
@@ -210,11 +217,10 @@ def animate_long(image: Image.Image, total_frames: int, profile: Profile | None 
     settings = svd_settings(profile, **overrides)
     if total_frames < 2:
         raise ValueError(f"total_frames must be at least 2, got {total_frames}")
-    if pipe is None:
-        pipe = load_svd(profile, settings)
     fitted, _ = fit_to(image, settings["width"], settings["height"])
-    frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
-    return label_frames(frames, pipe, profile)
+    with borrowed(pipe, lambda: load_svd(profile, settings)) as (pipe, _):
+        frames = _chain(pipe, fitted, total_frames, settings, seed, progress, on_segment)
+        return label_frames(frames, pipe, profile)
 
 
 def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile: Profile | None = None,
@@ -230,11 +236,10 @@ def animate_keyframes(images: Sequence[Image.Image], total_frames: int, profile:
         raise ValueError("no keyframes to animate")
     n, overlap = len(images), settings["overlap"]
     share = max(2, math.ceil((total_frames + overlap * (n - 1)) / n))
-    if pipe is None:
-        pipe = load_svd(profile, settings)
     frames: list[Image.Image] = []
-    for index, image in enumerate(images):
-        fitted, _ = fit_to(image, settings["width"], settings["height"])
-        clip = _chain(pipe, fitted, share, settings, seed + 1000 * index, progress)
-        frames = clip if not frames else crossfade(frames, clip, min(overlap, len(clip) - 1))
-    return label_frames(frames[:total_frames], pipe, profile)
+    with borrowed(pipe, lambda: load_svd(profile, settings)) as (pipe, _):
+        for index, image in enumerate(images):
+            fitted, _ = fit_to(image, settings["width"], settings["height"])
+            clip = _chain(pipe, fitted, share, settings, seed + 1000 * index, progress)
+            frames = clip if not frames else crossfade(frames, clip, min(overlap, len(clip) - 1))
+        return label_frames(frames[:total_frames], pipe, profile)

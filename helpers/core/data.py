@@ -12,7 +12,7 @@ Sources (``load_data(source, ...)``):
   scikit-learn (``china.jpg``, ``flower.jpg``); train patches from the left 80% of each photo,
   test patches from the right 20%, so the two never overlap.
 - ``"mnist"``, ``"cifar10"``, ``"celeba"``  downloaded with torchvision (Colab has it; elsewhere
-  ``pip install torchvision``). Never needed offline.
+  the release made for the installed torch, :func:`torchvision_pin`). Never needed offline.
 - a folder path: every image in it (searched recursively), resized to cover ``image_size`` and
   centre-cropped. Unreadable files are skipped and counted; an empty folder is an error.
 """
@@ -244,8 +244,18 @@ def load_folder(folder: str | os.PathLike, image_size: int, channels: int | None
     return set_channels(images, channels)
 
 
-TORCHVISION_HINT = ("it is downloaded with torchvision, which is not installed here: "
-                    "`pip install torchvision` (Colab already has it), or pass --data a folder of images")
+def torchvision_pin(torch_version: str | None = None) -> str:
+    """The torchvision release made for this torch: torch 2.N pairs with torchvision 0.(N+15) (the compatibility
+    table in pytorch/vision's README: 2.13 -> 0.28, ..., 2.4 -> 0.19, 2.0 -> 0.15). Pinned, so pip keeps the installed
+    torch (Colab's CUDA build included: ``torch==2.13.*`` is satisfied by 2.13.0+cu126) instead of replacing it."""
+    major, minor = (int(part) for part in (torch_version or torch.__version__).split("+")[0].split(".")[:2])
+    return f"torchvision==0.{minor + 15}.*" if major == 2 else "torchvision"
+
+
+def torchvision_hint() -> str:
+    return ("it is downloaded with torchvision, which is not installed here: "
+            f"`pip install \"{torchvision_pin()}\"` (the release made for this torch {torch.__version__}; "
+            "Colab already has it), or pass --data a folder of images")
 
 
 def _download(key: str, image_size: int, seed: int, test_fraction: float, max_images: int | None,
@@ -254,7 +264,7 @@ def _download(key: str, image_size: int, seed: int, test_fraction: float, max_im
     try:
         import torchvision
     except ImportError:
-        raise ValueError(f"dataset {key!r}: {TORCHVISION_HINT}") from None
+        raise ValueError(f"dataset {key!r}: {torchvision_hint()}") from None
     root = cache_dir() / "datasets"
     try:
         if key == "celeba":

@@ -18,7 +18,8 @@ T4 plan, dtypes and NF4 quantisation included, so the Colab path is rehearsed, n
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -304,6 +305,7 @@ def apply_memory_options(pipe, memory: str, profile):
     - ``nf4`` and ``layerwise_casting`` are applied while loading (:func:`load`), not here
     """
     options = [o for o in parse_memory(memory) if o != "nf4"]
+    pipe._course_memory = (memory, profile)  # for drop_components, which places the rest again
     offload = {"model_offload", "sequential_offload"} & set(options)
     if profile.device == "cpu" or not offload:
         pipe.to(profile.device)
@@ -378,25 +380,76 @@ def offload_models(pipe, device, resident: Sequence[str]):
 def free_pipeline(*pipes) -> None:
     """Give back the memory of ``pipes`` before the next model loads: ``pipe = free_pipeline(pipe)``.
 
-    Removes the offload hooks, drops every component from the pipeline (so a name still bound to it holds
-    nothing), collects garbage and empties the CUDA cache. Returns None, to rebind the caller's name.
+    Rebind the name (the call returns None) so the caller holds nothing. The models go at once, by reference
+    counting, even while another name still holds the pipeline: the offload ring is broken and its list cleared,
+    accelerate's and diffusers' hooks removed (each wraps a module's ``forward`` around the module itself, a
+    reference cycle that only a later full garbage collection would free), and every component dropped from the
+    pipeline (:func:`drop_components`). Then garbage is collected and the CUDA cache emptied.
     """
+    for pipe in pipes:
+        if pipe is not None:
+            drop_components(pipe, list(getattr(pipe, "components", {})), place=False)
+    return None
+
+
+def unhook(module) -> None:
+    """Take off every hook of ``module`` and its submodules before it is dropped: accelerate's
+    (``remove_hook_from_module``) and diffusers' hook registries (layerwise casting, group offload), whose
+    wrapped ``forward`` refers to the module. The module is not meant to run again afterwards."""
+    from accelerate.hooks import remove_hook_from_module
+
+    remove_hook_from_module(module, recurse=True)
+    for sub in module.modules():
+        # dropped, not removed: layerwise casting refuses deinitialisation (its weights stay in float8)
+        registry = sub.__dict__.pop("_diffusers_hook", None)
+        if registry is not None:
+            registry.hooks.clear()
+            registry._fn_refs.clear()
+            registry._module_ref = None
+        sub.__dict__.pop("forward", None)  # any wrapper left: the class's forward again
+
+
+@contextmanager
+def borrowed(pipe, load_pipeline: Callable[[], Any]) -> Iterator[tuple[Any, bool]]:
+    """``with borrowed(pipe, loader) as (pipe, owned):`` the caller's pipeline as it is (``owned`` False), or one
+    loaded by ``load_pipeline()`` for this call only (``owned`` True) and freed (:func:`free_pipeline`) when the
+    block ends, so a stage that loads its own model never leaves it in memory for the next one."""
+    if pipe is not None:
+        yield pipe, False
+        return
+    pipe = load_pipeline()
+    try:
+        yield pipe, True
+    finally:
+        free_pipeline(pipe)
+
+
+def drop_components(pipe, names: Sequence[str], place: bool = True) -> None:
+    """Free the components ``names`` of a loaded pipeline (e.g. the text encoders once every prompt is encoded):
+    the offload ring broken and its list cleared (:func:`offload_models`), every hook removed (:func:`unhook`),
+    the components set to None. With ``place``, the rest is placed again with the pipeline's memory options
+    (an offload ring without the dropped ones)."""
     import gc
 
     import torch
 
-    for pipe in pipes:
-        if pipe is None:
-            continue
-        if hasattr(pipe, "remove_all_hooks"):
-            pipe.remove_all_hooks()
-        for name, module in list(getattr(pipe, "components", {}).items()):
-            if isinstance(module, torch.nn.Module):
-                setattr(pipe, name, None)
+    for hook in getattr(pipe, "_course_offload_hooks", None) or ():
+        hook.hook.prev_module_hook = None  # break the ring
+        hook.model = None
+    pipe._course_offload_hooks = []
+    if hasattr(pipe, "remove_all_hooks"):
+        pipe.remove_all_hooks()  # accelerate's offload hooks, diffusers' list of them
+    for name in names:
+        module = getattr(pipe, name, None)
+        if isinstance(module, torch.nn.Module):
+            unhook(module)
+            setattr(pipe, name, None)
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return None
+    memory, profile = getattr(pipe, "_course_memory", ("none", None))
+    if place and profile is not None:
+        apply_memory_options(pipe, memory, profile)
 
 
 def free_model_cache(key: str, profile) -> float:

@@ -158,17 +158,17 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         # tiny: the twin the course trained on moving digits (helpers/core/twins/train.py) works at 32x32,
         # 8 frames, as trained; its frames are enlarged 4x (nearest) to carry their label.
         "tiny": dict(model="svd-xt-1-1", width=32, height=32, num_frames=8, num_inference_steps=8,
-                     fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
+                     fps=6, export_fps=6, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=4,
                      dtype="auto", memory="none", overlap=2, color_match=1.0,
                      channels_last=False, compile=False, compile_mode="reduce-overhead"),
         "colab": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
-                      fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
+                      fps=6, export_fps=6, motion_bucket_id=127, noise_aug_strength=0.02,
                       min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=2,
                       dtype="auto", memory="model_offload+forward_chunking", overlap=3, color_match=1.0,
                       channels_last=True, compile=False, compile_mode="reduce-overhead"),
         "full": dict(model="svd-xt-1-1", width=1024, height=576, num_frames=25, num_inference_steps=25,
-                     fps=6, export_fps=8, motion_bucket_id=127, noise_aug_strength=0.02,
+                     fps=6, export_fps=6, motion_bucket_id=127, noise_aug_strength=0.02,
                      min_guidance_scale=1.0, max_guidance_scale=3.0, decode_chunk_size=8,
                      dtype="auto", memory="none", overlap=3, color_match=1.0,
                      channels_last=True, compile=False, compile_mode="reduce-overhead"),
@@ -176,7 +176,11 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Prompted / multi-keyframe video with LTX-Video 0.9.5 (notebook 07, `python -m helpers animate --backend ltx`).
     # Sizes: sides multiples of 32, frames 8k+1 (helpers.animate.ltx_check_size).
     # timesteps None: the pipeline's own linear-quadratic schedule of num_inference_steps;
-    # decode_timestep / decode_noise_scale: the VAE decodes at this noise level (pipeline defaults here).
+    # decode_timestep 0.05 / decode_noise_scale 0.025 / guidance_rescale 0.7: Lightricks' published recipe for 0.9.5
+    # (configs/ltxv-2b-0.9.5.yaml: decode_timestep, decode_noise_scale, rescaling_scale), also diffusers' LTX docs'
+    # for timestep-aware VAEs (0.9.1+); the VAE decodes at that noise level (docs/models.md). Lightricks' spatiotemporal
+    # guidance (stg_scale 1) is not in diffusers' LTXConditionPipeline: not run. tiny: the twin's VAE takes no
+    # timestep (decode settings unused) and was measured without rescaling (guidance_rescale 0).
     # colab memory (helpers.core.plan checks it against a T4 and Colab's RAM): T5 in NF4, kept on the GPU; the
     # float32 transformer stored in float8 (layerwise casting, computes in float32) and the VAE moved to the GPU
     # only while they run; the VAE decodes in tiles of 512 px and 16 frames.
@@ -188,19 +192,19 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                      prompt="the digit moves right",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
                      max_sequence_length=64, memory="none", dtype="auto",
-                     timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
+                     timesteps=None, decode_timestep=0.05, decode_noise_scale=0.025, guidance_rescale=0.0),
         "colab": dict(model="ltx-video", width=704, height=480, num_frames=97, num_inference_steps=30,
                       frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                       prompt="slow dolly-in, soft lighting",
                       negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
                       max_sequence_length=128, memory="nf4+layerwise_casting+model_offload+vae_tiling", dtype="auto",
-                      timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
+                      timesteps=None, decode_timestep=0.05, decode_noise_scale=0.025, guidance_rescale=0.7),
         "full": dict(model="ltx-video", width=1216, height=704, num_frames=121, num_inference_steps=40,
                      frame_rate=24, guidance_scale=3.0, strength=1.0, image_cond_noise_scale=0.15,
                      prompt="slow dolly-in, soft lighting",
                      negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
                      max_sequence_length=256, memory="none", dtype="auto",
-                     timesteps=None, decode_timestep=0.0, decode_noise_scale=None),
+                     timesteps=None, decode_timestep=0.05, decode_noise_scale=0.025, guidance_rescale=0.7),
     },
     # Post-production (notebook 08, `python -m helpers post`), applied in this order:
     # crossfade_s: seconds two input clips overlap when joined (0 = a cut; also the title card's fade);
@@ -270,6 +274,10 @@ STAGE_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 # 0.9.7/0.9.8 distilled: timesteps [1000, 993, 987, 981, 975, 909, 725, 0.03], decode_timestep 0.05,
 # decode_noise_scale 0.025, image_cond_noise_scale 0). Another step count (4-8) uses the pipeline's
 # own schedule instead (helpers.animate.ltx_timesteps). Same sizes and memory options as 0.9.5.
+# The recipe: diffusers' single pass (that schedule at the target size, docs/source/en/api/pipelines/ltx_video.md
+# at v0.39.0, where it is the base pass before upscaling), NOT Lightricks' published 2B multi-scale one
+# (configs/ltxv-2b-0.9.8-distilled.yaml: 7 steps to 0.725 at 2/3 size, the spatial upscaler, 3 more steps).
+# guidance_rescale 0.7 as diffusers' example; with guidance_scale 1 there is no CFG to rescale (no effect).
 STAGE_SETTINGS["ltx_distilled"] = {
     profile: dict(block, model="ltx-video-distilled", num_inference_steps=8, guidance_scale=1.0,
                   image_cond_noise_scale=0.0, timesteps=LTX_DISTILLED_TIMESTEPS, decode_timestep=0.05,

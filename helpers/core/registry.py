@@ -43,13 +43,14 @@ class ModelEntry:
     single_file: str | None = None  # a file in repo_id holding the transformer + VAE in the original layout
     base_repo: str | None = None    # with single_file: the diffusers repo of the other parts and the configs
     trained: str | None = None      # a twin trained by the course, shipped in data/ (e.g. "twins/svd-digits")
+    fallback: str | None = None     # an ungated registry key that does the same job, offered when there is no token
 
 
 MODELS: dict[str, ModelEntry] = {m.key: m for m in [
     ModelEntry("svd-xt-1-1", "stabilityai/stable-video-diffusion-img2vid-xt-1-1",
                "StableVideoDiffusionPipeline", "helpers.core.twins.svd:build", "Stability AI Community License",
                True, 9.6, "Stable Video Diffusion XT 1.1: one image -> 25 frames at 1024x576 (fine-tuned at 6 fps).",
-               "helpers.core.twins.full_size:svd", trained="twins/svd-digits"),
+               "helpers.core.twins.full_size:svd", trained="twins/svd-digits", fallback="svd-xt"),
     ModelEntry("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt",
                "StableVideoDiffusionPipeline", "helpers.core.twins.svd:build", "Stability AI Community License",
                False, 9.6, "Stable Video Diffusion XT 1.0: one image -> 25 frames at 1024x576.",
@@ -208,6 +209,10 @@ def damaged_twin(key: str, source: Path, shipped: bool):
         raise BadInputError(source, f"the tiny twin of {key} cannot be loaded ({problem}); {fix}") from None
 
 
+HF_TOKEN_STEP = ("give this notebook your token: on Colab add a secret named HF_TOKEN (key icon in the left bar, "
+                 "notebook access on); elsewhere run `hf auth login` or set HF_TOKEN")
+
+
 class AccessError(RuntimeError):
     """The Hub refused a repository (gated terms not accepted, no token, or a token without access)."""
 
@@ -216,9 +221,24 @@ def access_message(item: ModelEntry, why: str) -> str:
     """One message for every refused load: the page whose terms to accept, and how to give the token."""
     gated = f"{item.repo_id} is gated ({item.licence}): " if item.gated else ""
     return (f"Hugging Face refused {item.repo_id} ({why}). {gated}open https://huggingface.co/{item.repo_id}, log in "
-            "and accept its terms (once per account); then give this notebook your token: on Colab add a secret "
-            "named HF_TOKEN (key icon in the left bar, notebook access on) and run the cell again; elsewhere run "
-            "`hf auth login` or set HF_TOKEN. Never paste the token into a cell.")
+            f"and accept its terms (once per account); then {HF_TOKEN_STEP}, and run the cell again. "
+            "Never paste the token into a cell.")
+
+
+def access_note(key: str) -> str:
+    """What a learner must do before ``key`` loads, in one line (printed by the notebooks before each load):
+    nothing for an open model; for a gated one, the page whose terms to accept, the token step, and the
+    ungated fallback where the registry has one."""
+    item = entry(key)
+    if not item.gated:
+        return f"{key}: {item.repo_id} is open ({item.licence}): no token needed, ~{item.download_gb:g} GB to download."
+    note = (f"{key}: {item.repo_id} is gated ({item.licence}): open https://huggingface.co/{item.repo_id}, log in and "
+            f"accept its terms (once per account), then {HF_TOKEN_STEP}; ~{item.download_gb:g} GB to download.")
+    if item.fallback:
+        other = entry(item.fallback)
+        note += (f" No token? Use model=\"{other.key}\" ({other.repo_id}: no access form, {other.licence}, "
+                 f"~{other.download_gb:g} GB).")
+    return note
 
 
 def access_problem(err: BaseException) -> str | None:

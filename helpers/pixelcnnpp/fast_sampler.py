@@ -13,7 +13,8 @@ The plan (which map reads what, and when each position can be computed) is in
   in float32, each block's elementwise tail is one C call (:mod:`helpers.pixelcnnpp.fused`), and
   :func:`record_draws` records the draw too (PyTorch's exp and tanh, then one C call: the same pixels);
 - :func:`table_steps` is the same work for CUDA graphs: one function per *shape* of step reading its
-  positions from a table, so each can be captured once and replayed (:func:`capture`).
+  positions from a table, so each can be captured once and replayed (:func:`capture`); kept with the caches
+  for the next run like the listed steps (:meth:`FastSampler.table_recorded`).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class FastSampler:
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
         self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
-        self.kept: tuple | None = None  # (batch, device, dtype, C kernels?), the recorded jobs and draws, see recorded()
+        self.kept: tuple | None = None  # (key, recorded steps, draws): see recorded() and table_recorded()
 
     @classmethod
     def for_model(cls, model: PixelCNNpp, image_shape: Sequence[int]) -> "FastSampler":
@@ -168,6 +169,30 @@ class FastSampler:
         return self.kept[1], self.kept[2]
 
     @torch.no_grad()
+    def table_recorded(self, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor, temperature: float,
+                       cuda_graphs: bool) -> tuple[list[int], list[Callable[[], None]], bool]:
+        """The table steps (:func:`table_steps`; captured as CUDA graphs when asked), kept with the caches as the
+        listed steps are (``KEEP_BYTES``), so the next run of the same batch, device, dtype and temperature neither
+        records nor captures again (each capture synchronises, collects garbage and empties the CUDA cache).
+        A kept run copies its noise into the buffers the steps read, empties the caches in place (their addresses,
+        which a graph replays, stay) and zeroes the step counters."""
+        key = ("table", batch, gumbel.device, gumbel.dtype, float(temperature), cuda_graphs)
+        if self.kept is None or self.kept[0] != key:
+            self.allocate(batch, gumbel.device, gumbel.dtype)
+            noise = (torch.empty_like(gumbel), torch.empty_like(logistic))
+            order, fns, used, counters = table_steps(self, batch, *noise, temperature, cuda_graphs)
+            self.kept = (key, (order, fns, used, counters, noise), None)
+        else:
+            order, fns, used, counters, noise = self.kept[1]
+            self.reset()
+            for counter in counters:
+                counter.zero_()
+        noise[0].copy_(gumbel)
+        noise[1].copy_(logistic)
+        self.fill_constants(batch)  # after table_steps: a capture's warm-up writes into the caches
+        return order, fns, used
+
+    @torch.no_grad()
     def fill_constants(self, batch: int) -> None:
         """Compute what depends on no pixel (``schedule[0]``: e.g. the first image row of the ``u`` stream,
         which sees only padding). Nothing overwrites it during a draw, so kept caches keep it too."""
@@ -219,9 +244,7 @@ class FastSampler:
         with gc_paused(), (contextlib.nullcontext() if table else torch.inference_mode()):
             try:
                 if table:
-                    self.allocate(n, device, u_mix.dtype)
-                    order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
-                    self.fill_constants(n)  # after table_steps: a capture's warm-up writes into the caches
+                    order, step_fns, cuda_graphs = self.table_recorded(n, gumbel, logistic, temperature, cuda_graphs)
                 else:  # kept caches already hold the constants
                     jobs, draws = self.recorded(n, device, u_mix.dtype)
                     order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature, draws)
@@ -382,9 +405,9 @@ def table_step(sampler: FastSampler, batch: int, layout: list[tuple[CachedMap, i
 
 
 def table_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor, temperature: float,
-                cuda_graphs: bool) -> tuple[list[int], list[Callable[[], None]], bool]:
-    """(class of each step, one function per class, whether graphs are used): the step functions of
-    :meth:`FastSampler.step_classes`, captured as CUDA graphs when asked (eager if capture fails)."""
+                cuda_graphs: bool) -> tuple[list[int], list[Callable[[], None]], bool, list[torch.Tensor]]:
+    """(class of each step, one function per class, whether graphs are used, the step counters): the step
+    functions of :meth:`FastSampler.step_classes`, captured as CUDA graphs when asked (eager if capture fails)."""
     step_class, layouts, tables = sampler.step_classes()
     device = gumbel.device
     counters = [torch.zeros(1, dtype=torch.long, device=device) for _ in tables]
@@ -400,7 +423,7 @@ def table_steps(sampler: FastSampler, batch: int, gumbel: torch.Tensor, logistic
             for counter in counters:
                 counter.zero_()
         sampler.reset()  # the warm-up (and a failed capture) wrote into the caches
-    return step_class, fns, cuda_graphs
+    return step_class, fns, cuda_graphs, counters
 
 
 def capture(steps: list[Callable[[], None]], counters: list[torch.Tensor]) -> list[Callable[[], None]]:
