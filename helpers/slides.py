@@ -36,6 +36,7 @@ from helpers.core.drawing import CaptionLayer, caption_layer
 from helpers.core.images import stamp_band_height
 from helpers.core.images import BadInputError, fit_to, stamp_random_weights
 from helpers.core.profiles import Profile, get_profile
+from helpers.core.registry import made_by, made_by_note
 
 MAX_SLIDE_SECONDS = 600  # one slide
 MAX_BYTES = 4 * 2**30    # the most the video's frames may take in memory
@@ -589,7 +590,7 @@ def run(args: argparse.Namespace) -> int:
     report = make_slides(storyboard, out, profile, stills=stills, **overrides)
     for note in report["notes"]:
         print(f"note: {note}")
-    tiny = " (random weights: shows the pipeline runs, not a real result)" if profile.random_weights else ""
+    tiny = made_by_note(made_by(settings["model"], profile))
     print(f"wrote {out}: {len(storyboard.slides)} slides, {report['frames']} frames "
           f"({report['seconds']:.2f} s at {report['fps']:g} fps), {report['size'][0]}x{report['size'][1]}, "
           f"in {time.perf_counter() - start:.1f} s{tiny}")

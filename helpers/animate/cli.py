@@ -13,6 +13,7 @@ from helpers.core.cli import float_range, int_range
 from helpers.core.images import load_image
 from helpers.core.outputs import check_output_file
 from helpers.core.profiles import Profile, get_profile
+from helpers.core.registry import made_by, made_by_note
 from helpers.core.video import write_mp4
 from helpers.animate.ltx import (animate_ltx, evenly_spaced, ltx_check_size, ltx_frames_at_least, ltx_frames_for,
                                   ltx_settings, parse_keyframe, resolve_frame_index)
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         frames, settings = _run_ltx(args, profile, images, indices)
         fps = settings["frame_rate"]
     write_mp4(frames, out, fps=fps)
-    tiny = " (random weights: shows the pipeline runs, not a real result)" if profile.random_weights else ""
+    tiny = made_by_note(made_by(settings["model"], profile))
     print(f"wrote {out}: {len(frames)} frames at {settings['width']}x{settings['height']}, "
           f"{fps:g} fps, in {time.perf_counter() - start:.1f} s{tiny}")
     return 0

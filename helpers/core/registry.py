@@ -146,6 +146,30 @@ def trained_twin_path(key: str) -> Path | None:
     return path if (path / "model_index.json").exists() else None
 
 
+# What made the pixels: the one place every label, title and printed line takes its words from.
+MADE_BY = {
+    "random": "random weights: shows the pipeline runs, not a real result",
+    "trained": "a small twin trained on digits by this course: real learned behaviour of a tiny model, not the real one",
+    "real": "the real model",
+}
+
+
+def made_by(key: str, profile: Profile | None = None) -> str:
+    """Which of three things makes ``key``'s pixels in ``profile``: "random" (random weights: the tiny twins
+    without training, the GPU test mode), "trained" (a twin the course trained, shipped in data/) or "real"."""
+    profile = profile or get_profile()
+    if not profile.random_weights:
+        return "real"
+    if profile.is_tiny and trained_twin_path(key) is not None:
+        return "trained"
+    return "random"
+
+
+def made_by_note(kind: str) -> str:
+    """`` (what made it)`` for a printed line, or "" for the real model (nothing to warn about)."""
+    return "" if kind == "real" else f" ({MADE_BY[kind]})"
+
+
 def is_trained_twin(pipe) -> bool:
     """True for a pipeline loaded from a twin the course trained (its outputs are labelled as such)."""
     return getattr(pipe, "course_twin", None) == "trained"

@@ -21,6 +21,7 @@ import numpy as np
 
 from helpers.core.cli import float_range, int_range
 from helpers.core.outputs import write_json
+from helpers.core.registry import made_by_note
 from helpers.core.standins import is_standin
 from helpers.core.images import stamp_band_height
 from helpers.post.editing import add_caption, boomerang, crossfade_clips, fit_clip, stamp_frames, title_card, trim
@@ -394,8 +395,7 @@ def _report(steps, rows, out: Path, files: dict, frames: Frames, settings: dict[
     print(format_table(rows))
     if before:
         print(f"replaced the previous set in {out.parent} ({', '.join(before)}) as a whole")
-    tiny = (" (a small twin trained on digits by this course: real learned motion of a tiny model, not the real one)"
-            if stamp == "trained" else " (random weights: shows the pipeline runs, not a real result)" if stamp else "")
+    tiny = made_by_note("trained" if stamp == "trained" else "random" if stamp else "real")
     print(f"wrote {out} and {', '.join(str(p.name) for f, p in files.items() if f != 'mp4') or 'no other formats'}: "
           f"{len(frames)} frames at {settings['fps']:g} fps, {frames[0].shape[1]}x{frames[0].shape[0]}, "
           f"in {seconds:.1f} s{tiny}")
