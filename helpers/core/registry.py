@@ -165,6 +165,12 @@ def made_by(key: str, profile: Profile | None = None) -> str:
     return "random"
 
 
+def made_by_title(kind: str) -> str:
+    """`` - RANDOM WEIGHTS`` / `` - SMALL TWIN TRAINED ON DIGITS`` for a figure title, "" for the real model
+    (the first words of the stamps on the frames)."""
+    return {"random": " - RANDOM WEIGHTS", "trained": " - SMALL TWIN TRAINED ON DIGITS", "real": ""}[kind]
+
+
 def made_by_note(kind: str) -> str:
     """`` (what made it)`` for a printed line, or "" for the real model (nothing to warn about)."""
     return "" if kind == "real" else f" ({MADE_BY[kind]})"
