@@ -76,6 +76,8 @@ class FastSampler:
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
         self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
+        self.conditioned = [node for node in self.nodes if getattr(node, "class_weight", None) is not None]
+        self.num_classes = model.num_classes
         self.kept: tuple | None = None  # (batch, device, dtype, C kernels?), the recorded jobs and draws, see recorded()
 
     @classmethod
@@ -168,6 +170,14 @@ class FastSampler:
         return self.kept[1], self.kept[2]
 
     @torch.no_grad()
+    def set_labels(self, labels: torch.Tensor | None) -> None:
+        """A class-conditional model: every image's class bias into the maps that add it (in place)."""
+        if (labels is None) != (self.num_classes is None):
+            raise ValueError("a class-conditional model samples with labels, an unconditional one without")
+        for node in self.conditioned:
+            node.set_labels(labels.to(node.image_bias.device))
+
+    @torch.no_grad()
     def fill_constants(self, batch: int) -> None:
         """Compute what depends on no pixel (``schedule[0]``: e.g. the first image row of the ``u`` stream,
         which sees only padding). Nothing overwrites it during a draw, so kept caches keep it too."""
@@ -184,11 +194,12 @@ class FastSampler:
         self.input.raw[:, :-1, -1] = 1.0
 
     @torch.no_grad()
-    def forward_all(self, x: torch.Tensor) -> torch.Tensor:
-        """The whole plan at once for images x (B, C, H, W): equals ``model(x)`` in eval mode."""
+    def forward_all(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The whole plan at once for images x (B, C, H, W): equals ``model(x, labels)`` in eval mode."""
         c, h, w = self.shape
         batch = x.shape[0]
         self.allocate(batch, x.device, x.dtype)
+        self.set_labels(labels)
         self.input.raw[:, :-1, :c] = x.permute(0, 2, 3, 1).reshape(batch, h * w, c)
         for node in self.nodes[1:]:
             node.compute(batch, (0, node.size), [index.to(x.device).reshape(-1) for _, _, index in node.gathers])
@@ -197,9 +208,13 @@ class FastSampler:
 
     @torch.no_grad()
     def run(self, n: int, u_mix: torch.Tensor, u_log: torch.Tensor, temperature: float = 1.0,
-            progress: bool = False, cuda_graphs: bool | None = None, steps: str | None = None) -> torch.Tensor:
+            progress: bool = False, cuda_graphs: bool | None = None, steps: str | None = None,
+            labels: torch.Tensor | None = None) -> torch.Tensor:
         """Sample n images with the given uniforms (see :func:`~helpers.pixelcnnpp.sampling.sample`).
 
+        ``labels`` (n,): the class of each image, for a class-conditional model (None for an unconditional
+        one). They enter as each image's bias rows (:meth:`set_labels`) before the constants are computed,
+        so recorded steps and captured graphs serve any labels.
         ``cuda_graphs`` (default: on for CUDA tensors): capture each step class once as a CUDA graph
         and replay it, so a step costs one launch instead of hundreds of small ones from Python.
         ``steps``: ``"listed"`` (default without graphs: per pixel, its jobs recorded as views or Python-int runs)
@@ -220,10 +235,14 @@ class FastSampler:
             try:
                 if table:
                     self.allocate(n, device, u_mix.dtype)
+                    self.set_labels(labels)
                     order, step_fns, cuda_graphs = table_steps(self, n, gumbel, logistic, temperature, cuda_graphs)
                     self.fill_constants(n)  # after table_steps: a capture's warm-up writes into the caches
-                else:  # kept caches already hold the constants
+                else:  # kept caches already hold the constants (of an unconditional model: they depend on the labels)
                     jobs, draws = self.recorded(n, device, u_mix.dtype)
+                    if self.conditioned:
+                        self.set_labels(labels)
+                        self.fill_constants(n)
                     order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature, draws)
                 bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
                 for k in order:
