@@ -113,7 +113,7 @@ class Likelihood:
     model: Any
     image_shape: tuple[int, int, int]   # (C, H, W)
     device: str = "cpu"
-    source: str = "yours"               # whose checkpoint: "yours" or "the course's"
+    source: str = "your"                # whose checkpoint: "your" (the learner's) or "the course's"
 
 
 def bits_per_dim(images: Sequence[Image.Image], likelihood: Likelihood, batch_size: int = 64) -> np.ndarray:
@@ -315,7 +315,7 @@ def load_likelihood(profile: Profile) -> Likelihood:
     from helpers.train import ensure_model
 
     model, info = ensure_model(profile)
-    return Likelihood(model, tuple(info["image_shape"]), profile.device, info.get("source", "yours"))
+    return Likelihood(model, tuple(info["image_shape"]), profile.device, info.get("source", "your"))
 
 
 @dataclass

@@ -330,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
 
         model, info = ensure_model(profile)
     check_label(model, args.label)
-    print(f"checkpoint: {info.get('source', 'yours')} ({info['path']})")
+    print(f"using {info.get('source', 'your')} checkpoint: {info['path']}")
     paths = generate_samples(model, n, args.out_dir, batch_size, temperature, method, args.seed,
                              info["image_shape"], profile=profile, info=info, label=args.label)
     asked = "" if args.label is None else f", all of class {args.label}"

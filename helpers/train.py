@@ -194,7 +194,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     course's shipped one (:func:`course_checkpoint_dir`), or ``None`` for the latest in
     ``outputs/checkpoints/pixelcnnpp``. Weights are read from safetensors.
     The info dict holds ``config``, ``image_shape`` (C, H, W), ``step``, ``test_bpd``,
-    ``history``, ``path`` and ``source`` ("the course's" or "yours").
+    ``history``, ``path`` and ``source`` ("the course's" or "your", as in "your checkpoint").
     """
     from safetensors.torch import load_model
 
@@ -219,7 +219,7 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     info = {"config": meta["config"], "image_shape": tuple(meta["image_shape"]), "step": meta["step"],
             "test_bpd": meta.get("test_bpd"), "history": meta.get("history", []), "path": path,
             "dataset": meta["config"].get("dataset"),
-            "source": "the course's" if course or path == course_checkpoint_dir() else "yours"}
+            "source": "the course's" if course or path == course_checkpoint_dir() else "your"}
     return model, info
 
 

@@ -2,7 +2,7 @@
 
 Bits/dim says how well a model predicts pixels; it does not say whether its samples *look* like digits.
 The judge does: an SVC with an RBF kernel (probabilities calibrated by cross-validation) fitted in
-a second or two on the training split of scikit-learn's handwritten digits, 8x8 pixels, plus an 11th
+a few seconds on the training split of scikit-learn's handwritten digits, 8x8 pixels, plus an 11th
 class, "not a digit" (uniform noise, flat grey squares, blurred blobs), so that a smudge is not
 forced into the digit it resembles least badly. It reads
 grey images of any square size (resized to 8x8 first, as the digits were made) and answers, for each,
@@ -53,7 +53,7 @@ def not_digits(seed: int = 0, count: int = 300) -> np.ndarray:
 def fit_judge(seed: int = 0):
     """The judge: an RBF SVC on the 64 pixels (0..1) of the training digits and of :func:`not_digits`
     (class 10), probabilities calibrated (``CalibratedClassifierCV``, 3 folds). Fitted once per seed and
-    process (a second or two)."""
+    process (a few seconds)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 

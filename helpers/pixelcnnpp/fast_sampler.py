@@ -77,7 +77,7 @@ class FastSampler:
         self.wheres: list[list[Where]]
         self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
         self.conditioned = [node for node in self.nodes if getattr(node, "class_weight", None) is not None]
-        self.num_classes = model.num_classes
+        self.num_classes = getattr(model, "num_classes", None)
         self.kept: tuple | None = None  # (batch, device, dtype, C kernels?), the recorded jobs and draws, see recorded()
 
     @classmethod

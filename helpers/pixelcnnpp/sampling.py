@@ -36,12 +36,13 @@ def _draw_uniforms(n: int, image_shape: tuple[int, int, int], m: int, generator:
 def sample_labels(model: PixelCNNpp, n: int, labels: int | Sequence[int] | torch.Tensor | None = None) -> torch.Tensor | None:
     """The class of each of ``n`` images for ``model``: None for an unconditional model; for a conditional one,
     ``labels`` as n longs (one int: all n of that class; None: the classes in turn, 0, 1, ..., 0, 1, ...)."""
-    if model.num_classes is None:
+    classes = getattr(model, "num_classes", None)  # a duck-typed causal net (notebook 03's) has none
+    if classes is None:
         if labels is not None:
             raise ValueError("labels: this model is unconditional (trained without classes); sample it without labels")
         return None
     if labels is None:
-        return torch.arange(n) % model.num_classes
+        return torch.arange(n) % classes
     labels = torch.as_tensor(labels).reshape(-1)
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise ValueError(f"labels must be integers, got {labels.dtype}")
@@ -49,8 +50,8 @@ def sample_labels(model: PixelCNNpp, n: int, labels: int | Sequence[int] | torch
         labels = labels.repeat(n)
     if labels.numel() != n:
         raise ValueError(f"labels: one per image ({n}) or a single one, got {labels.numel()}")
-    if int(labels.min()) < 0 or int(labels.max()) >= model.num_classes:
-        raise ValueError(f"labels must be classes 0..{model.num_classes - 1}, got {sorted(set(labels.tolist()))}")
+    if int(labels.min()) < 0 or int(labels.max()) >= classes:
+        raise ValueError(f"labels must be classes 0..{classes - 1}, got {sorted(set(labels.tolist()))}")
     return labels.long()
 
 
@@ -105,7 +106,7 @@ def _sample_naive(model: PixelCNNpp, n: int, shape: tuple[int, int, int], u_mix:
     bar = progress_bar(h * w, progress, "naive sampling")
     for i in range(h):
         for j in range(w):
-            params = model(x, labels)[:, :, i, j]
+            params = (model(x) if labels is None else model(x, labels))[:, :, i, j]
             x[:, :, i, j] = draw_with_noise(params, c, gumbel[i, j], logistic[i, j], temperature)
             if bar is not None:
                 bar.update(1)
