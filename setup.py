@@ -11,7 +11,9 @@ setup(
     packages=find_namespace_packages(include=["helpers", "helpers.*"], exclude=["*__pycache__*"]) + ["helpers.data", "helpers.data.luts"],
     package_dir={"helpers.data": "data", "helpers.data.luts": "data/luts"},
     package_data={"helpers.data": ["*.png", "*.json", "*.md",  # + the twins the course trained (save_pretrained folders)
-                                   "twins/*/*.json", "twins/*/*.png", "twins/*/*/*.json", "twins/*/*/*.safetensors"],
+                                   "twins/*/*.json", "twins/*/*.png", "twins/*/*/*.json", "twins/*/*/*.safetensors",
+                                   # the PixelCNN++ the course trained (weights, meta, record, loss curve)
+                                   "checkpoints/*/*.json", "checkpoints/*/*.png", "checkpoints/*/*.safetensors"],
                   "helpers.data.luts": ["*.cube"],
                   "helpers.pixelcnnpp": ["*.c"]},  # the fast sampler's fused tails, compiled on first use
 )

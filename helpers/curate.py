@@ -113,13 +113,15 @@ class Likelihood:
     model: Any
     image_shape: tuple[int, int, int]   # (C, H, W)
     device: str = "cpu"
+    source: str = "your"                # whose checkpoint: "your" (the learner's) or "the course's"
 
 
 def bits_per_dim(images: Sequence[Image.Image], likelihood: Likelihood, batch_size: int = 64) -> np.ndarray:
     """Each image's negative log-likelihood under the model, in bits per sub-pixel.
 
     Images are converted to the model's channels (grey or RGB) and size (Lanczos) first;
-    8 bits/dim is what a uniform guess over 256 levels costs.
+    8 bits/dim is what a uniform guess over 256 levels costs. A class-conditional model scores
+    log p(x) = log (1/K) sum_y p(x | y), the image under any of its K classes (:func:`class_marginal_nll`).
     """
     import torch
 
@@ -138,9 +140,24 @@ def bits_per_dim(images: Sequence[Image.Image], likelihood: Likelihood, batch_si
     with torch.no_grad():
         for start in range(0, len(x_all), batch_size):
             x = x_all[start:start + batch_size].to(likelihood.device)
-            nats = discretized_mix_logistic_nll(x, likelihood.model(x))
+            nats = class_marginal_nll(likelihood.model, x)
             out.append(nats.double().cpu().numpy() / (channels * height * width * math.log(2)))
     return np.concatenate(out)
+
+
+def class_marginal_nll(model, x):
+    """Negative log-likelihood in nats of each image x (B, C, H, W): -log p(x), with p(x) = mean over the
+    classes of p(x | class) for a class-conditional model (one pass per class), p(x) itself otherwise."""
+    import torch
+
+    from helpers.pixelcnnpp import discretized_mix_logistic_nll
+
+    classes = getattr(model, "num_classes", None)
+    if classes is None:
+        return discretized_mix_logistic_nll(x, model(x))
+    per_class = torch.stack([discretized_mix_logistic_nll(x, model(x, torch.full((len(x),), k, device=x.device)))
+                             for k in range(classes)])
+    return -(torch.logsumexp(-per_class.double(), dim=0) - math.log(classes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,7 +316,7 @@ def load_likelihood(profile: Profile, with_info: bool = False):
     from helpers.train import ensure_model
 
     model, info = ensure_model(profile)
-    likelihood = Likelihood(model, tuple(info["image_shape"]), profile.device)
+    likelihood = Likelihood(model, tuple(info["image_shape"]), profile.device, info.get("source", "your"))
     return (likelihood, info) if with_info else likelihood
 
 
@@ -346,9 +363,24 @@ class Curation:
         return [r for r in self.records if r["kept"]]
 
 
+def judge_digits(images: Sequence[Image.Image], scores: list[dict[str, Any]]) -> None:
+    """Add what the digit judge (:mod:`helpers.core.judge`) sees in each image: ``digit`` and ``digit_confidence``."""
+    import torch
+
+    from helpers.core.judge import judge
+
+    grey_images = torch.from_numpy(np.stack([np.asarray(im.convert("L")) for im in images]))
+    digits, confidences = judge(grey_images.unsqueeze(1))
+    for entry, digit, confidence in zip(scores, digits, confidences):
+        entry.update(digit=int(digit), digit_confidence=float(confidence))
+
+
 def rank_and_select(names: Sequence[str], images: Sequence[Image.Image], scores: list[dict[str, Any]],
-                    keep: int, threshold: int = DUPLICATE_DISTANCE) -> list[dict[str, Any]]:
-    """Sort by combined score, drop near-duplicates, keep the best ``keep``: one record per image."""
+                    keep: int, threshold: int = DUPLICATE_DISTANCE, digit: int | None = None) -> list[dict[str, Any]]:
+    """Sort by combined score, drop near-duplicates, keep the best ``keep``: one record per image.
+    With ``digit``, only images the judge recognises as that digit (confidence >= 0.8) can be kept
+    (the scores must hold ``digit`` and ``digit_confidence``: :func:`judge_digits`)."""
+    from helpers.core.judge import THRESHOLD
     order = sorted(range(len(images)), key=lambda i: (-scores[i]["combined"], names[i]))
     hashes = [dhash(im) for im in images]
     duplicates = near_duplicates(hashes, order, threshold)
@@ -356,7 +388,10 @@ def rank_and_select(names: Sequence[str], images: Sequence[Image.Image], scores:
     for rank, index in enumerate(order, 1):
         record = {"rank": rank, "file": names[index], **scores[index],
                   "dhash": "".join("1" if b else "0" for b in hashes[index])}
-        if index in duplicates:
+        if digit is not None and not (record["digit"] == digit and record["digit_confidence"] >= THRESHOLD):
+            record.update(kept=False, reason=f"not judged a {digit} (the judge sees a {record['digit']}, "
+                                             f"confidence {record['digit_confidence']:.2f})")
+        elif index in duplicates:
             twin = duplicates[index]
             record.update(kept=False, reason=f"near-duplicate of {names[twin]} "
                                              f"({hamming(hashes[index], hashes[twin])} bits apart)")
@@ -371,12 +406,14 @@ def rank_and_select(names: Sequence[str], images: Sequence[Image.Image], scores:
 
 def curate(samples: str | Path | None = None, out: str | Path | None = None, keep: int | None = None,
            profile: Profile | None = None, threshold: int | None = None,
-           likelihood: Likelihood | None | bool = True, selected: Sequence[str] | None = None) -> Curation:
+           likelihood: Likelihood | None | bool = True, selected: Sequence[str] | None = None,
+           digit: int | None = None) -> Curation:
     """Score every sample, drop near-duplicates, keep the best ``keep`` in ``out`` (default outputs/curated).
 
     ``likelihood``: True = load the trained PixelCNN++ (or train the tiny one); a
     :class:`Likelihood`; or False/None to score without bits/dim. ``selected``: file names chosen by
-    hand (the notebook's widget); when given, exactly those are kept, in score order.
+    hand (the notebook's widget); when given, exactly those are kept, in score order. ``digit``: keep
+    only samples the digit judge recognises as that digit (0-9), so the video half animates it.
     """
     profile = profile or get_profile()
     settings = profile.settings("curate")
@@ -384,6 +421,8 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
     threshold = settings.get("duplicate_bits", DUPLICATE_DISTANCE) if threshold is None else threshold
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}")
+    if digit is not None and not 0 <= int(digit) <= 9:
+        raise ValueError(f"digit must be 0-9, got {digit}")
     if out is not None and Path(out).exists() and not Path(out).is_dir():
         raise BadInputError(out, "is a file, not a folder for the curated set")
     out_dir = Path(out) if out else stage_dir("curated")
@@ -403,7 +442,9 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
         likelihood, scored_with = load_likelihood(profile, with_info=True)
         scored_with = checkpoint_check(folder, scored_with)
     scores = score_images(images, likelihood or None)
-    records = rank_and_select(names, images, scores, keep, threshold)
+    if digit is not None:
+        judge_digits(images, scores)
+    records = rank_and_select(names, images, scores, keep, threshold, digit)
     if selected is not None:
         unknown = sorted(set(selected) - set(names))
         if unknown:
@@ -423,7 +464,10 @@ def curate(samples: str | Path | None = None, out: str | Path | None = None, kee
         (tmp / "scores.json").write_text(json.dumps({
             "samples": relative_to_outputs(folder), "keep": keep, "duplicate_distance_bits": threshold,
             "weights": WEIGHTS, "with_likelihood": likelihood is not None and likelihood is not False,
-            "scored_with": scored_with, "records": records}, indent=2, default=float) + "\n")
+            "scored_with": scored_with,
+            "likelihood_checkpoint": likelihood.source if isinstance(likelihood, Likelihood) else None,
+            "digit": digit,
+            "records": records}, indent=2, default=float) + "\n")
         figure = ranked_grid(records, dict(zip(names, images)), n=min(len(records), 32))
         figure.savefig(tmp / "ranked_grid.png", dpi=100, bbox_inches="tight")
         import matplotlib.pyplot as plt
@@ -540,6 +584,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duplicate-bits", type=int_range(0, HASH_BITS), default=None,
                         help="dHash distance (of 128 bits) that counts as a near-duplicate (default: the profile's)")
     parser.add_argument("--no-likelihood", action="store_true", help="score without the PixelCNN++'s bits/dim")
+    parser.add_argument("--digit", type=int_range(0, 9), default=None,
+                        help="keep only samples the digit judge recognises as this digit (0-9)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -548,9 +594,14 @@ def run(args: argparse.Namespace) -> int:
     profile = get_profile(args.profile)
     print(profile.banner())
     result = curate(args.samples, args.out, args.keep, profile, args.duplicate_bits,
-                    likelihood=not args.no_likelihood)
+                    likelihood=not args.no_likelihood, digit=args.digit)
     dropped = sum(1 for r in result.records if r["reason"].startswith("near-duplicate"))
-    print(f"scored {len(result.records)} samples; {dropped} near-duplicate(s) dropped; "
+    scores = read_scores(result.folder)
+    if scores.get("likelihood_checkpoint"):
+        print(f"bits/dim from {scores['likelihood_checkpoint']} PixelCNN++ checkpoint")
+    other = "" if args.digit is None else (
+        f"; {sum(r['reason'].startswith('not judged') for r in result.records)} not judged a {args.digit}")
+    print(f"scored {len(result.records)} samples; {dropped} near-duplicate(s) dropped{other}; "
           f"kept {len(result.kept)} in {result.folder} (scores.json, ranked_grid.png)")
     for record in result.kept_records()[:5]:
         bpd = f", {record['bits_per_dim']:.2f} bits/dim" if record.get("bits_per_dim") is not None else ""

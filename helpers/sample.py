@@ -3,6 +3,9 @@
 ``python -m helpers sample`` loads the latest checkpoint (EMA weights; trains the small tiny model
 first if there is none), draws the profile's ``n_images`` in chunks of ``batch_size`` and writes
 ``sample_00001.png ...``, ``samples.json`` (how each image was made) and ``grid.png``.
+A class-conditional model draws the class asked for (``--label 3``: threes) or, without one, the
+classes in turn (image i is class i mod 10); ``samples.json`` records each image's class.
+``--checkpoint course`` samples the course's own trained checkpoint (``data/checkpoints``).
 
 Resumable and reproducible: chunk k is drawn with its own generator seeded ``seed * 1_000_000 + k``,
 so an interrupted run continues with the first incomplete chunk and ends with the same images
@@ -114,8 +117,10 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
                      batch_size: int | None = None, temperature: float | None = None,
                      method: str | None = None, seed: int = 0, image_shape: Sequence[int] | None = None,
                      profile: Profile | str | None = None, info: dict[str, Any] | None = None,
-                     progress: bool = True) -> list[Path]:
+                     progress: bool = True, label: int | None = None) -> list[Path]:
     """Draw ``n`` images into ``out_dir`` (default ``outputs/samples``); returns their paths.
+
+    ``label``: the class every image is drawn as (a class-conditional model only).
 
     Every argument left as None comes from the profile's ``sample`` block; ``model=None`` loads
     the trained PixelCNN++ with ``helpers.train.ensure_model`` (``info`` and ``image_shape``
@@ -130,13 +135,14 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
 
         model, info = ensure_model(profile)
     info = info or {}
+    check_label(model, label)
     image_shape = tuple(int(s) for s in (image_shape or info.get("image_shape") or ()))
     if len(image_shape) != 3:
         raise ValueError("image_shape (C, H, W) is needed when the model comes without its checkpoint info")
     target = _target(out_dir)
     run = {"seed": seed, "batch_size": batch_size, "temperature": temperature, "method": method,
            "image_shape": list(image_shape), "checkpoint": relative_to_outputs(info.get("path", "")),
-           "step": info.get("step")}
+           "step": info.get("step"), "label": label}
     with writer_lock(target, "the samples folder", "wait for it to finish, or sample into another --out-dir"):
         folder = _folder_for(target, run)
         label = model_label(info, profile)
@@ -145,6 +151,29 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
         if folder != target:
             _swap_in(folder, target)
     return [target / p.name for p in paths]
+
+
+def check_label(model, label: int | None) -> None:
+    """A label needs a class-conditional model, and one of its classes."""
+    classes = getattr(model, "num_classes", None)
+    if label is None:
+        return
+    if classes is None:
+        raise ValueError(f"--label {label}: this checkpoint's model is unconditional (trained without classes); "
+                         "sample without --label, or use --checkpoint course")
+    if not 0 <= int(label) < classes:
+        raise ValueError(f"--label {label}: this model knows the classes 0..{classes - 1}")
+
+
+def image_labels(model, first: int, count: int, label: int | None) -> torch.Tensor | None:
+    """The classes of images ``first .. first + count - 1``: the asked one, else image i is class i mod
+    num_classes (so a chunk's classes depend on its place only); None for an unconditional model."""
+    classes = getattr(model, "num_classes", None)
+    if classes is None:
+        return None
+    if label is not None:
+        return torch.full((count,), int(label), dtype=torch.long)
+    return torch.arange(first, first + count) % classes
 
 
 def _settings(profile: Profile, n, batch_size, temperature, method) -> tuple[int, int, float, str]:
@@ -206,15 +235,17 @@ def _draw(model, folder: Path, n: int, run: dict[str, Any], label: str, progress
             continue
         generator = torch.Generator(device=device).manual_seed(chunk_seed(seed, chunk))
         # A chunk always draws batch_size images, so its images do not depend on n.
+        labels = image_labels(model, first, batch_size, run.get("label"))
         images = sample(model, batch_size, tuple(run["image_shape"]), temperature=temperature,
-                        generator=generator, method=run["method"])[: last - first]
+                        generator=generator, method=run["method"], labels=labels)[: last - first]
         for offset, image in enumerate(images):
             name = sample_name(first + offset)
             if not (folder / name).exists():
                 save_image(to_picture(image), folder / name)
                 bar.update(1)
             entries[name] = {"file": name, "index": first + offset, "chunk": chunk,
-                             "chunk_seed": chunk_seed(seed, chunk), "temperature": temperature}
+                             "chunk_seed": chunk_seed(seed, chunk), "temperature": temperature,
+                             "label": None if labels is None else int(labels[offset])}
         write_json(folder / RECORD, {**run, "model": label, "n_images": len(entries),
                                      "images": [entries[k] for k in sorted(entries)]})
     bar.close()
@@ -272,7 +303,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, help="fast (cached) or naive (one full pass per pixel)")
     parser.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="same seed, same images (default 0)")
     parser.add_argument("--out-dir", help="folder for the images (default: outputs/samples)")
-    parser.add_argument("--checkpoint", help="a checkpoint folder (default: the latest in outputs/checkpoints)")
+    parser.add_argument("--checkpoint", help="a checkpoint folder, or 'course' for the course's trained one "
+                        "(default: your latest in outputs/checkpoints)")
+    parser.add_argument("--label", type=int_range(0, 999),
+                        help="draw only this class, e.g. --label 3 for threes (a class-conditional model)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -295,8 +329,11 @@ def run(args: argparse.Namespace) -> int:
         from helpers.train import ensure_model
 
         model, info = ensure_model(profile)
+    check_label(model, args.label)
+    print(f"using {info.get('source', 'your')} checkpoint: {info['path']}")
     paths = generate_samples(model, n, args.out_dir, batch_size, temperature, method, args.seed,
-                             info["image_shape"], profile=profile, info=info)
+                             info["image_shape"], profile=profile, info=info, label=args.label)
+    asked = "" if args.label is None else f", all of class {args.label}"
     print(f"wrote {len(paths)} samples ({model_label(info, profile)}, temperature {temperature}, "
-          f"{method} sampler, seed {args.seed}) and {GRID} to {paths[0].parent}")
+          f"{method} sampler, seed {args.seed}{asked}) and {GRID} to {paths[0].parent}")
     return 0

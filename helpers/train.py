@@ -8,6 +8,8 @@ One loop serves the notebook and the command line:
   sample from and hand to later notebooks.
 - **Gradient clipping** (global norm), **bf16 autocast on a bf16-capable GPU only** (never on CPU,
   never fp16: the logistic-mixture likelihood is delicate), optional ``torch.compile``.
+- **Class-conditional** when the data has classes (digits, MNIST, CIFAR-10) and ``conditional`` is on:
+  the model learns p(image | class) (``PixelCNNpp(num_classes=...)``), so a learner can ask for a digit.
 - **accelerate** runs the same loop on one CPU, one GPU or many (``accelerate launch -m helpers train``).
 - **Checkpoints** that continue the same run: weights and EMA weights in safetensors, plus the
   optimizer state, every process's RNG states (torch CPU/CUDA, numpy, python), the step, the
@@ -43,10 +45,21 @@ from helpers.core.profiles import Profile, get_profile
 
 MODEL_KEYS = ("nr_resnet", "nr_filters", "nr_logistic_mix", "dropout")
 # Settings that must match for a checkpoint to be resumed (the rest may change between sessions).
-RUN_KEYS = MODEL_KEYS + ("dataset", "image_size", "in_channels", "seed")
+RUN_KEYS = MODEL_KEYS + ("dataset", "image_size", "in_channels", "seed", "num_classes")
 ADAM_BETAS = (0.95, 0.9995)  # as in the original PixelCNN++ (openai/pixel-cnn, train.py)
 CHECKPOINT_GLOB = "step_*"
 STATE_FILE = "training_state.pt"
+
+
+COURSE_CHECKPOINT = "course"  # the name that picks the course's shipped checkpoint (load_checkpoint, --checkpoint)
+
+
+def course_checkpoint_dir() -> Path:
+    """``data/checkpoints/pixelcnnpp-digits``: the class-conditional digits model the course trained and ships
+    (made by ``python tools/train_course_checkpoint.py``; its command, settings and results in training.json)."""
+    from helpers.core.demo_images import data_dir
+
+    return data_dir() / "checkpoints" / "pixelcnnpp-digits"
 
 
 def default_checkpoint_dir() -> Path:
@@ -150,7 +163,8 @@ def build_model(config: dict[str, Any]):
     """A fresh PixelCNN++ for ``config`` (a training config or checkpoint config)."""
     from helpers.pixelcnnpp import PixelCNNpp
 
-    return PixelCNNpp(in_channels=config["in_channels"], **{k: config[k] for k in MODEL_KEYS})
+    return PixelCNNpp(in_channels=config["in_channels"], num_classes=config.get("num_classes"),
+                      **{k: config[k] for k in MODEL_KEYS})
 
 
 def learning_rate(config: dict[str, Any], step: int) -> float:
@@ -241,14 +255,16 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
                     ema: bool = True) -> tuple[Any, dict[str, Any]]:
     """A trained PixelCNN++ in eval mode (EMA weights unless ``ema=False``) and its info.
 
-    ``path``: a checkpoint folder, a folder of checkpoints (its latest is used), or ``None``
-    for the latest in ``outputs/checkpoints/pixelcnnpp``. Weights are read from safetensors.
+    ``path``: a checkpoint folder, a folder of checkpoints (its latest is used), ``"course"`` for the
+    course's shipped one (:func:`course_checkpoint_dir`), or ``None`` for the latest in
+    ``outputs/checkpoints/pixelcnnpp``. Weights are read from safetensors.
     The info dict holds ``config``, ``image_shape`` (C, H, W), ``step``, ``test_bpd``,
-    ``history`` and ``path``.
+    ``history``, ``path`` and ``source`` ("the course's" or "your", as in "your checkpoint").
     """
     from safetensors.torch import load_model
 
-    path = Path(path) if path else default_checkpoint_dir()
+    course = str(path) == COURSE_CHECKPOINT
+    path = course_checkpoint_dir() if course else Path(path) if path else default_checkpoint_dir()
     if not (path / "meta.json").exists():
         latest = latest_checkpoint(path)
         if latest is None:
@@ -262,7 +278,8 @@ def load_checkpoint(path: str | Path | None = None, device: str | torch.device =
     model.to(device).eval()
     info = {"config": meta["config"], "image_shape": tuple(meta["image_shape"]), "step": meta["step"],
             "test_bpd": meta.get("test_bpd"), "history": meta.get("history", []), "path": path,
-            "dataset": meta["config"].get("dataset")}
+            "dataset": meta["config"].get("dataset"),
+            "source": "the course's" if course or path == course_checkpoint_dir() else "your"}
     return model, info
 
 
@@ -333,10 +350,11 @@ def evaluate(model, loader, accelerator, image_shape: tuple[int, int, int]) -> f
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for x in loader:
+    for batch in loader:
+        x, labels = batch if isinstance(batch, (list, tuple)) else (batch, None)
         x = x.to(next(model.parameters()).dtype)
         with accelerator.autocast():
-            params = model(x)
+            params = model(x, labels)
         nll = accelerator.gather_for_metrics(discretized_mix_logistic_nll(x, params.float()))
         total += nll.double().sum().item()
         count += nll.numel()
@@ -418,7 +436,8 @@ def _start_run(profile: Profile, settings: dict[str, Any], data, out_dir: Path, 
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=settings["seed"]))
     dataset = _prepare_data(data, settings)
     config = {**settings, "dataset": dataset.name, "in_channels": dataset.image_shape[0],
-              "image_size": dataset.image_shape[1]}
+              "image_size": dataset.image_shape[1],
+              "num_classes": dataset.num_classes if settings.get("conditional") else None}
     if accelerator.is_main_process and progress:
         print(profile.banner())
         print(f"PixelCNN++ is trained here from scratch on {dataset!r}: its samples show what this model "
@@ -460,8 +479,10 @@ def _build(accelerator, config: dict[str, Any], dataset: ImageData, start: Path 
         raise ValueError(f"batch size {config['batch_size']} x {accelerator.num_processes} process(es) is larger "
                          f"than the {len(dataset.train)} training images; use a smaller --batch-size")
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"], betas=ADAM_BETAS)
+    labels = config.get("num_classes") is not None  # (image, class) batches for a conditional model
     model, optimizer, train_loader, test_loader = accelerator.prepare(
-        model, optimizer, loader(dataset.train_dataset(), True, True), loader(dataset.test_dataset(), False, False))
+        model, optimizer, loader(dataset.train_dataset(labels), True, True),
+        loader(dataset.test_dataset(labels), False, False))
     ema.to(accelerator.device)
     forward = torch.compile(model) if config["compile"] else model
     return _Run(accelerator, config, dataset.image_shape, model, forward, ema, optimizer, train_loader,
@@ -507,9 +528,9 @@ def _loop(run: _Run, callback: Callable[[Progress], None] | None, progress: bool
     run.model.train()
     running, seen, t0 = 0.0, 0, time.perf_counter()
     with bar:  # closed (its line ended) however the loop ends, so a message after it starts a line of its own
-        for x in _batches(run):
+        for batch in _batches(run):
             lr = learning_rate(config, run.step)
-            loss = _step(run, x, lr)
+            loss = _step(run, batch, lr)
             if not math.isfinite(loss.item()):  # stop at the first one: nothing after it is saved
                 raise ValueError(not_finite(f"the loss at step {run.step} is {loss.item()}", config, lr, last))
             running += loss
@@ -525,14 +546,16 @@ def _loop(run: _Run, callback: Callable[[Progress], None] | None, progress: bool
     return last  # type: ignore[return-value]
 
 
-def _step(run: _Run, x: torch.Tensor, lr: float) -> torch.Tensor:
-    """One optimisation step at learning rate ``lr``; returns the batch's loss in bits per dimension."""
+def _step(run: _Run, batch, lr: float) -> torch.Tensor:
+    """One optimisation step at learning rate ``lr`` on a batch of images (or of (images, classes));
+    returns the batch's loss in bits per dimension."""
     from helpers.pixelcnnpp import discretized_mix_logistic_nll
 
     for group in run.optimizer.param_groups:
         group["lr"] = lr
+    x, labels = batch if isinstance(batch, (list, tuple)) else (batch, None)
     x = x.to(next(run.model.parameters()).dtype)
-    params = run.forward(x)
+    params = run.forward(x, labels)
     dims_ln2 = math.prod(run.image_shape) * math.log(2)
     loss = discretized_mix_logistic_nll(x, params.float()).mean() / dims_ln2  # bits per dimension
     run.accelerator.backward(loss)
@@ -613,7 +636,8 @@ def not_finite(what: str, config: dict[str, Any], lr: float, last: Path | None) 
 
 @torch.no_grad()
 def sample_grid_images(model, image_shape: tuple[int, int, int], n: int = 16, seed: int = 0) -> torch.Tensor:
-    """``n`` samples from ``model`` as uint8, with their own generator (the training RNG is untouched)."""
+    """``n`` samples from ``model`` as uint8, with their own generator (the training RNG is untouched);
+    a class-conditional model draws the classes in turn (0, 1, 2, ...)."""
     from helpers.pixelcnnpp import sample
 
     was_training = model.training

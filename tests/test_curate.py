@@ -146,3 +146,24 @@ def test_bits_per_dim_is_the_models_nll_in_bits_per_subpixel():
         expected = pixelcnnpp.discretized_mix_logistic_nll(x, model(x)).double().numpy() / (64 * math.log(2))
     assert np.allclose(bpd, expected, rtol=1e-5)
     assert bpd.shape == (2,) and np.all(bpd > 0)
+
+
+def test_digit_keeps_only_what_the_judge_recognises_as_that_digit(tmp_path):
+    import torch
+
+    from helpers.core.judge import digits_with_labels
+    from helpers.core.profiles import get_profile
+
+    digits = digits_with_labels(seed=0)
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    chosen = torch.cat([digits["test"][digits["test_labels"] == 3][:6], digits["test"][digits["test_labels"] == 7][:6]])
+    for i, image in enumerate(chosen):
+        Image.fromarray(image[0].numpy(), "L").save(folder / f"sample_{i + 1:05d}.png")
+    result = curate.curate(folder, tmp_path / "curated", keep=12, profile=get_profile("tiny"), likelihood=False, digit=3)
+    kept = {r["file"] for r in result.kept_records()}
+    assert 4 <= len(kept) <= 6 and kept <= {f"sample_{i + 1:05d}.png" for i in range(6)}
+    assert all(r["reason"].startswith("not judged a 3") for r in result.records if r["file"] not in kept
+               and int(r["file"][7:12]) > 6)
+    with pytest.raises(ValueError, match="digit must be 0-9"):
+        curate.curate(folder, tmp_path / "c2", keep=2, profile=get_profile("tiny"), likelihood=False, digit=11)

@@ -14,11 +14,17 @@ from helpers.pixelcnnpp import (FastSampler, PixelCNNpp, bits_per_dim, discretiz
 LEVELS = torch.arange(256, dtype=torch.float64) / 127.5 - 1.0
 
 
-def tiny_model(channels=1, nr_resnet=1, filters=6, mix=3, seed=0, sharpen=True):
+def tiny_model(channels=1, nr_resnet=1, filters=6, mix=3, seed=0, sharpen=True, num_classes=None):
     """A tiny float64 model; ``sharpen`` gives its output moderate scales (log-scale ~ -2.5) so the
-    pixel distributions spread over tens of levels instead of piling up in the edge bins."""
+    pixel distributions spread over tens of levels instead of piling up in the edge bins. With
+    ``num_classes``, class-conditional, its class biases made large enough to change what it draws."""
     torch.manual_seed(seed)
-    model = PixelCNNpp(channels, nr_resnet, filters, mix, dropout=0.0).double().eval()
+    model = PixelCNNpp(channels, nr_resnet, filters, mix, dropout=0.0, num_classes=num_classes).double().eval()
+    if num_classes:
+        with torch.no_grad():
+            for block in model.modules():
+                if getattr(block, "class_bias", None) is not None:
+                    block.class_bias.mul_(40.0)
     if sharpen:
         with torch.no_grad():
             model.nin_out.weight.mul_(0.3)
@@ -251,6 +257,59 @@ def test_fast_equals_naive(channels, h, w, nr_resnet):
     assert torch.equal(fast, naive)
     assert torch.equal(to_grid(fast), fast) and fast.min() >= -1 and fast.max() <= 1
     assert not fast.is_inference() and fast.is_contiguous()  # the CPU steps run in inference mode; the images do not
+
+
+@pytest.mark.parametrize("channels,h,w,nr_resnet", [(1, 8, 8, 1), (3, 8, 12, 2)])
+def test_class_conditional_fast_equals_naive_for_every_path(channels, h, w, nr_resnet):
+    """With labels, in float64: the plan equals model(x, labels); the listed steps, the table steps (what CUDA
+    graphs capture) and the naive sampler draw the same images; the kept caches serve other labels; the
+    labels change the images."""
+    model = tiny_model(channels, nr_resnet, filters=5, mix=2, seed=nr_resnet, num_classes=4)
+    x, labels = random_images(3, (channels, h, w)), torch.tensor([0, 3, 1])
+    sampler = FastSampler(model, (channels, h, w))
+    assert torch.allclose(sampler.forward_all(x, labels), model(x, labels), atol=1e-12)
+    assert not torch.allclose(model(x, labels), model(x, torch.tensor([2, 2, 2])), atol=1e-3)
+    gen = lambda: torch.Generator().manual_seed(7)  # noqa: E731
+    for asked in (labels, torch.tensor([2, 2, 0]), 3):
+        naive = sample(model, 3, (channels, h, w), generator=gen(), method="naive", labels=asked)
+        assert torch.equal(sample(model, 3, (channels, h, w), generator=gen(), labels=asked), naive)
+        from helpers.pixelcnnpp.sampling import _draw_uniforms, sample_labels
+        u = _draw_uniforms(3, (channels, h, w), 2, gen(), torch.device("cpu"), torch.float64)
+        assert torch.equal(sampler.run(3, *u, steps="table", labels=sample_labels(model, 3, asked)), naive)
+    other = sample(model, 3, (channels, h, w), generator=gen(), labels=torch.tensor([2, 2, 0]))
+    assert (other != sample(model, 3, (channels, h, w), generator=gen(), labels=labels)).any()
+    # no labels: the classes in turn, 0, 1, 2, 0, ...
+    assert torch.equal(sample(model, 3, (channels, h, w), generator=gen()),
+                       sample(model, 3, (channels, h, w), generator=gen(), labels=[0, 1, 2]))
+
+
+def test_class_conditional_sampling_with_c_kernels_in_float32():
+    from helpers.pixelcnnpp import fused
+
+    if fused.kernels() is None:
+        pytest.skip("no C compiler here: the sampler uses PyTorch's operations")
+    model = tiny_model(1, 2, filters=5, mix=2, seed=4, num_classes=3).float()
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    for labels in ([0, 1, 2, 2], [2, 2, 1, 0]):
+        fast = sample(model, 4, (1, 8, 8), generator=gen(), labels=labels)
+        assert torch.equal(fast, sample(model, 4, (1, 8, 8), generator=gen(), method="naive", labels=labels))
+    assert FastSampler.for_model(model, (1, 8, 8)).kept[2] is not None  # the C path was taken
+
+
+def test_labels_are_checked_against_the_model():
+    conditional, plain = tiny_model(1, 1, num_classes=3), tiny_model(1, 1)
+    x = random_images(2, (1, 4, 4))
+    with pytest.raises(ValueError, match="class-conditional"):
+        conditional(x)
+    with pytest.raises(ValueError, match="unconditional"):
+        plain(x, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="0..2"):
+        sample(conditional, 2, (1, 4, 4), labels=3)
+    with pytest.raises(ValueError, match="unconditional"):
+        sample(plain, 2, (1, 4, 4), labels=1)
+    with pytest.raises(ValueError, match="one per image"):
+        sample(conditional, 2, (1, 4, 4), labels=[0, 1, 2])
+    assert plain.num_classes is None and not any("class_bias" in k for k in plain.state_dict())
 
 
 def test_table_steps_draw_what_listed_steps_draw():

@@ -202,3 +202,24 @@ def test_command_line(outputs, monkeypatch, capsys):
     assert main(["sample", "--n", "0"]) == 2
     assert main(["sample", "--temperature", "0"]) == 2
     assert "temperature" in capsys.readouterr().err
+
+
+def test_label_draws_that_class_and_is_recorded(outputs, monkeypatch, capsys):
+    import helpers.train
+
+    torch.manual_seed(0)
+    model = PixelCNNpp(1, nr_resnet=1, nr_filters=4, nr_logistic_mix=2, dropout=0.0, num_classes=10).eval()
+    monkeypatch.setattr(helpers.train, "ensure_model", lambda profile=None: (model, INFO))
+    assert main(["sample", "--n", "3", "--batch-size", "2", "--label", "3"]) == 0
+    record = json.loads((outputs / "samples" / "samples.json").read_text())
+    assert record["label"] == 3 and [e["label"] for e in record["images"]] == [3, 3, 3]
+    assert "all of class 3" in capsys.readouterr().out
+    stage.generate_samples(model, 3, outputs / "mixed", batch_size=2, image_shape=SHAPE, info=INFO, progress=False)
+    mixed = json.loads((outputs / "mixed" / "samples.json").read_text())
+    assert [e["label"] for e in mixed["images"]] == [0, 1, 2]  # the classes in turn, by image index
+    assert main(["sample", "--n", "2", "--label", "12"]) == 2
+    assert "knows the classes 0..9" in capsys.readouterr().err
+    monkeypatch.setattr(helpers.train, "ensure_model", lambda profile=None: (tiny_model(), INFO))
+    assert main(["sample", "--n", "2", "--label", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "unconditional" in err and len(err.strip().splitlines()) == 1

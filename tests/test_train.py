@@ -179,3 +179,13 @@ def test_two_processes_train_one_model(tmp_path, data):
         start = build_model(json.loads((one / "meta.json").read_text())["config"]).state_dict()
     moved = max((a[k] - start[k]).abs().max().item() for k in a)
     assert moved > 1e-3  # the comparison above is not trivially true: training moved the weights
+
+
+def test_training_on_labelled_data_makes_a_class_conditional_model(tmp_path, data):
+    last = train("tiny", steps=2, data=data, out_dir=tmp_path / "cond", progress=False, **SMALL)
+    model, info = load_checkpoint(last)
+    assert info["config"]["num_classes"] == 10 and model.num_classes == 10
+    x = torch.zeros(2, 1, 8, 8)
+    assert not torch.allclose(model(x, torch.tensor([0, 0])), model(x, torch.tensor([7, 7])))
+    last = train("tiny", steps=2, data=data, out_dir=tmp_path / "plain", progress=False, conditional=False, **SMALL)
+    assert load_checkpoint(last)[0].num_classes is None

@@ -44,17 +44,22 @@ class ImageData:
     train: torch.Tensor
     test: torch.Tensor
     notes: list[str] = field(default_factory=list)
+    # int64 class of each image (digits, MNIST, CIFAR-10), or None for unlabelled sources
+    train_labels: torch.Tensor | None = None
+    test_labels: torch.Tensor | None = None
+    num_classes: int | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of one image."""
         return tuple(self.train.shape[1:])  # type: ignore[return-value]
 
-    def train_dataset(self) -> "ImageDataset":
-        return ImageDataset(self.train)
+    def train_dataset(self, labels: bool = False) -> "ImageDataset":
+        """Images in [-1, 1]; with ``labels``, (image, class) pairs (for a class-conditional model)."""
+        return ImageDataset(self.train, self.train_labels if labels else None)
 
-    def test_dataset(self) -> "ImageDataset":
-        return ImageDataset(self.test)
+    def test_dataset(self, labels: bool = False) -> "ImageDataset":
+        return ImageDataset(self.test, self.test_labels if labels else None)
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape
@@ -63,18 +68,23 @@ class ImageData:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """uint8 images in, float images in [-1, 1] out: what a plain DataLoader needs."""
+    """uint8 images in, float images in [-1, 1] out (with ``labels``: (image, label) pairs): what a plain
+    DataLoader needs."""
 
-    def __init__(self, images: torch.Tensor):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"expected uint8 images of shape (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-        self.images = images
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
+        self.images, self.labels = images, labels
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return to_model_range(self.images[index])
+    def __getitem__(self, index: int):
+        if self.labels is None:
+            return to_model_range(self.images[index])
+        return to_model_range(self.images[index]), self.labels[index]
 
 
 def to_model_range(pixels: torch.Tensor) -> torch.Tensor:
@@ -104,9 +114,11 @@ def load_data(source: str | os.PathLike = "digits", image_size: int = 16, channe
     name = str(source)
     key = name.lower().replace("-", "").replace("_", "")
     notes: list[str] = []
+    labels: tuple = (None, None, None)
     if key == "digits":
-        images = _digits(image_size, notes)
+        images, classes = _digits(image_size, notes)
         train, test = split(images, test_fraction, seed, max_images)
+        labels = (*split(classes, test_fraction, seed, max_images), 10)
     elif key == "photos":
         count = max_images or 2400
         train = _photo_patches(image_size, int(count * (1 - test_fraction)), seed, part="train")
@@ -114,7 +126,7 @@ def load_data(source: str | os.PathLike = "digits", image_size: int = 16, channe
         notes.append(f"{image_size}x{image_size} patches from scikit-learn's china.jpg and flower.jpg "
                      "(halved first); train from the left 80% of each photo, test from the right 20%")
     elif key in ("mnist", "cifar10", "celeba"):
-        train, test = _download(key, image_size, seed, test_fraction, max_images, notes)
+        train, test, labels = _download(key, image_size, seed, test_fraction, max_images, notes)
     else:
         folder = Path(name).expanduser()
         if not folder.exists():
@@ -126,7 +138,7 @@ def load_data(source: str | os.PathLike = "digits", image_size: int = 16, channe
         name = str(folder)
     if channels is not None:
         train, test = set_channels(train, channels), set_channels(test, channels)
-    return ImageData(name, train, test, notes)
+    return ImageData(name, train, test, notes, *labels)
 
 
 def split(images: torch.Tensor, test_fraction: float, seed: int,
@@ -168,14 +180,16 @@ def set_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
 
 
-def _digits(image_size: int, notes: list[str]) -> torch.Tensor:
+def _digits(image_size: int, notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1,797 digits as uint8 images of ``image_size`` and their labels 0..9."""
     from sklearn.datasets import load_digits
 
-    raw = torch.from_numpy(load_digits().images).float()  # (1797, 8, 8), values 0..16
+    digits = load_digits()
+    raw = torch.from_numpy(digits.images).float()  # (1797, 8, 8), values 0..16
     pixels = (raw * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
-    notes.append(f"scikit-learn digits: {len(raw)} grey 8x8 images (17 levels), "
-                 f"upsampled to {image_size}x{image_size} (bilinear)")
-    return resize_square(pixels, image_size)
+    how = "their own grid" if image_size == 8 else f"upsampled to {image_size}x{image_size} (bilinear)"
+    notes.append(f"scikit-learn digits: {len(raw)} grey 8x8 images (17 levels), {how}")
+    return resize_square(pixels, image_size), torch.from_numpy(digits.target).long()
 
 
 def _photo_patches(image_size: int, count: int, seed: int, part: str) -> torch.Tensor:
@@ -259,8 +273,9 @@ def torchvision_hint() -> str:
 
 
 def _download(key: str, image_size: int, seed: int, test_fraction: float, max_images: int | None,
-              notes: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST / CIFAR-10 (official train/test split) or CelebA (a seeded split) via torchvision."""
+              notes: list[str]) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """MNIST / CIFAR-10 (official train/test split, with their 10 classes) or CelebA (a seeded split,
+    unlabelled) via torchvision: train, test, (train labels, test labels, number of classes)."""
     try:
         import torchvision
     except ImportError:
@@ -270,7 +285,7 @@ def _download(key: str, image_size: int, seed: int, test_fraction: float, max_im
         if key == "celeba":
             torchvision.datasets.CelebA(str(root), split="all", download=True)
             images = load_folder(root / "celeba" / "img_align_celeba", image_size, 3, max_images, notes)
-            return split(images, test_fraction, seed)
+            return (*split(images, test_fraction, seed), (None, None, None))
         cls = torchvision.datasets.MNIST if key == "mnist" else torchvision.datasets.CIFAR10
         parts = [cls(str(root), train=train, download=True) for train in (True, False)]
     except (OSError, RuntimeError) as err:
@@ -281,12 +296,13 @@ def _download(key: str, image_size: int, seed: int, test_fraction: float, max_im
         data = torch.as_tensor(np.asarray(part.data))
         data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)  # grey / HWC -> NCHW
         tensors.append(resize_square(data.contiguous(), image_size))
-    train, test = tensors
+    (train, test), (train_y, test_y) = tensors, [torch.as_tensor(part.targets).long() for part in parts]
     if max_images:
-        train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_images]]
-        test = test[:max(1, int(max_images * test_fraction))]
+        keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_images]
+        train, train_y = train[keep], train_y[keep]
+        test, test_y = test[:max(1, int(max_images * test_fraction))], test_y[:max(1, int(max_images * test_fraction))]
     notes.append(f"{key}: official train/test split, resized to {image_size}x{image_size}")
-    return train.clone(), test.clone()
+    return train.clone(), test.clone(), (train_y.clone(), test_y.clone(), 10)
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, scale: int = 4, padding: int = 1) -> Image.Image:

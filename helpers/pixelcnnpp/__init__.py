@@ -18,10 +18,10 @@ from helpers.pixelcnnpp.likelihood import (LOG_SCALE_MIN, TINY_BIN, bits_per_dim
 from helpers.pixelcnnpp.model import (DownRightShiftedConv2d, DownRightShiftedConvTranspose2d, DownShiftedConv2d,
                                       DownShiftedConvTranspose2d, GatedResnet, PixelCNNpp, concat_elu, down_shift,
                                       num_params_per_pixel, right_shift)
-from helpers.pixelcnnpp.sampling import sample
+from helpers.pixelcnnpp.sampling import sample, sample_labels
 
 __all__ = ["FastSampler", "LOG_SCALE_MIN", "TINY_BIN", "bits_per_dim", "coupled_means",
            "discretized_logistic_log_prob", "discretized_mix_logistic_log_prob", "discretized_mix_logistic_nll",
            "pixel_pmf", "sample_pixel", "to_grid", "unpack_params", "DownRightShiftedConv2d",
            "DownRightShiftedConvTranspose2d", "DownShiftedConv2d", "DownShiftedConvTranspose2d", "GatedResnet",
-           "PixelCNNpp", "concat_elu", "down_shift", "num_params_per_pixel", "right_shift", "sample"]
+           "PixelCNNpp", "concat_elu", "down_shift", "num_params_per_pixel", "right_shift", "sample", "sample_labels"]

@@ -245,7 +245,11 @@ class ConvMap(CachedMap):
     """A matrix product: ``bias`` (or the ``partial`` sums) + [kernel window | skips' concat_elu] @ weight.
     A convolution (shifted, strided or transposed) gathers its kernel window; a gated block's middle adds
     nin_skip(concat_elu(skips)) (the skips' ``ce`` columns reordered into the weight, each skip's product
-    added to the window's)."""
+    added to the window's).
+
+    ``class_weight`` (num_classes, C_out): a class-conditional model's per-class bias. The bias is then one
+    row per image, ``image_bias`` (B, C_out) = bias + class_weight[label], filled by :meth:`set_labels`:
+    a constant of the image, so the products add it where they add the bias."""
 
     def __init__(self, name: str, h: int, w: int, weight: torch.Tensor, bias: torch.Tensor | None,
                  skips: Sequence[CachedMap] = ()):
@@ -253,13 +257,28 @@ class ConvMap(CachedMap):
         self.weight_t, self.bias = weight.t(), bias  # weight (C_out, taps * C_in [+ skip columns]), taps in index order
         self.skips = list(skips)
         self._rows: dict[tuple[int, int], torch.Tensor] = {}  # see weight_rows
+        self.class_weight: torch.Tensor | None = None
+        self.image_bias: torch.Tensor | None = None
+
+    def allocate(self, batch: int, device: torch.device, dtype: torch.dtype) -> None:
+        super().allocate(batch, device, dtype)
+        if self.class_weight is not None:  # its address stays: recorded steps and graphs read it
+            self.image_bias = torch.zeros(batch, self.weight_t.shape[1], device=device, dtype=dtype)
+
+    def set_labels(self, labels: torch.Tensor) -> None:
+        """image_bias = bias + class_weight[labels], in place (labels: (B,) long, on the caches' device)."""
+        self.image_bias.copy_(self.bias + self.class_weight.detach()[labels])
+
+    def bias_rows(self, batch: int, n: int) -> torch.Tensor:
+        """The bias for ``batch * n`` rows, image-major: the shared vector, or each image's row n times."""
+        return self.bias if self.image_bias is None else self.image_bias.repeat_interleave(n, dim=0)
 
     def product(self, batch: int, where: Where, flats: list[torch.Tensor]) -> torch.Tensor:
         """The product for positions ``where``: (batch * n, C_out). The skips are added by products of
         their own (gluing them to the kernel window first would copy the window once more)."""
         n = count(where)
         patch = self.patch(0, flats[0], batch)
-        bias = self.bias if self.partial is None else read(self.partial.raw, where).reshape(batch * n, -1)
+        bias = self.bias_rows(batch, n) if self.partial is None else read(self.partial.raw, where).reshape(batch * n, -1)
         first = patch.shape[1]
         out = torch.addmm(bias, patch, self.weight_rows(0, first))
         for skip in self.skips:
@@ -281,7 +300,10 @@ class ConvMap(CachedMap):
         one matrix product per run of neighbouring taps (a view of the cache), none for padding."""
         source, kind, index = self.gathers[0]
         width = source.channels * (2 if kind == "ce" else 1)
-        bias = self.bias if self.partial is None else self.partial.view("raw")[p]
+        if self.partial is not None:
+            bias = self.partial.view("raw")[p]
+        else:  # one image per row here: its own bias row, if any
+            bias = self.bias if self.image_bias is None else self.image_bias
         ops: list[Op] = []
         for tap, row, n in runs[0]:
             window, weight = source.view(kind, n)[row], self.weight_rows(tap * width, n * width)
@@ -307,8 +329,11 @@ class ConvMap(CachedMap):
         out = scratch_for(scratch, name, cache, self.weight_t.shape[1], b * n)
         first = patch.shape[1]
         ops: list[Op] = [partial(torch.index_select, cache, 1, flats[0], out=patch.view(b, -1, cache.shape[2]))]
-        if self.partial is None:
+        if self.partial is None and self.image_bias is None:
             ops.append(partial(torch.addmm, self.bias, patch, self.weight_rows(0, first), out=out))
+        elif self.partial is None:  # each image's bias row over its n positions, then the product added
+            ops += [partial(out.view(b, n, -1).copy_, self.image_bias.unsqueeze(1)),
+                    partial(out.addmm_, patch, self.weight_rows(0, first))]
         else:  # the partial sums first (a copy: the run's rows are not one matrix), then the product added
             ops += [partial(out.view(b, n, -1).copy_, self.partial.raw.narrow(1, *run)),
                     partial(out.addmm_, patch, self.weight_rows(0, first))]
@@ -429,7 +454,8 @@ def shift_sum_map(name: str, parts: list[tuple[CachedMap, int, int]]) -> ShiftSu
 
 def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[CachedMap],
                row_skips: int | None = None) -> list[CachedMap]:
-    """A gated resnet block: its middle map and its output map.
+    """A gated resnet block: its middle map and its output map (whose bias carries the block's
+    ``class_bias``, if the model is class-conditional).
 
     ``row_skips`` (the ``ul`` stream): each convolution is split in two maps. The kernel rows above the
     position and the first ``row_skips`` skips (from the ``u`` stream, which reads rows above only) form a
@@ -447,13 +473,13 @@ def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[Cac
     maps = []
 
     def add(suffix: str, module: nn.Module, reads: CachedMap, weight: torch.Tensor, bias: torch.Tensor,
-            skips: list[CachedMap], kind: type[ConvMap]) -> ConvMap:
+            skips: list[CachedMap], kind: type[ConvMap], classes: torch.Tensor | None = None) -> ConvMap:
         left, _, top, _ = module.pad
         kernel = module.conv.kernel_size
         index = conv_index(source.h, source.w, source.h, source.w, kernel, (1, 1), top, left)
         if row_skips is None:
             node = kind(name + suffix, source.h, source.w, weight, bias)
-            node.skips, node.gathers = skips, [(reads, "ce", index)]
+            node.skips, node.gathers, node.class_weight = skips, [(reads, "ce", index)], classes
             maps.append(node)
             return node
         above_taps, taps, width = (kernel[0] - 1) * kernel[1], kernel[0] * kernel[1], 2 * reads.channels
@@ -462,7 +488,7 @@ def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[Cac
         first = torch.cat([cols[:above_taps * width], *skip_cols[:row_skips]])
         rest = torch.cat([cols[above_taps * width:taps * width], *skip_cols[row_skips:]])
         above = ConvMap(name + suffix + ".above", source.h, source.w, weight[:, first], bias, skips[:row_skips])
-        above.gathers = [(reads, "ce", index[:, :above_taps])]
+        above.gathers, above.class_weight = [(reads, "ce", index[:, :above_taps])], classes  # the bias is added here
         node = kind(name + suffix, source.h, source.w, weight[:, rest], None)
         node.skips, node.partial, node.gathers = skips[row_skips:], above, [(reads, "ce", index[:, above_taps:])]
         maps.extend([above, node])
@@ -471,7 +497,7 @@ def block_maps(name: str, source: CachedMap, block: GatedResnet, skips: list[Cac
     inner = add(".inner", block.conv_input, source, weight, bias, list(skips), ConvMap)
     conv = block.conv_out.conv
     out = add("", block.conv_out, inner, conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1),
-              conv.bias, [], GatedOutMap)
+              conv.bias, [], GatedOutMap, block.class_bias)
     out.residual = source
     return maps
 

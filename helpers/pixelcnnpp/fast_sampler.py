@@ -77,6 +77,8 @@ class FastSampler:
         self.schedule: list[list[Job]]
         self.wheres: list[list[Where]]
         self.schedule, self.wheres, self.runs = make_schedule(self.nodes, h * w)
+        self.conditioned = [node for node in self.nodes if getattr(node, "class_weight", None) is not None]
+        self.num_classes = getattr(model, "num_classes", None)
         self.kept: tuple | None = None  # (key, recorded steps, draws): see recorded() and table_recorded()
 
     @classmethod
@@ -170,7 +172,8 @@ class FastSampler:
 
     @torch.no_grad()
     def table_recorded(self, batch: int, gumbel: torch.Tensor, logistic: torch.Tensor, temperature: float,
-                       cuda_graphs: bool) -> tuple[list[int], list[Callable[[], None]], bool]:
+                       cuda_graphs: bool, labels: torch.Tensor | None = None
+                       ) -> tuple[list[int], list[Callable[[], None]], bool]:
         """The table steps (:func:`table_steps`; captured as CUDA graphs when asked), kept with the caches as the
         listed steps are (``KEEP_BYTES``), so the next run of the same batch, device, dtype and temperature neither
         records nor captures again (each capture synchronises, collects garbage and empties the CUDA cache).
@@ -179,6 +182,7 @@ class FastSampler:
         key = ("table", batch, gumbel.device, gumbel.dtype, float(temperature), cuda_graphs)
         if self.kept is None or self.kept[0] != key:
             self.allocate(batch, gumbel.device, gumbel.dtype)
+            self.set_labels(labels)  # before the steps are made: a capture's warm-up reads the class bias
             noise = (torch.empty_like(gumbel), torch.empty_like(logistic))
             order, fns, used, counters = table_steps(self, batch, *noise, temperature, cuda_graphs)
             self.kept = (key, (order, fns, used, counters, noise), None)
@@ -187,10 +191,18 @@ class FastSampler:
             self.reset()
             for counter in counters:
                 counter.zero_()
+            self.set_labels(labels)  # in place: the kept steps and graphs read this run's classes
         noise[0].copy_(gumbel)
         noise[1].copy_(logistic)
         self.fill_constants(batch)  # after table_steps: a capture's warm-up writes into the caches
         return order, fns, used
+
+    def set_labels(self, labels: torch.Tensor | None) -> None:
+        """A class-conditional model: every image's class bias into the maps that add it (in place)."""
+        if (labels is None) != (self.num_classes is None):
+            raise ValueError("a class-conditional model samples with labels, an unconditional one without")
+        for node in self.conditioned:
+            node.set_labels(labels.to(node.image_bias.device))
 
     @torch.no_grad()
     def fill_constants(self, batch: int) -> None:
@@ -209,11 +221,12 @@ class FastSampler:
         self.input.raw[:, :-1, -1] = 1.0
 
     @torch.no_grad()
-    def forward_all(self, x: torch.Tensor) -> torch.Tensor:
-        """The whole plan at once for images x (B, C, H, W): equals ``model(x)`` in eval mode."""
+    def forward_all(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The whole plan at once for images x (B, C, H, W): equals ``model(x, labels)`` in eval mode."""
         c, h, w = self.shape
         batch = x.shape[0]
         self.allocate(batch, x.device, x.dtype)
+        self.set_labels(labels)
         self.input.raw[:, :-1, :c] = x.permute(0, 2, 3, 1).reshape(batch, h * w, c)
         for node in self.nodes[1:]:
             node.compute(batch, (0, node.size), [index.to(x.device).reshape(-1) for _, _, index in node.gathers])
@@ -222,9 +235,13 @@ class FastSampler:
 
     @torch.no_grad()
     def run(self, n: int, u_mix: torch.Tensor, u_log: torch.Tensor, temperature: float = 1.0,
-            progress: bool = False, cuda_graphs: bool | None = None, steps: str | None = None) -> torch.Tensor:
+            progress: bool = False, cuda_graphs: bool | None = None, steps: str | None = None,
+            labels: torch.Tensor | None = None) -> torch.Tensor:
         """Sample n images with the given uniforms (see :func:`~helpers.pixelcnnpp.sampling.sample`).
 
+        ``labels`` (n,): the class of each image, for a class-conditional model (None for an unconditional
+        one). They enter as each image's bias rows (:meth:`set_labels`) before the constants are computed,
+        so recorded steps and captured graphs serve any labels.
         ``cuda_graphs`` (default: on for CUDA tensors): capture each step class once as a CUDA graph
         and replay it, so a step costs one launch instead of hundreds of small ones from Python.
         ``steps``: ``"listed"`` (default without graphs: per pixel, its jobs recorded as views or Python-int runs)
@@ -244,9 +261,13 @@ class FastSampler:
         with gc_paused(), (contextlib.nullcontext() if table else torch.inference_mode()):
             try:
                 if table:
-                    order, step_fns, cuda_graphs = self.table_recorded(n, gumbel, logistic, temperature, cuda_graphs)
-                else:  # kept caches already hold the constants
+                    order, step_fns, cuda_graphs = self.table_recorded(n, gumbel, logistic, temperature, cuda_graphs,
+                                                                         labels)
+                else:  # kept caches already hold the constants (of an unconditional model: they depend on the labels)
                     jobs, draws = self.recorded(n, device, u_mix.dtype)
+                    if self.conditioned:
+                        self.set_labels(labels)
+                        self.fill_constants(n)
                     order, step_fns = range(h * w), listed_steps(self, jobs, gumbel, logistic, temperature, draws)
                 bar = progress_bar(h * w, progress, "fast sampling" + (" (CUDA graphs)" if cuda_graphs else ""))
                 for k in order:

@@ -103,9 +103,14 @@ class DownRightShiftedConvTranspose2d(DownShiftedConvTranspose2d):
 
 
 class GatedResnet(nn.Module):
-    """x + a * sigmoid(b), where (a, b) = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(skip)))))."""
+    """x + a * sigmoid(b), where (a, b) = conv(dropout(concat_elu(conv(concat_elu(x)) + nin(concat_elu(skip)))))
+    [+ class_bias[label]].
 
-    def __init__(self, nr_filters: int, conv: type[nn.Module], skip_streams: int = 0, dropout: float = 0.5):
+    ``num_classes``: the paper's class conditioning (openai/pixel-cnn, ``nn.py`` gated_resnet's ``h``): a
+    learned vector of 2 * nr_filters per class, added to (a, b) at every position of the image."""
+
+    def __init__(self, nr_filters: int, conv: type[nn.Module], skip_streams: int = 0, dropout: float = 0.5,
+                 num_classes: int | None = None):
         super().__init__()
         self.conv_input = conv(2 * nr_filters, nr_filters)
         self.nin_skip = nn.Conv2d(2 * skip_streams * nr_filters, nr_filters, 1) if skip_streams else None
@@ -114,12 +119,17 @@ class GatedResnet(nn.Module):
         with torch.no_grad():  # the original's init_scale=0.1 on the last conv of the block
             self.conv_out.conv.weight.mul_(0.1)
             self.conv_out.conv.bias.zero_()
+        # N(0, 0.05) as the original's conditional weights "hw"
+        self.class_bias = nn.Parameter(0.05 * torch.randn(num_classes, 2 * nr_filters)) if num_classes else None
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.conv_input(concat_elu(x))
         if self.nin_skip is not None:
             h = h + self.nin_skip(concat_elu(skip))
         h = self.conv_out(self.dropout(concat_elu(h)))
+        if self.class_bias is not None:
+            h = h + self.class_bias[labels][:, :, None, None]
         a, b = h.chunk(2, dim=1)
         return x + a * torch.sigmoid(b)
 
@@ -138,23 +148,27 @@ class PixelCNNpp(nn.Module):
 
     Paper defaults: nr_resnet=5 blocks per resolution, nr_filters=160, nr_logistic_mix=10,
     dropout=0.5. For teaching on a CPU use e.g. nr_resnet=1, nr_filters=16-64.
+    ``num_classes``: a class-conditional model, ``model(x, labels)`` with labels (B,) in 0..num_classes-1
+    (a learned per-class bias in every gated resnet, as in the paper); None: unconditional, ``model(x)``.
     """
 
     def __init__(self, in_channels: int = 3, nr_resnet: int = 5, nr_filters: int = 160,
-                 nr_logistic_mix: int = 10, dropout: float = 0.5):
+                 nr_logistic_mix: int = 10, dropout: float = 0.5, num_classes: int | None = None):
         super().__init__()
         self.in_channels, self.nr_resnet, self.nr_filters = in_channels, nr_resnet, nr_filters
-        self.nr_logistic_mix = nr_logistic_mix
+        self.nr_logistic_mix, self.num_classes = nr_logistic_mix, num_classes or None
         self.num_params = num_params_per_pixel(in_channels, nr_logistic_mix)
         if nr_resnet < 1 or nr_filters < 1 or nr_logistic_mix < 1:
             raise ValueError("nr_resnet, nr_filters and nr_logistic_mix must be at least 1")
+        if num_classes is not None and num_classes < 0:
+            raise ValueError(f"num_classes must be None or 0 (unconditional) or a number of classes, got {num_classes}")
         f, c = nr_filters, in_channels + 1  # +1: a channel of ones tells image from padding
         self.u_init = DownShiftedConv2d(c, f, (2, 3))
         self.ul_init_up = DownShiftedConv2d(c, f, (1, 3))
         self.ul_init_left = DownRightShiftedConv2d(c, f, (2, 1))
 
         def blocks(count: int, conv: type[nn.Module], skip: int) -> nn.ModuleList:
-            return nn.ModuleList(GatedResnet(f, conv, skip, dropout) for _ in range(count))
+            return nn.ModuleList(GatedResnet(f, conv, skip, dropout, self.num_classes) for _ in range(count))
 
         self.up_u = nn.ModuleList(blocks(nr_resnet, DownShiftedConv2d, 0) for _ in range(3))
         self.up_ul = nn.ModuleList(blocks(nr_resnet, DownRightShiftedConv2d, 1) for _ in range(3))
@@ -173,16 +187,32 @@ class PixelCNNpp(nn.Module):
         if x.shape[2] % 4 or x.shape[3] % 4:
             raise ValueError(f"height and width must be divisible by 4 (two x2 downsamplings), got {tuple(x.shape[2:])}")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def check_labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """``labels`` as a long tensor (B,) for a conditional model; None for an unconditional one."""
+        if self.num_classes is None:
+            if labels is not None:
+                raise ValueError("this model is unconditional (num_classes=None): it takes no labels")
+            return None
+        if labels is None:
+            raise ValueError(f"this model is class-conditional ({self.num_classes} classes): call model(x, labels)")
+        labels = torch.as_tensor(labels).reshape(-1)
+        if labels.shape[0] != batch or labels.dtype.is_floating_point:
+            raise ValueError(f"labels must be {batch} integer(s), one per image; got {labels.dtype} {tuple(labels.shape)}")
+        return labels.long()  # their range is checked where they come in (sample_labels), not per pass: no GPU sync
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self.check_input(x)
+        y = self.check_labels(labels, x.shape[0])
+        if y is not None:
+            y = y.to(x.device)
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
         # Up pass: remember every stream state for the down pass.
         u_list = [down_shift(self.u_init(x))]
         ul_list = [down_shift(self.ul_init_up(x)) + right_shift(self.ul_init_left(x))]
         for level in range(3):
             for block_u, block_ul in zip(self.up_u[level], self.up_ul[level]):
-                u_list.append(block_u(u_list[-1]))
-                ul_list.append(block_ul(ul_list[-1], u_list[-1]))
+                u_list.append(block_u(u_list[-1], labels=y))
+                ul_list.append(block_ul(ul_list[-1], u_list[-1], y))
             if level < 2:
                 u_list.append(self.downsize_u[level](u_list[-1]))
                 ul_list.append(self.downsize_ul[level](ul_list[-1]))
@@ -190,8 +220,8 @@ class PixelCNNpp(nn.Module):
         u, ul = u_list.pop(), ul_list.pop()
         for level in range(3):
             for block_u, block_ul in zip(self.down_u[level], self.down_ul[level]):
-                u = block_u(u, u_list.pop())
-                ul = block_ul(ul, torch.cat([u, ul_list.pop()], dim=1))
+                u = block_u(u, u_list.pop(), y)
+                ul = block_ul(ul, torch.cat([u, ul_list.pop()], dim=1), y)
             if level < 2:
                 u, ul = self.upsize_u[level](u), self.upsize_ul[level](ul)
         return self.nin_out(F.elu(ul))
