@@ -12,7 +12,8 @@ so an interrupted run continues with the first incomplete chunk and ends with th
 as an uninterrupted one. Re-running with other settings (seed, batch size, temperature, method,
 model, e.g. after more training) replaces the folder's samples, saying so in one line: the new run is
 drawn in a hidden ``.samples.next`` folder beside it (itself resumable) and swapped in when complete,
-so the folder never mixes two runs. ``samples.json`` stores the checkpoint relative to the outputs
+so the folder never mixes two runs. Because it is replaced whole, a folder that holds files this stage did not
+write (a user's notes beside the samples) is refused before any work, with one line. ``samples.json`` stores the checkpoint relative to the outputs
 folder, so a moved or copied outputs folder still resumes.
 """
 
@@ -103,6 +104,35 @@ def _has_samples(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("sample_*.png"))
 
 
+def check_samples_folder(target: Path) -> None:
+    """Refuse (one line, before any work) a folder that holds files this stage did not write: the samples folder
+    is replaced as a whole when another run is drawn, so it must hold only this stage's files
+    (``sample_NNNNN.png`` with their ``samples.json``, ``grid.png``, and the stage's own temporary files)."""
+    import re
+
+    from helpers.core.outputs import EnvironmentProblem, is_partial
+
+    if not target.is_dir():
+        return
+    ours = re.compile(r"sample_\d{5}\.png")
+    has_record = _read_record(target / RECORD) is not None
+    foreign = sorted(p.name for p in target.iterdir()
+                     if not (is_partial(p) or (p.name in (RECORD, GRID) and p.is_file())
+                             or (ours.fullmatch(p.name) and p.is_file() and has_record)))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise EnvironmentProblem(target, f"holds {shown}, which the sample stage did not write (a new run replaces "
+                                 "this folder as a whole)", "give --out-dir a folder of its own, or move them away")
+
+
+def weights_sha256(info: dict[str, Any]) -> str | None:
+    """The sha256 of the EMA weights that draw (so a later stage can tell a retrained checkpoint apart)."""
+    import hashlib
+
+    weights = Path(str(info.get("path", ""))) / "ema.safetensors"
+    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+
+
 def _swap_in(new: Path, folder: Path) -> None:
     """Put the complete folder ``new`` in the place of ``folder`` (two renames; the old one goes)."""
     old = folder.parent / f".{folder.name}.old.partial"
@@ -140,9 +170,10 @@ def generate_samples(model=None, n: int | None = None, out_dir: str | Path | Non
     if len(image_shape) != 3:
         raise ValueError("image_shape (C, H, W) is needed when the model comes without its checkpoint info")
     target = _target(out_dir)
+    check_samples_folder(target)  # a user's file in it would go with the folder: refused before any work
     run = {"seed": seed, "batch_size": batch_size, "temperature": temperature, "method": method,
            "image_shape": list(image_shape), "checkpoint": relative_to_outputs(info.get("path", "")),
-           "step": info.get("step"), "label": label}
+           "step": info.get("step"), "checkpoint_sha256": weights_sha256(info), "label": label}
     with writer_lock(target, "the samples folder", "wait for it to finish, or sample into another --out-dir"):
         folder = _folder_for(target, run)
         label = model_label(info, profile)
@@ -302,7 +333,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "lower = safer, higher = wilder (default: the profile's)")
     parser.add_argument("--method", choices=METHODS, help="fast (cached) or naive (one full pass per pixel)")
     parser.add_argument("--seed", type=int_range(0, 2**31 - 1), default=0, help="same seed, same images (default 0)")
-    parser.add_argument("--out-dir", help="folder for the images (default: outputs/samples)")
+    parser.add_argument("--out-dir", help="folder for the images, holding nothing else (default: outputs/samples); a folder with files this stage did not write is refused")
     parser.add_argument("--checkpoint", help="a checkpoint folder, or 'course' for the course's trained one "
                         "(default: your latest in outputs/checkpoints)")
     parser.add_argument("--label", type=int_range(0, 999),

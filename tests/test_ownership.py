@@ -310,3 +310,21 @@ def test_a_name_too_long_for_its_temporary_names_is_refused_before_the_work(clip
 def test_a_work_folder_that_cannot_be_made_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_OUTPUTS", "/proc/no-such-process/outputs")
     one_line_refusal(main(["keyframes"]), capsys, "/proc/no-such-process")
+
+
+def test_sample_refuses_a_folder_of_the_users_and_records_the_weights_it_drew_with(tmp_path, outputs, capsys):
+    """The samples folder is replaced whole by another run: a folder holding a user's file is refused before any
+    work (the file stays), and samples.json names the sha256 of the weights that drew (curation compares it)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.docx").write_bytes(b"four years")
+    code = main(["sample", "--checkpoint", "course", "--out-dir", str(mine), "--n", "2", "--batch-size", "2"])
+    one_line_refusal(code, capsys, "thesis.docx")
+    assert (mine / "thesis.docx").read_bytes() == b"four years" and not list(mine.glob("sample_*.png"))
+    out = tmp_path / "drawn"
+    assert main(["sample", "--checkpoint", "course", "--out-dir", str(out), "--n", "2", "--batch-size", "2"]) == 0
+    record = json.loads((out / "samples.json").read_text())
+    from helpers.train import load_checkpoint
+    from helpers.sample import weights_sha256
+
+    assert record["checkpoint_sha256"] == weights_sha256(load_checkpoint("course")[1]) is not None
