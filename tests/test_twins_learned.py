@@ -19,9 +19,9 @@ from helpers.core.twins import clips
 
 HELD_OUT = list(clips.HELD_OUT)        # clip seeds for the behaviour checks
 # Issue 39's goals, on keyframes like the course's own (soft grey digits on black, coloured digits on colour):
-FIDELITY_DB = 20.0     # frame 0 against the conditioning picture (the twin before issue 39: 16-17 dB here)
-SWING_MAX = 0.03       # largest frame-to-frame change of mean brightness in a still scene (before: 30 %, a seam
-                       # every decode_chunk_size frames)
+FIDELITY_DB = 20.0     # frame 0 against the conditioning picture (the twin before issue 39: 16.5-18.9 dB)
+SWING_MAX = 0.03       # largest frame-to-frame change of mean brightness in a still scene, share of the range
+                       # (before: 7.9 %, a seam every decode_chunk_size frames)
 STILL_DB = 15.0        # ... and every frame of it this close to the picture
 MOTION_RATIO = 1.5     # travel at motion_bucket_id FAST over travel at SLOW
 SLOW, FAST = clips.SLOW, clips.FAST    # buckets 10 and 250 (fps 6: 0.05 vs 1.3 px per frame in the data)
@@ -193,7 +193,7 @@ def test_training_command_writes_a_loadable_twin_with_its_record(tmp_path):
     assert main(["svd", "--from", str(tmp_path), "--decoder-steps", "0", "--steady-steps", "2", "--batch", "1",
                  "--out", str(tuned)]) == 0
     again = json.loads((tuned / "training.json").read_text())
-    assert again["command"].endswith(f"--from {tmp_path}") and again["from"]["sha256"] == record["sha256"]
+    assert f"--from {tmp_path} " in again["command"] and again["from"]["sha256"] == record["sha256"]
     changed = {name for name, digest in again["sha256"].items() if record["sha256"][name] != digest}
     assert changed == {"vae/diffusion_pytorch_model.safetensors"}
 

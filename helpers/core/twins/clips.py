@@ -250,8 +250,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / max(float(np.mean((np.asarray(a) - np.asarray(b)) ** 2)), 1e-10)))
 
 
-def brightness_swing(frames: np.ndarray) -> float:
-    """The largest frame-to-frame change of mean brightness, as a share of the clip's mean brightness
-    (0.03 = 3 %): what a periodic flicker (a seam every ``decode_chunk_size`` frames) shows up in."""
+def brightness_swing(frames: np.ndarray, of: str = "range") -> float:
+    """The largest frame-to-frame change of mean brightness of ``frames`` in [0, 1]: what a periodic flicker
+    (a seam every ``decode_chunk_size`` frames) shows up in. As a share of the brightness range
+    (``of="range"``: 0.03 = 3 % = 7.7 levels of 255) or of the clip's own mean brightness (``of="mean"``,
+    which makes a small change on a dark picture a large share)."""
     means = np.asarray(frames, np.float64).reshape(len(frames), -1).mean(1)
-    return float(np.abs(np.diff(means)).max() / max(means.mean(), 1e-8))
+    return float(np.abs(np.diff(means)).max() / (1.0 if of == "range" else max(means.mean(), 1e-8)))

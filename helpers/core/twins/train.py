@@ -1,6 +1,6 @@
 """Train the small SVD twin on moving digits: ``python -m helpers.core.twins.train svd --seed 0``.
 
-Two stages, both on the CPU, both reproducible from ``--seed``:
+Three stages, all on the CPU, all reproducible from ``--seed``:
 
 1. the VAE (AutoencoderKLTemporalDecoder) learns to encode 32x32 frames to 16x16x4 latents and decode
    them (reconstruction + a small KL term); its ``scaling_factor`` is then set so latents have unit std;
@@ -14,8 +14,7 @@ Two stages, both on the CPU, both reproducible from ``--seed``:
    grey-on-black (the PixelCNN++'s keyframes) and still clips, each cut into decode chunks of a length
    drawn from 1 to 8 frames, decoded as the pipeline's ``decode_chunk_size`` does: without it the decoder
    made the first and last frame of every chunk brighter (a flicker with the period of the chunk size) and
-   missed the conditioning picture by 16-19 dB (issue 39);
-   it runs in two parts: ``decoder_steps`` on the reconstruction alone, then ``steady_steps`` with the
+   missed the conditioning picture by 16-19 dB (issue 39). It runs in two parts: ``decoder_steps`` on the reconstruction alone, then ``steady_steps`` with the
    error of each frame's mean colour weighted ``brightness_weight`` times more (a seam is such an error:
    small in the pixel loss, plain to the eye).
 
@@ -43,8 +42,9 @@ from helpers.core.twins.record import save
 
 DEFAULTS = dict(seed=0, vae_steps=400, unet_steps=1100, batch=4, frames=8, vae_lr=1e-3, unet_lr=4e-4,
                 kl_weight=1e-6, p_mean=1.0, p_std=1.6, drop_conditioning=0.1, max_noise_aug=0.3,
-                decoder_steps=600, decoder_lr=5e-4, grey_share=0.4, still_share=0.25, steady_steps=400,
+                decoder_steps=600, decoder_lr=5e-4, grey_share=0.4, still_share=0.25, steady_steps=900,
                 steady_lr=3e-4, brightness_weight=30.0)
+STAGE_3 = ("decoder_steps", "decoder_lr", "grey_share", "still_share", "steady_steps", "steady_lr", "brightness_weight")
 
 
 def default_out() -> Path:
@@ -246,7 +246,8 @@ def finetune_svd(base: Path, out: Path | None = None, progress: bool = True, **o
 
     base = Path(base)
     base_record = json.loads((base / "training.json").read_text())
-    settings = {**DEFAULTS, **base_record["settings"], **overrides}
+    earlier = {key: value for key, value in base_record["settings"].items() if key not in STAGE_3}
+    settings = {**DEFAULTS, **earlier, **overrides}   # stages 1-2 as the base was trained; stage 3 as asked
     out = Path(out) if out else default_out()
     torch.set_flush_denormal(True)
     torch.manual_seed(settings["seed"])
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="base", type=Path, default=None,
                         help="svd: fine-tune the twin in this folder: run stage 3 (its decoder) only")
     parser.add_argument("--steady-steps", type=int, default=None,
-                        help="svd: steps of stage 3's second part, brightness weighted (default 400)")
+                        help="svd: steps of stage 3's second part, brightness weighted (default 900)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to write (default data/twins/svd-digits or data/twins/ltx-digits)")
     args = parser.parse_args(argv)
