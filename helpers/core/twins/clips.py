@@ -1,7 +1,8 @@
 """Moving-digit clips, made by the course itself: the training data of the trained SVD twin.
 
 Each clip is one of scikit-learn's 8x8 digits, upscaled and tinted, sliding in a straight line over a
-tinted background. Its conditioning means what SVD's means:
+tinted background (``style="colour"``), or a soft grey digit on black, as the course's PixelCNN++ makes
+them (``style="grey"``). Its conditioning means what SVD's means:
 
 * ``fps``: the clip's frame rate (3-12);
 * ``motion_bucket_id`` (0-255): how fast the digit moves, in pixels per *second*
@@ -60,9 +61,19 @@ def draw_digit(image: np.ndarray, top_left: tuple[float, float], background: np.
     return background * (1 - alpha) + ink * alpha
 
 
+def soften(frame: np.ndarray) -> np.ndarray:
+    """A (H, W, 3) frame blurred by a 3x3 binomial filter: the soft edges of an upscaled PixelCNN++ sample."""
+    padded = np.pad(frame, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    rows = 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+    return 0.25 * rows[:, :-2] + 0.5 * rows[:, 1:-1] + 0.25 * rows[:, 2:]
+
+
 def make_clip(rng: np.random.Generator, frames: int = 8, fps: int | None = None,
-              motion_bucket_id: int | None = None, index: int | None = None) -> Clip:
-    """One clip drawn from ``rng``; ``fps``, ``motion_bucket_id`` and the digit ``index`` may be fixed."""
+              motion_bucket_id: int | None = None, index: int | None = None, style: str = "colour") -> Clip:
+    """One clip drawn from ``rng``; ``fps``, ``motion_bucket_id`` and the digit ``index`` may be fixed.
+
+    ``style``: "colour" (a tinted digit on a tinted background) or "grey" (a soft grey digit on black).
+    """
     images, labels = digits()
     index = int(rng.integers(len(images))) if index is None else index
     fps = int(rng.integers(FPS_RANGE[0], FPS_RANGE[1] + 1)) if fps is None else fps
@@ -73,16 +84,32 @@ def make_clip(rng: np.random.Generator, frames: int = 8, fps: int | None = None,
     travel = np.abs(np.array(step)) * (frames - 1)
     room = np.maximum(SIZE - DIGIT - travel, 0)
     start = [rng.uniform(0, r) + (t if s < 0 else 0) for r, t, s in zip(room, travel, step)]
-    background = rng.uniform(0.0, 0.45, 3).astype(np.float32)
-    ink = rng.uniform(0.6, 1.0, 3).astype(np.float32)
+    if style == "grey":
+        background = np.full(3, rng.uniform(0.0, 0.08), np.float32)
+        ink = np.full(3, rng.uniform(0.55, 1.0), np.float32)
+    else:
+        background = rng.uniform(0.0, 0.45, 3).astype(np.float32)
+        ink = rng.uniform(0.6, 1.0, 3).astype(np.float32)
     clip = np.stack([draw_digit(images[index], (start[0] + k * step[0], start[1] + k * step[1]), background, ink)
                      for k in range(frames)])
+    if style == "grey":
+        clip = np.stack([soften(frame) for frame in clip])
     return Clip(clip.astype(np.float32) * 2 - 1, int(labels[index]), fps, bucket, (float(step[0]), float(step[1])))
 
 
-def batch(rng: np.random.Generator, size: int, frames: int = 8) -> dict[str, np.ndarray]:
-    """``size`` clips: frames (size, frames, 3, SIZE, SIZE) in [-1, 1], fps and motion buckets."""
-    clips = [make_clip(rng, frames) for _ in range(size)]
+def batch(rng: np.random.Generator, size: int, frames: int = 8, grey_share: float = 0.0,
+          still_share: float = 0.0) -> dict[str, np.ndarray]:
+    """``size`` clips: frames (size, frames, 3, SIZE, SIZE) in [-1, 1], fps and motion buckets.
+
+    ``grey_share``: the share of grey-on-black clips; ``still_share``: of clips that do not move (bucket 0).
+    At 0 (the default) neither is drawn and the stream of clips is the original twin's.
+    """
+    def one() -> Clip:
+        style = "grey" if grey_share and rng.random() < grey_share else "colour"
+        bucket = 0 if still_share and rng.random() < still_share else None
+        return make_clip(rng, frames, motion_bucket_id=bucket, style=style)
+
+    clips = [one() for _ in range(size)]
     return {"frames": np.stack([c.frames.transpose(0, 3, 1, 2) for c in clips]),
             "fps": np.array([c.fps for c in clips], np.float32),
             "motion_bucket_id": np.array([c.motion_bucket_id for c in clips], np.float32)}
@@ -202,3 +229,31 @@ def digit_classifier(seed: int = 0):
         frame = draw_digit(image, tuple(top_left), rng.uniform(0.0, 0.45, 3), rng.uniform(0.6, 1.0, 3))
         features.append(digit_features(frame))
     return LogisticRegression(max_iter=3000).fit(np.stack(features), labels)
+
+
+# --------------------------------------------------------------------------------------------
+# The SVD twin's three quality figures (tests/test_twins_learned.py, benchmarks/svd_twin_quality.py)
+# --------------------------------------------------------------------------------------------
+
+HELD_OUT = (1001, 1002, 1003, 1004)   # clip seeds no training draws from (training uses seed 0's streams)
+STYLES = ("grey", "colour")            # the course's keyframes: PixelCNN++ grey-on-black, Flux's coloured ones
+SLOW, FAST = 10, 250                   # the motion buckets compared
+
+
+def held_out_keyframes(seeds=HELD_OUT, styles=STYLES) -> list[Clip]:
+    """The held-out clips (one per seed and style) whose first frame is the picture to animate."""
+    return [make_clip(np.random.default_rng(seed), style=style) for style in styles for seed in seeds]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two frames in [0, 1]."""
+    return float(10 * np.log10(1.0 / max(float(np.mean((np.asarray(a) - np.asarray(b)) ** 2)), 1e-10)))
+
+
+def brightness_swing(frames: np.ndarray, of: str = "range") -> float:
+    """The largest frame-to-frame change of mean brightness of ``frames`` in [0, 1]: what a periodic flicker
+    (a seam every ``decode_chunk_size`` frames) shows up in. As a share of the brightness range
+    (``of="range"``: 0.03 = 3 % = 7.7 levels of 255) or of the clip's own mean brightness (``of="mean"``,
+    which makes a small change on a dark picture a large share)."""
+    means = np.asarray(frames, np.float64).reshape(len(frames), -1).mean(1)
+    return float(np.abs(np.diff(means)).max() / (1.0 if of == "range" else max(means.mean(), 1e-8)))

@@ -15,8 +15,11 @@ DENOISER = {"svd": "UNet: v-prediction MSE", "ltx": "transformer: flow-matching 
 
 
 def save(pipe, out: Path, settings, vae_losses, unet_losses, vae_seconds: float, seconds: float,
-         model: str = "svd") -> None:
-    """save_pretrained (safetensors), the training record with hashes, and the loss curves."""
+         model: str = "svd", decoder_losses: list[float] | None = None, extra: dict | None = None) -> None:
+    """save_pretrained (safetensors), the training record with hashes, and the loss curves.
+
+    ``decoder_losses``: the SVD twin's third stage (its temporal decoder alone); ``extra``: fields that
+    replace or join the record's (a fine-tune's own ``command`` and the twin it started ``from``)."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
@@ -29,11 +32,19 @@ def save(pipe, out: Path, settings, vae_losses, unet_losses, vae_seconds: float,
               "command": f"python -m helpers.core.twins.train {model} --seed {settings['seed']}",
               "settings": settings, "torch": torch.__version__, "seconds": round(seconds, 1),
               "vae_seconds": round(vae_seconds, 1), "threads": torch.get_num_threads(),
-              "vae_loss_first_last": [round(np.mean(vae_losses[:20]), 5), round(np.mean(vae_losses[-20:]), 5)],
-              "unet_loss_first_last": [round(np.mean(unet_losses[:50]), 5), round(np.mean(unet_losses[-50:]), 5)],
+              "vae_loss_first_last": first_last(vae_losses, 20), "unet_loss_first_last": first_last(unet_losses, 50),
               "sha256": hashes}
+    if decoder_losses:
+        record["decoder_loss_first_last"] = first_last(decoder_losses, 20)
+    record.update(extra or {})
+    record["sha256"] = record.pop("sha256")   # the hashes stay last, as before
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    plot_losses(vae_losses, unet_losses, out / "loss.png", DENOISER[model])
+    plot_losses(vae_losses, unet_losses, out / "loss.png", DENOISER[model], decoder_losses)
+
+
+def first_last(losses: list[float], n: int) -> list[float] | None:
+    """The mean of the first and of the last ``n`` losses (None for a stage this run did not train)."""
+    return [round(np.mean(losses[:n]), 5), round(np.mean(losses[-n:]), 5)] if losses else None
 
 
 def portable_index(out: Path) -> None:
@@ -46,7 +57,7 @@ def portable_index(out: Path) -> None:
 
 
 def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path,
-                denoiser: str = DENOISER["svd"]) -> None:
+                denoiser: str = DENOISER["svd"], decoder_losses: list[float] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,8 +66,10 @@ def plot_losses(vae_losses: list[float], unet_losses: list[float], path: Path,
     def smooth(values, n=25):
         return np.convolve(values, np.ones(n) / n, mode="valid") if len(values) > n else np.asarray(values)
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    for ax, values, title in ((axes[0], vae_losses, "VAE: reconstruction + KL"), (axes[1], unet_losses, denoiser)):
+    panels = [(values, title) for values, title in ((vae_losses, "VAE: reconstruction + KL"), (unet_losses, denoiser),
+              (decoder_losses, "temporal decoder: chunked reconstruction")) if values]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3), squeeze=False)
+    for ax, (values, title) in zip(axes[0], panels):
         ax.plot(values, alpha=0.3, label="per step")
         ax.plot(smooth(values), label="moving mean (25)")
         ax.set_xlabel("training step"); ax.set_ylabel("loss"); ax.set_yscale("log"); ax.set_title(title); ax.legend()

@@ -1,6 +1,6 @@
 """Train the small SVD twin on moving digits: ``python -m helpers.core.twins.train svd --seed 0``.
 
-Two stages, both on the CPU, both reproducible from ``--seed``:
+Three stages, all on the CPU, all reproducible from ``--seed``:
 
 1. the VAE (AutoencoderKLTemporalDecoder) learns to encode 32x32 frames to 16x16x4 latents and decode
    them (reconstruction + a small KL term); its ``scaling_factor`` is then set so latents have unit std;
@@ -10,6 +10,16 @@ Two stages, both on the CPU, both reproducible from ``--seed``:
    frame, the CLIP image embedding as cross-attention context, and ``added_time_ids`` =
    [fps - 1, motion_bucket_id, noise_aug_strength]; target: SVD's v-prediction. 10 % of the clips drop
    the image conditioning (zeros, as the pipeline's unconditional half), so classifier-free guidance works.
+3. the temporal decoder alone (the encoder, so the UNet's latent space, stays as it is) on colour,
+   grey-on-black (the PixelCNN++'s keyframes) and still clips, each cut into decode chunks of a length
+   drawn from 1 to 8 frames, decoded as the pipeline's ``decode_chunk_size`` does: without it the decoder
+   made the first and last frame of every chunk brighter (a flicker with the period of the chunk size) and
+   missed the conditioning picture by 16-19 dB (issue 39). It runs in two parts: ``decoder_steps`` on the reconstruction alone, then ``steady_steps`` with the
+   error of each frame's mean colour weighted ``brightness_weight`` times more (a seam is such an error:
+   small in the pixel loss, plain to the eye).
+
+``--from FOLDER`` runs stage 3 on a twin already trained by stages 1-2 (a fine-tune; its record names
+the twin it started from).
 
 The CLIP image encoder keeps its random weights (frozen): its embedding is a fixed random projection
 of the picture. Output: a pipeline folder (``save_pretrained``) with ``training.json`` (settings, losses,
@@ -31,7 +41,10 @@ from helpers.core.twins import clips
 from helpers.core.twins.record import save
 
 DEFAULTS = dict(seed=0, vae_steps=400, unet_steps=1100, batch=4, frames=8, vae_lr=1e-3, unet_lr=4e-4,
-                kl_weight=1e-6, p_mean=1.0, p_std=1.6, drop_conditioning=0.1, max_noise_aug=0.3)
+                kl_weight=1e-6, p_mean=1.0, p_std=1.6, drop_conditioning=0.1, max_noise_aug=0.3,
+                decoder_steps=600, decoder_lr=5e-4, grey_share=0.4, still_share=0.25, steady_steps=900,
+                steady_lr=3e-4, brightness_weight=30.0)
+STAGE_3 = ("decoder_steps", "decoder_lr", "grey_share", "still_share", "steady_steps", "steady_lr", "brightness_weight")
 
 
 def default_out() -> Path:
@@ -40,10 +53,11 @@ def default_out() -> Path:
     return data_dir() / "twins" / "svd-digits"
 
 
-def _frames_tensor(rng: np.random.Generator, size: int, frames: int):
+def _frames_tensor(rng: np.random.Generator, size: int, frames: int, grey_share: float = 0.0,
+                   still_share: float = 0.0):
     import torch
 
-    data = clips.batch(rng, size, frames)
+    data = clips.batch(rng, size, frames, grey_share, still_share)
     return (torch.from_numpy(data["frames"]), torch.from_numpy(data["fps"]),
             torch.from_numpy(data["motion_bucket_id"]))
 
@@ -72,6 +86,59 @@ def train_vae(pipe, settings: dict[str, Any], rng: np.random.Generator, progress
         x, _, _ = _frames_tensor(rng, 16, frames)
         std = float(vae.encode(x.flatten(0, 1)).latent_dist.mode().std())
     vae.register_to_config(scaling_factor=1.0 / std)
+    return losses
+
+
+def decode_in_chunks(vae, latents, chunk: int):
+    """Decode (batch, frames, C, h, w) unscaled latents ``chunk`` frames at a time, as the pipeline's
+    ``decode_chunk_size`` does (each chunk is one call with ``num_frames`` = its length)."""
+    import torch
+
+    b, f = latents.shape[:2]
+    pieces = []
+    for k in range(0, f, chunk):
+        part = latents[:, k:k + chunk]
+        image = vae.decode(part.flatten(0, 1), num_frames=part.shape[1]).sample
+        pieces.append(image.view(b, part.shape[1], *image.shape[1:]))
+    return torch.cat(pieces, 1)
+
+
+def train_decoder(pipe, settings: dict[str, Any], rng: np.random.Generator, progress: bool = True,
+                  part: str = "decoder") -> list[float]:
+    """Stage 3: the temporal decoder alone (the encoder, hence the UNet's latent space, stays as it is)
+    on colour, grey-on-black and still clips, cut into decode chunks of 1 to ``frames`` frames drawn at
+    random: every chunk must start and end at the frame's true brightness (no seam at a chunk's edge).
+    ``part``: "decoder" (pixel MSE, ``decoder_steps``) or "steady" (plus ``brightness_weight`` times the
+    MSE of each frame's mean colour, ``steady_steps``)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    vae, frames, steps = pipe.vae, settings["frames"], settings[f"{part}_steps"]
+    weight = settings["brightness_weight"] if part == "steady" else 0.0
+    if steps == 0:
+        return []
+    vae.requires_grad_(False)
+    vae.decoder.requires_grad_(True)
+    optimizer = torch.optim.AdamW(vae.decoder.parameters(), lr=settings[f"{part}_lr"], weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
+    losses = []
+    vae.train()
+    for _ in tqdm(range(steps), desc=part, disable=not progress):
+        x, _, _ = _frames_tensor(rng, settings["batch"], frames, settings["grey_share"], settings["still_share"])
+        with torch.no_grad():
+            latents = vae.encode(x.flatten(0, 1)).latent_dist.sample()
+        latents = latents.view(*x.shape[:2], *latents.shape[1:])
+        recon = decode_in_chunks(vae, latents, int(rng.integers(1, frames + 1)))
+        loss = torch.nn.functional.mse_loss(recon, x)
+        if weight:
+            loss = loss + weight * torch.nn.functional.mse_loss(recon.mean((3, 4)), x.mean((3, 4)))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+    vae.eval()
+    vae.requires_grad_(False)
     return losses
 
 
@@ -141,6 +208,12 @@ def train_unet(pipe, settings: dict[str, Any], rng: np.random.Generator, progres
     return losses
 
 
+def decoder_stage(pipe, settings: dict[str, Any], progress: bool = True) -> list[float]:
+    """Stage 3's two parts, each on a data stream of its own (so either can run alone in a fine-tune)."""
+    return (train_decoder(pipe, settings, np.random.default_rng([settings["seed"], 3]), progress, "decoder")
+            + train_decoder(pipe, settings, np.random.default_rng([settings["seed"], 5]), progress, "steady"))
+
+
 def train_svd(out: Path | None = None, progress: bool = True, **overrides: Any) -> Path:
     """Train the SVD twin from ``--seed``; write the pipeline, training.json and loss.png into ``out``."""
     import torch
@@ -159,8 +232,36 @@ def train_svd(out: Path | None = None, progress: bool = True, **overrides: Any) 
     pipe.vae.requires_grad_(False)
     vae_seconds = time.perf_counter() - start
     unet_losses = train_unet(pipe, settings, rng, progress)
+    decoder_losses = decoder_stage(pipe, settings, progress)
     seconds = time.perf_counter() - start
-    save(pipe, out, settings, vae_losses, unet_losses, vae_seconds, seconds)
+    save(pipe, out, settings, vae_losses, unet_losses, vae_seconds, seconds, decoder_losses=decoder_losses)
+    return out
+
+
+def finetune_svd(base: Path, out: Path | None = None, progress: bool = True, **overrides: Any) -> Path:
+    """Stage 3 alone (the temporal decoder) on the twin in ``base``: the same stage, data streams and
+    settings as the last part of :func:`train_svd`. The record names the twin it started from."""
+    import torch
+    from diffusers import StableVideoDiffusionPipeline
+
+    base = Path(base)
+    base_record = json.loads((base / "training.json").read_text())
+    earlier = {key: value for key, value in base_record["settings"].items() if key not in STAGE_3}
+    settings = {**DEFAULTS, **earlier, **overrides}   # stages 1-2 as the base was trained; stage 3 as asked
+    out = Path(out) if out else default_out()
+    torch.set_flush_denormal(True)
+    torch.manual_seed(settings["seed"])
+    pipe = StableVideoDiffusionPipeline.from_pretrained(base, local_files_only=True)
+    start = time.perf_counter()
+    decoder_losses = decoder_stage(pipe, settings, progress)
+    seconds = time.perf_counter() - start
+    extra = {"command": f"python -m helpers.core.twins.train svd --seed {settings['seed']} --from {base} "
+                        f"--decoder-steps {settings['decoder_steps']} --steady-steps {settings['steady_steps']}",
+             "from": {key: base_record[key] for key in ("command", "settings", "seconds", "threads", "from", "sha256")
+                      if key in base_record},
+             "vae_loss_first_last": base_record.get("vae_loss_first_last"),
+             "unet_loss_first_last": base_record.get("unet_loss_first_last"), "vae_seconds": 0.0}
+    save(pipe, out, settings, [], [], 0.0, seconds, decoder_losses=decoder_losses, extra=extra)
     return out
 
 
@@ -173,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="denoiser steps (default: svd's UNet 1100, ltx's transformer 5000)")
     parser.add_argument("--batch", type=int, default=None, help="clips per step (default: 4)")
     parser.add_argument("--clips", type=int, default=None, help="ltx: clips drawn once and trained on (default 3000)")
+    parser.add_argument("--decoder-steps", type=int, default=None, help="svd: temporal-decoder steps (default 600)")
+    parser.add_argument("--from", dest="base", type=Path, default=None,
+                        help="svd: fine-tune the twin in this folder: run stage 3 (its decoder) only")
+    parser.add_argument("--steady-steps", type=int, default=None,
+                        help="svd: steps of stage 3's second part, brightness weighted (default 900)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder to write (default data/twins/svd-digits or data/twins/ltx-digits)")
     args = parser.parse_args(argv)
@@ -184,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model == "svd":
         if args.steps is not None:
             given["unet_steps"] = args.steps
-        out = train_svd(args.out, **given)
+        if args.decoder_steps is not None:
+            given["decoder_steps"] = args.decoder_steps
+        if args.steady_steps is not None:
+            given["steady_steps"] = args.steady_steps
+        out = finetune_svd(args.base, args.out, **given) if args.base else train_svd(args.out, **given)
     else:
         from helpers.core.twins.train_ltx import train_ltx
 
@@ -194,8 +304,10 @@ def main(argv: list[str] | None = None) -> int:
             given["clips"] = args.clips
         out = train_ltx(args.out, **given)
     record = json.loads((out / "training.json").read_text())
-    print(f"wrote {out} in {record['seconds']:.0f} s: denoiser loss {record['unet_loss_first_last'][0]:.3f} -> "
-          f"{record['unet_loss_first_last'][1]:.3f} (loss curve: {out / 'loss.png'})")
+    stage, losses = next((name, record[key]) for name, key in (("decoder", "decoder_loss_first_last"),
+                                                               ("denoiser", "unet_loss_first_last")) if record.get(key))
+    print(f"wrote {out} in {record['seconds']:.0f} s: {stage} loss {losses[0]:.3f} -> {losses[1]:.3f} "
+          f"(loss curve: {out / 'loss.png'})")
     return 0
 
 
