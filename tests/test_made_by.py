@@ -38,3 +38,23 @@ def test_the_animate_command_says_the_svd_twin_is_trained(tmp_path):
     wrote = [line for line in done.stdout.splitlines() if line.startswith("wrote ")]
     assert wrote and registry.MADE_BY["trained"] in wrote[-1], done.stdout
     assert registry.MADE_BY["random"] not in wrote[-1]
+
+
+def test_the_video_notebooks_label_frames_through_the_one_function():
+    """Notebooks 06, 07 and 09 never decide a label from the profile alone (that called the trained twins random):
+    frames are labelled by label_frames / MODEL_STAMPS[made_by(...)], titles by made_by_title or the twin's TRAINED."""
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    for name in ("06_stable_video_diffusion", "07_prompted_multikeyframe_video", "09_videos_from_independent_frames"):
+        nb = nbformat.read(root / f"{name}.ipynb", as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            assert "stamp_random_weights(" not in cell.source, f"{name}: a frame stamped random without made_by"
+            for line in cell.source.splitlines():
+                if re.search(r"RANDOM WEIGHTS.*if PROFILE\.random_weights", line):
+                    assert "TRAINED" in line or "elif" in line or "TRAINED" in cell.source, (name, line)
