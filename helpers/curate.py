@@ -323,13 +323,11 @@ def load_likelihood(profile: Profile, with_info: bool = False):
 def checkpoint_check(samples: Path, info: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint that scores (path, step, sha256 of its EMA weights), for the record; says in one line
     when the samples' record names another one (or the weights changed after the samples were drawn)."""
-    import hashlib
-
-    from helpers.sample import RECORD
+    from helpers.sample import RECORD, weights_sha256
 
     path = Path(info.get("path", ""))
     weights = path / "ema.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    digest = weights_sha256(info)
     scorer = {"checkpoint": relative_to_outputs(path), "step": info.get("step"), "sha256": digest}
     try:
         drew = json.loads((samples / RECORD).read_text())

@@ -24,7 +24,6 @@ refined frames are labelled so, and nothing animates them.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from PIL import Image
 
 from helpers.core.cli import float_range, int_range
 from helpers.core.images import BadInputError, load_image, stamp_random_weights
-from helpers.core.outputs import adopt, atomic_set, check_owned, outputs_dir, stage_dir, write_json
+from helpers.core.outputs import adopt, atomic_set, check_owned, file_digest, outputs_dir, stage_dir, write_json
 from helpers.core.profiles import Profile, get_profile
 from helpers.core.device import NF4_COMPONENTS, borrowed, check_output, drop_components, load
 from helpers.core.registry import entry
@@ -274,10 +273,6 @@ def structural_similarity(a: Image.Image, b: Image.Image) -> float:
 # --------------------------------------------------------------------------------------------
 # The stage: outputs/keyframes -> outputs/refined (the keyframes are never replaced)
 # --------------------------------------------------------------------------------------------
-
-def file_digest(path: str | Path) -> str:
-    """sha256 of a file: the refined provenance names the exact keyframe each frame came from."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def refine_keyframes(folder: str | Path | None = None, profile: Profile | None = None, mode: str = "img2img",

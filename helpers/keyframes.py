@@ -29,7 +29,8 @@ from PIL import Image, ImageFilter
 
 from helpers.core.images import BadInputError, load_image
 from helpers.core.cli import float_range, int_range
-from helpers.core.outputs import adopt, atomic_set, check_owned, relative_to_outputs, set_members, stage_dir, write_json
+from helpers.core.outputs import (adopt, atomic_set, check_owned, file_digest, relative_to_outputs, set_members,
+                                   stage_dir, write_json)
 from helpers.core.profiles import Profile, get_profile
 
 UPSCALERS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -362,7 +363,7 @@ def animation_keyframes(standins: bool = True, verbose: bool = True) -> list[Pat
         if record.get("random_weights", True):
             why = f"the refined ones in {refined_dir} come from random weights (noise, not worth animating)"
         elif sorted(current) != [p.name for p in refined] or any(
-                sources.get(name) != _digest(path) for name, path in current.items()):
+                sources.get(name) != file_digest(path) for name, path in current.items()):
             why = f"the refined ones in {refined_dir} were made from other keyframes (refine again)"
         else:
             if verbose:
@@ -375,12 +376,6 @@ def animation_keyframes(standins: bool = True, verbose: bool = True) -> list[Pat
         kind = " (STAND-INS from the demo images, not your work)" if all(is_standin(p) for p in paths) else ""
         print(f"animating the {len(paths)} keyframe(s){kind} in {keyframes}: {why}")
     return paths
-
-
-def _digest(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_provenance(folder: str | Path | None = None) -> dict[str, Any]:

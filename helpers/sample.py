@@ -127,10 +127,10 @@ def check_samples_folder(target: Path) -> None:
 
 def weights_sha256(info: dict[str, Any]) -> str | None:
     """The sha256 of the EMA weights that draw (so a later stage can tell a retrained checkpoint apart)."""
-    import hashlib
+    from helpers.core.outputs import file_digest
 
     weights = Path(str(info.get("path", ""))) / "ema.safetensors"
-    return hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+    return file_digest(weights) if weights.is_file() else None
 
 
 def _swap_in(new: Path, folder: Path) -> None:

@@ -556,6 +556,11 @@ def writer_lock(target: str | os.PathLike, what: str = "", fix: str = "wait for 
         lock.release()
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes: records name the exact file they came from (a keyframe, a checkpoint's weights)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:

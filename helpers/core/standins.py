@@ -13,12 +13,11 @@ it says it is a stand-in, and ``post`` never joins one into a real video without
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from helpers.core.demo_images import MAKERS, demo_image
-from helpers.core.outputs import atomic_set, plain_name, stage_dir, write_json
+from helpers.core.outputs import atomic_set, file_digest, plain_name, stage_dir, write_json
 
 RECORD = ".standins.json"  # in a folder: {file name: {"what": ..., "sha256": ...}} for every stand-in written there
 
@@ -57,10 +56,6 @@ def standin_notice(what: str, folder: Path | str, action: str) -> str:
     return line
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _record(folder: Path) -> dict[str, dict]:
     try:
         data = json.loads((folder / RECORD).read_text())
@@ -73,7 +68,7 @@ def mark_standins(paths: list[Path], what: str) -> None:
     """Name ``paths`` (all in one folder) as stand-ins for ``what`` in that folder's record."""
     folder = paths[0].parent
     record = _record(folder)
-    record.update({p.name: {"what": what, "sha256": _digest(p)} for p in paths})
+    record.update({p.name: {"what": what, "sha256": file_digest(p)} for p in paths})
     write_json(folder / RECORD, record)
 
 
@@ -81,7 +76,7 @@ def is_standin(path: str | Path) -> bool:
     """True when ``path`` is a stand-in this module wrote, unchanged since (its folder's record says so)."""
     path = Path(path)
     entry = _record(path.parent).get(path.name)
-    return bool(entry) and path.is_file() and entry.get("sha256") == _digest(path)
+    return bool(entry) and path.is_file() and entry.get("sha256") == file_digest(path)
 
 
 def keyframe_paths() -> list[Path]:
