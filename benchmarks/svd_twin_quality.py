@@ -59,13 +59,13 @@ def frames_of(pipe, clip, **overrides) -> np.ndarray:
 
 def figures(pipe) -> dict[str, float]:
     """The figures of one twin, averaged over the held-out keyframes (the swing: its largest)."""
-    from helpers.core.blend import motion_score
+    from helpers.core.blend import motion_score, psnr
     from helpers.core.twins import clips
 
     keyframes = clips.held_out_keyframes()
     result = {}
     for style in clips.STYLES:
-        result[f"frame 0 dB ({style})"] = float(np.mean([clips.psnr(frames_of(pipe, c)[0], (c.frames[0] + 1) / 2)
+        result[f"frame 0 dB ({style})"] = float(np.mean([psnr(frames_of(pipe, c)[0], (c.frames[0] + 1) / 2, peak=1.0)
                                                           for c in clips.held_out_keyframes(styles=(style,))]))
     for chunk in (4, 8):
         still = [frames_of(pipe, c, motion_bucket_id=0, decode_chunk_size=chunk) for c in keyframes]

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from helpers.animate import svd_frames, svd_settings
-from helpers.core.blend import motion_score
+from helpers.core.blend import motion_score, psnr
 from helpers.core.profiles import get_profile
 from helpers.core.registry import is_trained_twin, load_pipeline, trained_twin_path
 from helpers.core.twins import clips
@@ -74,14 +74,14 @@ def generate(pipe, clip, call=remembered, **overrides) -> np.ndarray:
 
 
 def first_frame_fidelity(pipe) -> float:
-    return float(np.mean([clips.psnr(generate(pipe, c)[0], (c.frames[0] + 1) / 2) for c in keyframes()]))
+    return float(np.mean([psnr(generate(pipe, c)[0], (c.frames[0] + 1) / 2, peak=1.0) for c in keyframes()]))
 
 
 def still_scene(pipe) -> tuple[float, float]:
     """At motion_bucket_id 0: the largest brightness swing, and the lowest PSNR of any frame against the picture."""
     made = [(generate(pipe, c, motion_bucket_id=0), (c.frames[0] + 1) / 2) for c in keyframes()]
     return (max(clips.brightness_swing(frames) for frames, _ in made),
-            min(clips.psnr(frame, picture) for frames, picture in made for frame in frames))
+            min(psnr(frame, picture, peak=1.0) for frames, picture in made for frame in frames))
 
 
 def motion_by_bucket(pipe, call=remembered, measure=clips.travel) -> tuple[float, float]:

@@ -11,6 +11,13 @@ from PIL import Image
 
 
 
+def psnr(a, b, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB between two images (``peak``: 255 for uint8, 1 for [0, 1] floats);
+    higher is closer, identical = inf."""
+    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
+
+
 def frame_differences(frames: Sequence) -> np.ndarray:
     """Mean absolute difference between consecutive frames, in [0, 1] (one value per pair)."""
     arrays = [_as_float(f) for f in frames]

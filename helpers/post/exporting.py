@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from helpers.core.blend import psnr  # noqa: F401 - post.psnr: the one PSNR, peak 255 for these uint8 frames
 from helpers.core.outputs import atomic_path
 from helpers.post.frames import Frames, as_frames, check_clip, check_positive, pipe_ffmpeg
 
@@ -98,12 +99,6 @@ def export(frames: Sequence, path: str | Path, fps: float, fmt: str | None = Non
     with atomic_path(path) as tmp:
         pipe_ffmpeg(frames, fps, args + ["-f", {"gif": "gif", "prores": "mov", "webm": "webm"}[fmt]], str(tmp))
     return path
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB between two uint8 images (higher is closer; identical = inf)."""
-    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 def quality_table(frames: Sequence, files: dict[str, Path]) -> list[dict[str, Any]]:

@@ -245,11 +245,6 @@ def held_out_keyframes(seeds=HELD_OUT, styles=STYLES) -> list[Clip]:
     return [make_clip(np.random.default_rng(seed), style=style) for style in styles for seed in seeds]
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two frames in [0, 1]."""
-    return float(10 * np.log10(1.0 / max(float(np.mean((np.asarray(a) - np.asarray(b)) ** 2)), 1e-10)))
-
-
 def brightness_swing(frames: np.ndarray, of: str = "range") -> float:
     """The largest frame-to-frame change of mean brightness of ``frames`` in [0, 1]: what a periodic flicker
     (a seam every ``decode_chunk_size`` frames) shows up in. As a share of the brightness range
